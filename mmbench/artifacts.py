@@ -1,0 +1,65 @@
+"""Content-addressed artifact cache (trained models that other runs depend on, e.g. teachers).
+
+An artifact's key is the run id of the run that produces it: a hash of task + version, dataset
+revision, method + plugin version, resolved config, recipe, profile and seed. The cache lives
+under ``$MMBENCH_HOME/artifacts``. Producing an artifact holds an exclusive file lock on its key,
+so two processes that need the same teacher train it once: the second waits and then loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmbench.errors import MMBenchError
+from mmbench.io import atomic_write, atomic_write_json, mmbench_home
+
+
+class ArtifactCache:
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else mmbench_home() / "artifacts"
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.pt"
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f"{key}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def load(self, key: str) -> dict[str, torch.Tensor] | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise MMBenchError(f"artifact {path} is corrupt ({type(exc).__name__}); delete it to retrain.") from None
+
+    def get_or_create(
+        self, key: str, produce: Callable[[], dict[str, torch.Tensor]], meta: dict[str, Any] | None = None
+    ) -> tuple[dict[str, torch.Tensor], bool]:
+        """The state dict stored under ``key``, produced (once, under lock) if missing.
+        Returns ``(state, was_cached)``."""
+        cached = self.load(key)
+        if cached is not None:
+            return cached, True
+        with self._lock(key):
+            cached = self.load(key)  # another process may have produced it while we waited
+            if cached is not None:
+                return cached, True
+            state = produce()
+            atomic_write(self.path(key), lambda f: torch.save(state, f))
+            if meta is not None:
+                atomic_write_json(self.root / f"{key}.json", meta)
+            return state, False

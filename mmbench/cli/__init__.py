@@ -1,0 +1,101 @@
+"""The ``mmbench`` command line: one module per sub-command.
+
+``mmbench --help`` and ``mmbench list`` never import torch (each sub-command imports what it needs
+when it runs). Errors are one line on stderr with a non-zero exit code; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from mmbench import __version__
+from mmbench.errors import MMBenchError
+
+DEFAULT_METHOD = "fusion-dropout"
+DEFAULT_TASK = "synth-rgbd-cls"
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="show full tracebacks on errors")
+    parser.add_argument("--plugin", action="append", metavar="MODULE|FILE.py", default=default,
+                        help="load a plugin module or file (repeatable; also $MMBENCH_PLUGINS)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmbench",
+        description="Benchmark multimodal learning with missing modalities and cross-modal distillation.",
+        epilog="Run 'mmbench run' with no options for the embedded synthetic default.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmbench {__version__}")
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train and evaluate a method on a task",
+                         description="Train and evaluate a method on a task, one run per seed; "
+                         "write a run record per seed to OUT/<task>/<method>/<run_id>.json.")
+    run.add_argument("--method", default=DEFAULT_METHOD, help=f"method name (default: {DEFAULT_METHOD})")
+    run.add_argument("--task", default=DEFAULT_TASK, help=f"task name (default: {DEFAULT_TASK})")
+    run.add_argument("--seeds", default="0", help="seeds: 3, 0-4 or 0,2,5 (default: 0)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="method option, recipe.<field> or dataset.revision (repeatable)")
+    run.add_argument("--profile", default="smoke", help="training profile: smoke (CPU minutes) or full (the paper's)")
+    run.add_argument("--out", default="runs", help="results directory (default: runs)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--data-dir", default=None, help="root of bring-your-own datasets (default: $MMBENCH_DATA)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    run.add_argument("--force", action="store_true", help="re-run even if an identical run is recorded")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(run, suppress=True)
+
+    listing = sub.add_parser("list", help="list methods, tasks and datasets")
+    listing.add_argument("kind", nargs="?", choices=["methods", "tasks", "datasets"], help="only this kind")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(listing, suppress=True)
+
+    plugins = sub.add_parser("plugins", help="list loaded plugins, their versions and what they register")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(plugins, suppress=True)
+    return parser
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+    return f"warning: {message}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.command = "run"
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
+    warnings.formatwarning = _format_warning
+    try:
+        if args.command == "run":
+            from mmbench.cli.run import run_command
+
+            return run_command(args)
+        from mmbench.cli.listing import list_command, plugins_command
+
+        return list_command(args) if args.command == "list" else plugins_command(args)
+    except MMBenchError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1

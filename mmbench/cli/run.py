@@ -1,0 +1,121 @@
+"""``mmbench run``: validate everything, then train and evaluate one run per seed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mmbench.config import parse_assignments, parse_seeds
+from mmbench.plan import RunPlan, plan_run
+from mmbench.io import ensure_writable
+from mmbench.plugins import Registry
+from mmbench.records import RunRecord, read_record
+
+
+def _progress(console: Console) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} samples/s"),
+        TimeElapsedColumn(), console=console, transient=True,
+    )
+
+
+def _epoch_printer(console: Console, plan: RunPlan):
+    primary = plan.task.primary
+
+    def show(run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
+        losses = " ".join(f"{k.removeprefix('loss/')} {v:.4f}" for k, v in logs.items() if k.startswith("loss/"))
+        vals = [v for k, v in logs.items() if k.startswith("val/") and k.endswith("/" + primary)]
+        mean = sum(vals) / len(vals) if vals else float("nan")
+        console.print(
+            f"[{run['method']} seed {run['seed']}] epoch {epoch + 1}/{plan.recipe.epochs}: {losses} | "
+            f"val {primary} (mean over subsets) {mean:.4f} | {logs['train_seconds']:.1f} s",
+            highlight=False,
+        )
+
+    return show
+
+
+def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
+    """Per-subset test results (● present / ○ missing), mean ± std over seeds, best-val epoch."""
+    from mmbench.results import aggregate, records_to_frame
+
+    frame = records_to_frame([(Path("."), r) for r in records])
+    best = aggregate(frame, "best")
+    last = aggregate(frame, "last")
+    task = plan.task
+    n = len(records)
+    arrow = "↑" if task.higher_is_better else "↓"
+    table = Table(title=f"{plan.method.name} on {task.name} — test, {n} seed(s), model selected on validation",
+                  title_justify="left")
+    for modality in plan.modalities:
+        table.add_column(modality, justify="center")
+    metrics = list(task.metric_names)
+    for metric in metrics:
+        table.add_column(f"{metric} {arrow if metric == task.primary else ''}".strip(), justify="right")
+    table.add_column(f"{task.primary} (last epoch)", justify="right")
+
+    def cell(frame_, subset: str, metric: str) -> str:
+        row = frame_[(frame_["subset"] == subset) & (frame_["metric"] == metric)]
+        if row.empty:
+            return "-"
+        mean, std = 100 * row["mean"].iloc[0], 100 * row["std"].iloc[0]
+        return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f}"
+
+    subsets = [*plan.subset_names, "mean"] if len(plan.subsets) > 1 else plan.subset_names
+    for subset in subsets:
+        present = subset.split("+")
+        marks = ["" if subset == "mean" else ("●" if m in present else "○") for m in plan.modalities]
+        if subset == "mean":
+            marks[0] = "mean"
+        table.add_row(*marks, *(cell(best, subset, m) for m in metrics), cell(last, subset, task.primary))
+    return table
+
+
+def run_command(args: argparse.Namespace) -> int:
+    seeds = parse_seeds(args.seeds)
+    overrides = parse_assignments(args.overrides)
+    registry = Registry.load(plugins=args.plugin or ())
+    err = Console(stderr=True, highlight=False)
+    plans = [plan_run(registry, args.method, args.task, seed, overrides, args.profile) for seed in seeds]
+    for info in registry.broken:
+        err.print(f"warning: plugin '{info.name}' is broken and was skipped: {info.error}", markup=False)
+    out = Path(args.out)
+    ensure_writable(out)
+
+    from mmbench.engine.runner import Runner  # imports torch
+
+    interactive = err.is_terminal and not args.no_progress
+    progress = _progress(err) if interactive else None
+    runner = Runner(
+        registry, out=out, device=args.device, data_dir=args.data_dir, progress=progress,
+        log=lambda message: err.print(message, markup=False),
+        epoch_log=None if interactive else _epoch_printer(err, plans[0]),
+    )
+    records: list[RunRecord] = []
+    if progress is not None:
+        progress.start()
+    try:
+        for plan in plans:
+            existing = runner.existing(plan)
+            if existing and not args.force and not args.resume:
+                err.print(f"seed {plan.seed}: already recorded at {existing} (use --force to run again)", markup=False)
+                records.append(read_record(existing))
+                continue
+            err.print(f"{plan.method.name} on {plan.task.name}, seed {plan.seed}, profile {plan.profile}, "
+                      f"device {runner.device}, run {plan.run_id}", markup=False)
+            record, path = runner.run(plan, resume=args.resume)
+            records.append(record)
+            err.print(f"seed {plan.seed}: record written to {path}", markup=False)
+    finally:
+        if progress is not None:
+            progress.stop()
+    Console(file=sys.stdout).print(results_table(records, plans[0]))
+    return 0

@@ -1,0 +1,167 @@
+"""Batches from the memory-mapped split caches.
+
+:class:`ArrayBatches` is a map-style dataset indexed by a *list* of positions (used with
+``batch_size=None`` and a ``BatchSampler``), so one batch is one fancy-indexed read per array
+instead of B ``__getitem__`` calls and a collate: the loader is never what training waits on.
+Batches are dicts ``{modality: float32 [B, C, H, W] normalised per channel, "target": int64,
+"index": int64 sample ids}``. Shuffling is keyed by (seed, epoch) so a resumed run sees exactly
+the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+from mmbench.data.cache import TARGET, build_split_cache, open_split_cache
+from mmbench.errors import MMBenchError
+from mmbench.specs import DatasetSpec, Recipe, TaskSpec
+
+VAL_CARVE_SEED = 20240917  # fixed: the carved validation split is the same for every run
+
+
+@dataclass
+class SplitData:
+    """Arrays of one split plus the row indices that belong to it."""
+
+    arrays: dict[str, np.ndarray]
+    indices: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class TaskData:
+    """The three splits of a task, the normalisation statistics and the modality shapes."""
+
+    train: SplitData
+    val: SplitData
+    test: SplitData
+    stats: dict[str, tuple[np.ndarray, np.ndarray]]
+    shapes: dict[str, tuple[int, ...]]
+    modalities: tuple[str, ...]
+    revision: str = ""
+
+
+class ArrayBatches(torch.utils.data.Dataset):
+    """Normalised tensor batches of one split; ``batches[[i, j, ...]]`` is one batch."""
+
+    def __init__(self, split: SplitData, stats: dict[str, tuple[np.ndarray, np.ndarray]], modalities: tuple[str, ...]):
+        self.split = split
+        self.modalities = modalities
+        self.stats = {}
+        for m in modalities:
+            mean, std = (np.asarray(v, dtype=np.float32) for v in stats[m])
+            extra = split.arrays[m].ndim - 2  # broadcast over spatial dims: [C] -> [C, 1, 1]
+            self.stats[m] = (mean.reshape(-1, *([1] * extra)), std.reshape(-1, *([1] * extra)))
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, positions: Any) -> dict[str, torch.Tensor]:
+        rows = np.sort(self.split.indices[np.asarray(positions)])
+        batch = {}
+        for m in self.modalities:
+            mean, std = self.stats[m]
+            values = self.split.arrays[m][rows].astype(np.float32)
+            batch[m] = torch.from_numpy((values - mean) / std)
+        batch[TARGET] = torch.from_numpy(self.split.arrays[TARGET][rows].astype(np.int64))
+        batch["index"] = torch.from_numpy(rows.astype(np.int64))
+        return batch
+
+
+def make_loader(
+    batches: ArrayBatches,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A loader over ``batches``; the shuffle order depends only on (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    base = RandomSampler(batches, generator=generator) if shuffle else SequentialSampler(batches)
+    sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last and len(batches) > batch_size)
+    return DataLoader(
+        batches,
+        sampler=sampler,
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=generator,
+        persistent_workers=False,
+    )
+
+
+def _limit(indices: np.ndarray, limit: int | None) -> np.ndarray:
+    if limit is None or limit >= len(indices):
+        return indices
+    chosen = np.random.default_rng(VAL_CARVE_SEED + 1).permutation(len(indices))[:limit]
+    return np.sort(indices[chosen])
+
+
+def _validate_labels(task: TaskSpec, meta: dict[str, Any], split: str) -> None:
+    allowed = set(range(task.num_classes)) | ({task.ignore_index} if task.ignore_index is not None else set())
+    bad = sorted(set(meta["labels"]) - allowed)
+    if bad:
+        raise MMBenchError(
+            f"task '{task.name}' split '{split}' has labels {bad[:5]} outside 0..{task.num_classes - 1}"
+            + (f" and ignore index {task.ignore_index}" if task.ignore_index is not None else "")
+            + "; the dataset does not match the task spec."
+        )
+
+
+def load_task_data(
+    task: TaskSpec,
+    dataset: DatasetSpec,
+    recipe: Recipe,
+    revision: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> TaskData:
+    """Build (once) and open the caches of the task's splits, carving validation if needed."""
+    revision = revision or dataset.revision
+    modalities = task.modality_names(dataset)
+    missing = [m for m in modalities if m not in dataset.modalities]
+    if missing:
+        raise MMBenchError(
+            f"task '{task.name}' uses modalities {missing} that dataset '{dataset.name}' does not have."
+        )
+
+    def open_split(split: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if split not in dataset.splits:
+            raise MMBenchError(
+                f"task '{task.name}' needs split '{split}', dataset '{dataset.name}' has {', '.join(dataset.splits)}."
+            )
+        arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir))
+        _validate_labels(task, meta, split)
+        return arrays, meta
+
+    train_arrays, train_meta = open_split(task.train_split)
+    train_idx = np.arange(train_meta["count"])
+    if task.val_split and task.val_split in dataset.splits:
+        val_arrays, val_meta = open_split(task.val_split)
+        val = SplitData(val_arrays, np.arange(val_meta["count"]))
+    else:
+        order = np.random.default_rng(VAL_CARVE_SEED).permutation(len(train_idx))
+        n_val = max(1, int(round(task.val_fraction * len(train_idx))))
+        val = SplitData(train_arrays, np.sort(train_idx[order[:n_val]]))
+        train_idx = np.sort(train_idx[order[n_val:]])
+    test_arrays, test_meta = open_split(task.test_split)
+    train = SplitData(train_arrays, _limit(train_idx, recipe.limit_train))
+    val.indices = _limit(val.indices, recipe.limit_eval)
+    test = SplitData(test_arrays, _limit(np.arange(test_meta["count"]), recipe.limit_eval))
+    stats = {
+        m: (np.asarray(train_meta["stats"][m]["mean"]), np.asarray(train_meta["stats"][m]["std"]))
+        for m in modalities
+    }
+    shapes = {m: tuple(train_meta["shapes"][m]) for m in modalities}
+    return TaskData(train, val, test, stats, shapes, modalities, revision)

@@ -1,0 +1,112 @@
+"""Resolve a :class:`mmbench.DatasetSpec` source to rows, through the real loading code paths.
+
+* Hub: ``snapshot_download(repo, repo_type="dataset", revision=<sha>, allow_patterns=...)`` then
+  ``datasets.load_dataset(<snapshot dir>, data_files=...)``. ``load_dataset(repo_id)`` is never
+  called: offline it ignores ``revision`` (see ``reference/hf-datasets.md`` §8.2, §8.4).
+* Generator: the plugin's generator writes parquet into ``$MMBENCH_HOME/generated/...`` once;
+  it is read back with the same ``load_dataset(<dir>, data_files=...)`` call as hub data.
+* Local: the user's directory (``--data-dir`` / ``$MMBENCH_DATA``), validated before use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mmbench.errors import MMBenchError
+from mmbench.io import atomic_directory, mmbench_home
+from mmbench.specs import DatasetSpec, GeneratorSource, HubSource, LocalSource
+
+DATA_ENV = "MMBENCH_DATA"
+
+
+class SplitRows:
+    """The raw rows of one split with their count (needed to pre-size the cache arrays)."""
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]], count: int):
+        self.rows = rows
+        self.count = count
+
+
+def _load_parquet_dir(directory: Path, data_files: Mapping[str, Any], config: str | None, split: str) -> SplitRows:
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    if split not in data_files:
+        raise MMBenchError(f"split '{split}' is not among the data files ({', '.join(data_files)}).")
+    try:
+        ds = datasets.load_dataset(
+            str(directory), name=config, data_files={split: data_files[split]}, split=split
+        )
+    except FileNotFoundError as exc:
+        raise MMBenchError(f"data files for split '{split}' missing under {directory}: {exc}") from None
+    return SplitRows(ds, len(ds))
+
+
+def _hub_snapshot(source: HubSource, revision: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        path = snapshot_download(
+            source.repo,
+            repo_type="dataset",
+            revision=revision,
+            allow_patterns=list(source.allow_patterns) or None,
+        )
+    except LocalEntryNotFoundError:
+        raise MMBenchError(
+            f"dataset {source.repo}@{revision[:12]} is not in the local hub cache "
+            f"({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}) "
+            "and the hub cannot be reached; connect once to download it, or point HF_HOME at a cache that has it."
+        ) from None
+    except HfHubHTTPError as exc:
+        raise MMBenchError(f"could not download {source.repo}@{revision[:12]}: {exc}".splitlines()[0]) from None
+    return Path(path)
+
+
+def _generated_dir(spec: DatasetSpec, source: GeneratorSource) -> Path:
+    target = mmbench_home() / "generated" / f"{spec.name}-v{source.version}"
+    if not target.exists():
+        with atomic_directory(target) as tmp:
+            source.generate(tmp)
+    return target
+
+
+def local_root(spec: DatasetSpec, source: LocalSource, data_dir: str | os.PathLike | None) -> Path:
+    """The validated directory of a bring-your-own dataset, or a clear error saying how to get it."""
+    base = data_dir or os.environ.get(DATA_ENV)
+    if not base:
+        raise MMBenchError(
+            f"dataset '{spec.name}' must be supplied by you: {source.how_to_get} "
+            f"Then pass --data-dir DIR (or set {DATA_ENV}) so that DIR/{source.subdir} holds it."
+        )
+    root = Path(base).expanduser() / source.subdir
+    if not root.is_dir():
+        raise MMBenchError(
+            f"dataset '{spec.name}' not found at {root}: {source.how_to_get} "
+            f"Place it at DIR/{source.subdir} and pass --data-dir DIR (or set {DATA_ENV})."
+        )
+    if source.check is not None:
+        problem = source.check(root)
+        if problem:
+            raise MMBenchError(f"dataset '{spec.name}' at {root} does not have the expected layout: {problem}")
+    return root
+
+
+def split_rows(spec: DatasetSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None) -> SplitRows:
+    """Rows of ``split`` from the dataset's source at ``revision``."""
+    source = spec.source
+    if isinstance(source, HubSource):
+        return _load_parquet_dir(_hub_snapshot(source, revision), source.data_files, source.config, split)
+    if isinstance(source, GeneratorSource):
+        return _load_parquet_dir(_generated_dir(spec, source), source.data_files, None, split)
+    if isinstance(source, LocalSource):
+        root = local_root(spec, source, data_dir)
+        rows = source.read(root, split)
+        rows = list(rows) if not hasattr(rows, "__len__") else rows
+        return SplitRows(rows, len(rows))
+    raise MMBenchError(f"dataset '{spec.name}' has an unsupported source {type(source).__name__}.")

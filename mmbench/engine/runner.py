@@ -1,0 +1,263 @@
+"""Execute a :class:`RunPlan`: data → build → train → test on every subset → run record.
+
+The test split is evaluated twice, with the last-epoch weights and with the weights of the epoch
+that scored best on the **validation** split; the record holds both and which epoch was selected.
+Nothing is ever selected on the test split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmbench.artifacts import ArtifactCache
+from mmbench.config import to_jsonable
+from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
+from mmbench.engine.context import RunContext
+from mmbench.engine.loop import NonFiniteLoss, Trainer, TrainingInterrupted, evaluate, to_device
+from mmbench.engine.module import MethodModule
+from mmbench.plan import RunPlan, plan_run
+from mmbench.engine.seeding import rng_state, seed_everything, set_rng_state
+from mmbench.errors import MMBenchError
+from mmbench.io import ensure_writable
+from mmbench.plugins import Registry
+from mmbench.provenance import collect
+from mmbench.records import (
+    DatasetInfo, Failure, MethodInfo, Resources, RunRecord, Selection, TaskInfo, Timings,
+    read_record, record_path, write_record,
+)
+
+
+class RunInterrupted(MMBenchError):
+    """Ctrl-C: the checkpoint of the last completed epoch is kept for ``--resume``."""
+
+    exit_code = 130
+
+
+class RunFailed(MMBenchError):
+    """The run stopped (e.g. non-finite loss); a record marked failed was written."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise MMBenchError(f"invalid --device '{name}': use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MMBenchError(f"--device {name} requested but no CUDA device is available; use --device cpu.")
+    if device.type not in ("cpu", "cuda"):
+        raise MMBenchError(f"unsupported --device '{name}': use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@torch.inference_mode()
+def _inference_ms(module: MethodModule, batches: ArrayBatches, subset: tuple[str, ...], device: torch.device, batch_size: int) -> float:
+    """Wall time per sample of one deployment-subset forward pass over up to 256 test samples."""
+    module.eval()
+    count, elapsed = 0, 0.0
+    for batch in make_loader(batches, batch_size, shuffle=False):
+        batch = to_device(batch, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        module.predict(batch, subset)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed += time.perf_counter() - start
+        count += len(batch["target"])
+        if count >= 256:
+            break
+    return 1000 * elapsed / max(count, 1)
+
+
+class Runner:
+    """Runs plans against one registry, output directory, device and artifact cache."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        out: Path | str = "runs",
+        device: str = "auto",
+        data_dir: str | None = None,
+        progress: Any = None,
+        artifacts: ArtifactCache | None = None,
+        log: Any = None,
+        epoch_log: Any = None,
+    ):
+        self.registry = registry
+        self.out = Path(out)
+        self.device = resolve_device(device)
+        self.data_dir = data_dir
+        self.progress = progress
+        self.artifacts = artifacts or ArtifactCache()
+        self.log = log or (lambda message: None)
+        self.epoch_log = epoch_log
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def context(self, plan: RunPlan, data: Any) -> RunContext:
+        return RunContext(
+            task=plan.task, dataset=plan.dataset, recipe=plan.recipe, profile=plan.profile, seed=plan.seed,
+            device=self.device, modalities=plan.modalities, shapes=data.shapes, subsets=plan.subsets,
+            revision=plan.revision, _trainer=lambda name, overrides: self._dependency(plan, data, name, overrides),
+        )
+
+    def _build(self, plan: RunPlan, ctx: RunContext) -> MethodModule:
+        module = plan.method.build(plan.task, plan.config, ctx)
+        if not isinstance(module, MethodModule):
+            raise MMBenchError(
+                f"method '{plan.method.name}': build() must return an mmbench.engine.MethodModule, "
+                f"got {type(module).__name__}."
+            )
+        return module
+
+    def _dependency(self, parent: RunPlan, data: Any, method: str, overrides: dict[str, str]) -> MethodModule:
+        """Another method trained on the parent's task/seed/recipe, from the artifact cache."""
+        plan = plan_run(
+            self.registry, method, parent.task.name, parent.seed,
+            {**parent.inherited_overrides(), **overrides}, parent.profile,
+        )
+        ctx = self.context(plan, data)
+        saved_rng = rng_state()  # the parent's randomness must not depend on whether this was cached
+
+        def produce() -> dict[str, torch.Tensor]:
+            self.log(f"training {method} (needed by {parent.method.name}; cached for later runs)")
+            seed_everything(plan.seed)
+            trainer = Trainer(self._build(plan, ctx), data, ctx, method, progress=self.progress)
+            return trainer.fit().best_state
+
+        state, cached = self.artifacts.get_or_create(plan.run_id, produce, meta=plan.identity)
+        if cached:
+            self.log(f"using cached {method} ({plan.run_id})")
+        set_rng_state(saved_rng)
+        module = self._build(plan, ctx)
+        module.load_state_dict(state)
+        module.to(self.device).eval().requires_grad_(False)
+        set_rng_state(saved_rng)
+        return module
+
+    # -- a run -----------------------------------------------------------------------------------------
+    def existing(self, plan: RunPlan) -> Path | None:
+        """The record of a completed identical run, if one is already in the output directory."""
+        path = record_path(self.out, plan.task.name, plan.method.name, plan.run_id)
+        if path.exists():
+            with contextlib.suppress(MMBenchError):
+                if read_record(path).status == "completed":
+                    return path
+        return None
+
+    def run(self, plan: RunPlan, resume: bool = False) -> tuple[RunRecord, Path]:
+        path = record_path(self.out, plan.task.name, plan.method.name, plan.run_id)
+        checkpoint = path.with_suffix(".ckpt")
+        ensure_writable(path.parent)
+        if resume and not checkpoint.exists():
+            self.log(f"no checkpoint for run {plan.run_id}; starting from scratch")
+        started = time.perf_counter()
+        seed_everything(plan.seed)
+        data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir)
+        data_seconds = time.perf_counter() - started
+        ctx = self.context(plan, data)
+        seed_everything(plan.seed)
+        module = self._build(plan, ctx)
+        run_info = {
+            "run_id": plan.run_id, "task": plan.task.name, "method": plan.method.name, "seed": plan.seed,
+            "config": to_jsonable(plan.config), "recipe": asdict(plan.recipe),
+        }
+        self.registry.notify("mmbench_run_start", run=run_info)
+        trainer = Trainer(
+            module, data, ctx, plan.method.name, checkpoint=checkpoint, resume=resume,
+            fingerprint=plan.run_id, progress=self.progress,
+            on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs),
+        )
+        base = dict(plan=plan, data_seconds=data_seconds, started=started)
+        try:
+            fit = trainer.fit()
+        except NonFiniteLoss as exc:
+            record = self._record(**base, status="failed", failure=Failure(message=str(exc), epoch=exc.epoch + 1, term=exc.term))
+            write_record(path, record)
+            self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
+            raise RunFailed(
+                f"run stopped: {exc}. The record at {path} is marked failed; lower recipe.lr or set recipe.grad_clip."
+            ) from None
+        except TrainingInterrupted as exc:
+            raise RunInterrupted(
+                f"interrupted; {exc.completed_epochs} completed epoch(s) are checkpointed at {checkpoint}. "
+                "Re-run the same command with --resume to continue."
+            ) from None
+
+        test = ArrayBatches(data.test, data.stats, data.modalities)
+        t0 = time.perf_counter()
+        metrics = {"last": self._test(module, test, plan)}
+        last_epoch = len(fit.curves)
+        if fit.best_epoch != last_epoch:
+            module.load_state_dict(fit.best_state)
+        metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
+        test_seconds = time.perf_counter() - t0
+        params = sum(p.numel() for p in module.parameters())
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        resources = Resources(
+            peak_memory_mb=_peak_memory_mb(self.device), parameters=params, trainable_parameters=trainable,
+            inference_ms_per_sample=_inference_ms(module, test, plan.subsets[0], self.device, plan.recipe.eval_batch_size),
+        )
+        record = self._record(
+            **base, status="completed", metrics=metrics, val_metrics=fit.best_val,
+            selection=Selection(
+                criterion=f"mean validation {plan.task.primary} over deployment subsets",
+                best_epoch=fit.best_epoch, last_epoch=last_epoch,
+            ),
+            curves=fit.curves, resources=resources,
+            timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
+            extra={"resumed_from_epoch": fit.resumed_from} if fit.resumed_from else {},
+        )
+        write_record(path, record)
+        with contextlib.suppress(FileNotFoundError):
+            checkpoint.unlink()
+        self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
+        return record, path
+
+    def _epoch_end(self, run_info: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
+        if self.epoch_log is not None:
+            self.epoch_log(run_info, epoch, logs)
+        self.registry.notify("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
+
+    def _test(self, module: MethodModule, test: ArrayBatches, plan: RunPlan) -> dict[str, dict[str, float]]:
+        return evaluate(module, test, plan.subsets, plan.task, self.device, plan.recipe.eval_batch_size, plan.recipe.amp)
+
+    def _record(
+        self, plan: RunPlan, data_seconds: float, started: float, status: str,
+        timings_extra: dict[str, float] | None = None, **fields: Any,
+    ) -> RunRecord:
+        task, dataset = plan.task, plan.dataset
+        timings = Timings(data_seconds=data_seconds, total_seconds=time.perf_counter() - started, **(timings_extra or {}))
+        return RunRecord(
+            run_id=plan.run_id, status=status, created=datetime.now(UTC).isoformat(timespec="seconds"),
+            task=TaskInfo(
+                name=task.name, version=task.version, kind=task.kind, primary_metric=task.primary,
+                higher_is_better=task.higher_is_better, modalities=list(plan.modalities), num_classes=task.num_classes,
+            ),
+            dataset=DatasetInfo(
+                name=dataset.name, source=dataset.source.kind, repo=getattr(dataset.source, "repo", None),
+                revision=plan.revision, revision_overridden=plan.revision_overridden,
+            ),
+            method=MethodInfo(
+                name=plan.method.name, plugin=plan.plugin.name, version=plan.plugin.version,
+                paper=plan.method.paper, repo=plan.method.repo, scenario=plan.method.scenario,
+            ),
+            config=to_jsonable(plan.config), recipe=asdict(plan.recipe), profile=plan.profile, seed=plan.seed,
+            trained_modalities=list(plan.trained_modalities), subsets=plan.subset_names,
+            timings=timings, provenance=collect(self.device, self.registry.plugin_versions()), **fields,
+        )

@@ -1,0 +1,23 @@
+"""Shared model building blocks: encoders, fusion blocks, decoder, the multi-encoder fusion net.
+
+Method plugins build from these instead of carrying their own copies.
+"""
+
+from mmbench.models.backbones import MLPEncoder, ResNetEncoder, build_encoder
+from mmbench.models.decoders import SegmentationDecoder
+from mmbench.models.fusion import SEBlock, fuse_features
+from mmbench.models.fusion_net import FusionNet, modality_dropout_mask, subset_mask
+from mmbench.models.losses import task_loss
+
+__all__ = [
+    "FusionNet",
+    "MLPEncoder",
+    "ResNetEncoder",
+    "SEBlock",
+    "SegmentationDecoder",
+    "build_encoder",
+    "fuse_features",
+    "modality_dropout_mask",
+    "subset_mask",
+    "task_loss",
+]

@@ -1,0 +1,138 @@
+"""The multi-encoder fusion network shared by the fusion baselines and several methods.
+
+One encoder per modality, fusion of their features under a presence mask at every scale up to
+``fusion_stage`` (late fusion when 4; mid fusion with a shared ResNet trunk for the later stages
+otherwise, as the CASIA-SURF SF baseline fuses after ``layer2``), then a classifier on the pooled
+last features or a segmentation decoder over all scales.
+
+Encoding and fusion are separate calls so every deployment subset is evaluated from **one**
+encoding of each modality (``encode`` once, ``fuse`` + ``head`` per subset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from mmbench.models.backbones import ResNetTrunk, build_encoder
+from mmbench.models.decoders import SegmentationDecoder
+from mmbench.models.fusion import SEBlock, fuse_features
+
+
+def subset_mask(modalities: Sequence[str], subset: Sequence[str], batch_size: int, device: torch.device | str) -> torch.Tensor:
+    """``[B, M]`` presence mask of a deployment subset."""
+    row = torch.tensor([1.0 if m in subset else 0.0 for m in modalities], device=device)
+    return row.expand(batch_size, -1)
+
+
+def modality_dropout_mask(batch_size: int, num_modalities: int, p: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-sample Bernoulli modality dropout: each modality is dropped with probability ``p``,
+    independently, conditioned on at least one modality being kept (rows with every modality
+    dropped are re-drawn, so the kept-subset distribution is the exact conditional Bernoulli)."""
+    mask = (torch.rand(batch_size, num_modalities, device=device) >= p).float()
+    empty = mask.sum(dim=1) == 0
+    while bool(empty.any()):
+        mask[empty] = (torch.rand(int(empty.sum()), num_modalities, device=device) >= p).float()
+        empty = mask.sum(dim=1) == 0
+    return mask
+
+
+class FusionNet(nn.Module):
+    """Modality-specific encoders → masked fusion (concat / sum / SE + concat) → head or decoder."""
+
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        shapes: Mapping[str, Sequence[int]],
+        kind: str,
+        num_classes: int,
+        arch: str = "resnet18",
+        width: int = 64,
+        fusion: str = "concat",
+        fusion_stage: int = 4,
+        se_reduction: int = 16,
+    ):
+        super().__init__()
+        self.modalities = tuple(modalities)
+        self.kind = kind
+        self.fusion = fusion
+        vector = [m for m in self.modalities if len(shapes[m]) == 1]
+        if vector and (kind == "segmentation" or fusion_stage < 4):
+            raise ValueError(
+                f"vector modalities {vector} need late fusion of a classification task "
+                f"(got kind={kind}, fusion_stage={fusion_stage})"
+            )
+        stages = fusion_stage if not vector else 4
+        self.encoders = nn.ModuleDict(
+            {m: build_encoder(shapes[m], arch, width, stages=stages) for m in self.modalities}
+        )
+        self.input_size = next((tuple(shapes[m][-2:]) for m in self.modalities if len(shapes[m]) == 3), None)
+        num_scales = max(e.num_stages for e in self.encoders.values())
+        if vector:  # late fusion of pooled vectors only
+            num_scales = 1
+        self._scales = num_scales
+        scale_channels = [
+            [self.encoders[m].out_channels[min(s, self.encoders[m].num_stages - 1) if not vector else -1] for m in self.modalities]
+            for s in range(num_scales)
+        ]
+        if fusion == "se":
+            self.se = nn.ModuleList(
+                nn.ModuleList(SEBlock(c, se_reduction) for c in channels) for channels in scale_channels
+            )
+        fused_channels = [sum(c) if fusion in ("concat", "se") else c[0] for c in scale_channels]
+        self.trunk = None
+        if fusion_stage < 4 and not vector:
+            self.trunk = ResNetTrunk(fused_channels[-1], arch, width, fusion_stage)
+            fused_channels = [*fused_channels, *self.trunk.out_channels]
+        self.feature_channels = fused_channels
+        if kind == "segmentation":
+            self.decoder = SegmentationDecoder(fused_channels, num_classes, channels=max(width * 2, 32))
+        else:
+            self.classifier = nn.Linear(fused_channels[-1], num_classes)
+
+    # -- the three steps -----------------------------------------------------------------------------
+    def encode(self, batch: Mapping[str, torch.Tensor], modalities: Sequence[str] | None = None) -> dict[str, list[torch.Tensor]]:
+        """Per-modality feature lists for ``modalities`` (default: all the network has)."""
+        features = {}
+        for m in modalities or self.modalities:
+            feats = self.encoders[m](batch[m])
+            if self._scales == 1 and feats[-1].dim() > 2:
+                feats = [feats[-1].mean(dim=(2, 3))]
+            features[m] = feats
+        return features
+
+    def fuse(self, features: Mapping[str, list[torch.Tensor]], mask: torch.Tensor) -> list[torch.Tensor]:
+        """Fused features per scale; absent modalities (not in ``features`` or masked) count as zeros."""
+        reference = next(iter(features.values()))
+        fused = []
+        for s in range(self._scales):
+            per_modality = []
+            for i, m in enumerate(self.modalities):
+                if m in features:
+                    f = features[m][s]
+                    if self.fusion == "se":
+                        f = self.se[s][i](f)
+                else:
+                    ref = reference[s]
+                    channels = self.encoders[m].out_channels[s] if self._scales > 1 else self.encoders[m].out_channels[-1]
+                    f = ref.new_zeros(ref.shape[0], channels, *ref.shape[2:])
+                per_modality.append(f)
+            mode = "concat" if self.fusion in ("concat", "se") else self.fusion
+            fused.append(fuse_features(per_modality, mask, mode))
+        if self.trunk is not None:
+            fused.extend(self.trunk(fused[-1]))
+        return fused
+
+    def head(self, fused: list[torch.Tensor]) -> torch.Tensor:
+        """Logits ``[B, C]`` (classification) or ``[B, C, H, W]`` (segmentation)."""
+        if self.kind == "segmentation":
+            return self.decoder(fused, self.input_size)
+        last = fused[-1]
+        pooled = last.mean(dim=(2, 3)) if last.dim() == 4 else last
+        return self.classifier(pooled)
+
+    def forward(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        present = [m for i, m in enumerate(self.modalities) if bool(mask[:, i].any())]
+        return self.head(self.fuse(self.encode(batch, present), mask))

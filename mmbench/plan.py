@@ -1,0 +1,113 @@
+"""Resolve a (method, task, seed, --set options, profile) request into a fully specified run.
+
+Everything that determines a result goes into :attr:`RunPlan.identity`, whose hash is the
+content-addressed run id: task + version, dataset + revision, method + plugin version, resolved
+config, recipe, profile and seed. Same identity → same run id → same record path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mmbench.config import apply_overrides, split_overrides, to_jsonable
+from mmbench.errors import MMBenchError
+from mmbench.plugins import Registry
+from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, Recipe, Subset, TaskSpec, subset_key
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    method: MethodSpec
+    plugin: PluginInfo
+    task: TaskSpec
+    dataset: DatasetSpec
+    config: Any
+    recipe: Recipe
+    profile: str
+    seed: int
+    revision: str
+    revision_overridden: bool
+    modalities: tuple[str, ...]
+    trained_modalities: tuple[str, ...]
+    subsets: tuple[Subset, ...]
+    overrides: Mapping[str, str]
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {
+            "task": self.task.name,
+            "task_version": self.task.version,
+            "dataset": self.dataset.name,
+            "revision": self.revision,
+            "method": self.method.name,
+            "method_version": self.plugin.version,
+            "config": to_jsonable(self.config),
+            "recipe": asdict(self.recipe),
+            "profile": self.profile,
+            "seed": self.seed,
+        }
+
+    @property
+    def run_id(self) -> str:
+        text = json.dumps(self.identity, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def subset_names(self) -> list[str]:
+        return [subset_key(s) for s in self.subsets]
+
+    def inherited_overrides(self) -> dict[str, str]:
+        """The ``recipe.*`` / ``dataset.*`` options a dependency (teacher) run inherits."""
+        return {k: v for k, v in self.overrides.items() if k.startswith(("recipe.", "dataset."))}
+
+
+def plan_run(
+    registry: Registry,
+    method_name: str,
+    task_name: str,
+    seed: int,
+    overrides: Mapping[str, str] | None = None,
+    profile: str = "smoke",
+) -> RunPlan:
+    """Validate the request and resolve every default. Errors are one clear line."""
+    overrides = dict(overrides or {})
+    method = registry.method(method_name)
+    task = registry.task(task_name)
+    dataset = registry.dataset_of(task)
+    if task.kind not in method.kinds:
+        raise MMBenchError(
+            f"method '{method.name}' supports {', '.join(sorted(method.kinds))} tasks; "
+            f"'{task.name}' is a {task.kind} task. Pick a method listed for it in 'mmbench list'."
+        )
+    method_options, recipe_options, dataset_options = split_overrides(overrides)
+    config = apply_overrides(method.config, None, method_options)
+    recipe = apply_overrides(Recipe, task.recipe(profile), recipe_options, prefix="recipe.")
+    revision = dataset_options.get("revision", dataset.revision)
+    modalities = task.modality_names(dataset)
+    if len(modalities) < method.min_modalities:
+        raise MMBenchError(
+            f"method '{method.name}' needs at least {method.min_modalities} modalities; "
+            f"task '{task.name}' has {len(modalities)} ({', '.join(modalities)})."
+        )
+    if method.check is not None:
+        problem = method.check(modalities, config)
+        if problem:
+            raise MMBenchError(f"method '{method.name}' cannot run on task '{task.name}': {problem}")
+    trained = method.trained_modalities(modalities, config) if method.trained_modalities else modalities
+    protocol = task.protocol_subsets(dataset)
+    subsets = method.deploy_subsets(protocol, tuple(trained), config) if method.deploy_subsets else protocol
+    if not subsets:
+        raise MMBenchError(
+            f"method '{method.name}' can serve none of task '{task.name}''s deployment subsets "
+            f"({', '.join(subset_key(s) for s in protocol)})."
+        )
+    return RunPlan(
+        method=method, plugin=registry.plugin_of("method", method.name), task=task, dataset=dataset,
+        config=config, recipe=recipe, profile=profile, seed=seed, revision=revision,
+        revision_overridden="revision" in dataset_options, modalities=modalities,
+        trained_modalities=tuple(trained), subsets=tuple(subsets), overrides=overrides,
+    )

@@ -1,0 +1,253 @@
+"""Plugin discovery and the registry of datasets, tasks and methods.
+
+Start-up follows pytest/tox: add the hook specs, then the plugins named with ``--plugin`` or
+``MMBENCH_PLUGINS``, then every entry point of the ``mmbench`` group (the built-in plugins
+included). A plugin that fails to import, defines an unknown ``mmbench_*`` hook, or returns the
+wrong type from a hook is recorded as *broken* with its error; the others keep working. Two
+plugins that register the same name make that name unusable with an error naming both.
+
+:class:`Registry` is the typed facade the rest of mmbench uses instead of ``pm.hook.*``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from mmbench import hookspecs
+from mmbench.errors import MMBenchError, unknown_name_error
+from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, TaskSpec
+
+ENTRY_POINT_GROUP = "mmbench"
+PLUGINS_ENV = "MMBENCH_PLUGINS"
+
+_REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
+    "mmbench_datasets": ("datasets", DatasetSpec),
+    "mmbench_tasks": ("tasks", TaskSpec),
+    "mmbench_methods": ("methods", MethodSpec),
+}
+_KNOWN_HOOKS = {
+    name for name in dir(hookspecs) if name.startswith("mmbench_") and callable(getattr(hookspecs, name))
+}
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A spec together with the plugin that registered it."""
+
+    spec: Any
+    plugin: PluginInfo
+
+
+def _describe_exception(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+
+
+def _import_local_plugin(target: str) -> Any:
+    """Import a plugin named by ``--plugin``: a module path or a ``.py`` file."""
+    if target.endswith(".py") or os.sep in target:
+        path = Path(target).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no plugin file at {path}")
+        module_name = f"mmbench_local_plugin_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(target)
+
+
+def _local_plugin_targets(cli_plugins: Sequence[str]) -> list[str]:
+    env = os.environ.get(PLUGINS_ENV, "")
+    from_env = [part.strip() for part in env.replace(os.pathsep, ",").split(",") if part.strip()]
+    return [*cli_plugins, *from_env]
+
+
+class Registry:
+    """Every dataset, task and method that the loaded plugins register, plus the lifecycle hooks."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self._entries: dict[str, dict[str, list[Registered]]] = {
+            "datasets": {},
+            "tasks": {},
+            "methods": {},
+        }
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, plugins: Sequence[str] = (), entry_points: bool = True) -> Registry:
+        """Discover and register plugins: local ones first, then the entry-point group."""
+        registry = cls()
+        for target in _local_plugin_targets(plugins):
+            name = Path(target).stem if target.endswith(".py") else target
+            registry._add(name, "(local)", None, lambda t=target: _import_local_plugin(t), target)
+        if entry_points:
+            seen: set[tuple[str, str]] = set()
+            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                if (ep.name, ep.value) in seen:
+                    continue
+                seen.add((ep.name, ep.value))
+                dist = ep.dist
+                registry._add(
+                    ep.name,
+                    dist.name if dist else "(unknown)",
+                    dist.version if dist else None,
+                    ep.load,
+                    ep.value,
+                )
+        return registry
+
+    def register_object(self, name: str, plugin: Any, version: str = "local") -> None:
+        """Register an already-imported plugin object (used by tests and ``mmbench.testing``)."""
+        self._add(name, "(in-process)", version, lambda: plugin, repr(plugin))
+
+    def _add(self, name: str, dist: str, version: str | None, importer: Any, module: str) -> None:
+        info = PluginInfo(name=name, distribution=dist, version=version or "local", module=module)
+        try:
+            plugin = importer()
+        except Exception as exc:  # a plugin's import error must not break the others
+            self.plugins.append(replace(info, error=f"import failed: {_describe_exception(exc)}"))
+            return
+        if version is None:
+            info = replace(info, version=str(getattr(plugin, "__version__", "local")))
+        unknown = sorted(
+            attr
+            for attr in dir(plugin)
+            if attr.startswith("mmbench_") and attr not in _KNOWN_HOOKS and callable(getattr(plugin, attr))
+        )
+        if unknown:
+            self.plugins.append(
+                replace(info, error=f"unknown hook {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN_HOOKS))})")
+            )
+            return
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:
+            self.plugins.append(replace(info, error=f"registration failed: {_describe_exception(exc)}"))
+            return
+        collected: dict[str, list[Any]] = {}
+        for hook_name, (kind, spec_type) in _REGISTRATION_HOOKS.items():
+            impl = getattr(plugin, hook_name, None)
+            if impl is None:
+                continue
+            try:
+                result = impl()
+                items = list(result or [])
+            except MMBenchError as exc:
+                self._broken(name, info, f"{hook_name}() failed: {exc}")
+                return
+            except Exception as exc:
+                self._broken(name, info, f"{hook_name}() failed: {_describe_exception(exc)}")
+                return
+            wrong = [item for item in items if not isinstance(item, spec_type)]
+            if wrong or (result is not None and not isinstance(result, Iterable)):
+                got = type(wrong[0]).__name__ if wrong else type(result).__name__
+                self._broken(
+                    name, info, f"{hook_name}() must return a list of {spec_type.__name__}, got {got}"
+                )
+                return
+            collected[kind] = items
+        info = replace(
+            info,
+            datasets=tuple(s.name for s in collected.get("datasets", [])),
+            tasks=tuple(s.name for s in collected.get("tasks", [])),
+            methods=tuple(s.name for s in collected.get("methods", [])),
+        )
+        for kind, items in collected.items():
+            for spec in items:
+                self._entries[kind].setdefault(spec.name, []).append(Registered(spec, info))
+        self.plugins.append(info)
+
+    def _broken(self, name: str, info: PluginInfo, error: str) -> None:
+        self.pm.unregister(name=name)
+        self.plugins.append(replace(info, error=error))
+
+    # -- lookup ----------------------------------------------------------------------------------
+    @property
+    def broken(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.error]
+
+    def duplicates(self) -> list[str]:
+        """One message per name registered by more than one plugin."""
+        messages = []
+        for kind, entries in self._entries.items():
+            for name, regs in sorted(entries.items()):
+                if len(regs) > 1:
+                    messages.append(_duplicate_message(kind[:-1], name, regs))
+        return messages
+
+    def _get(self, kind: str, name: str) -> Registered:
+        regs = self._entries[kind].get(name)
+        if not regs:
+            hint = ""
+            if self.broken:
+                hint = " Broken plugins: " + "; ".join(f"{p.name} ({p.error})" for p in self.broken) + "."
+            known = sorted(self._entries[kind])
+            err = unknown_name_error(kind[:-1], name, known)
+            raise MMBenchError(f"{err} Run 'mmbench list' to see them all.{hint}")
+        if len(regs) > 1:
+            raise MMBenchError(_duplicate_message(kind[:-1], name, regs))
+        return regs[0]
+
+    def method(self, name: str) -> MethodSpec:
+        return self._get("methods", name).spec
+
+    def task(self, name: str) -> TaskSpec:
+        return self._get("tasks", name).spec
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return self._get("datasets", name).spec
+
+    def dataset_of(self, task: TaskSpec) -> DatasetSpec:
+        try:
+            return self.dataset(task.dataset)
+        except MMBenchError as exc:
+            raise MMBenchError(f"task '{task.name}' uses a dataset that is not available: {exc}") from None
+
+    def plugin_of(self, kind: str, name: str) -> PluginInfo:
+        return self._get(kind + "s", name).plugin
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._entries[kind + "s"])
+
+    def all(self, kind: str) -> list[Registered]:
+        return [regs[0] for _, regs in sorted(self._entries[kind + "s"].items())]
+
+    def plugin_versions(self) -> dict[str, str]:
+        return {p.name: p.version for p in self.plugins if not p.error}
+
+    # -- lifecycle hooks (observers: their failures are reported, never fatal) -------------------
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:
+                warnings.warn(
+                    f"plugin '{impl.plugin_name}' failed in {hook_name}: {_describe_exception(exc)}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+
+def _duplicate_message(kind: str, name: str, regs: list[Registered]) -> str:
+    owners = " and ".join(
+        f"plugin '{r.plugin.name}' ({r.plugin.distribution} {r.plugin.version})" for r in regs
+    )
+    return f"{kind} '{name}' is registered by both {owners}; uninstall or disable one of them."

@@ -1,0 +1,150 @@
+"""The run record: a versioned, self-describing JSON document per run.
+
+Layout: ``<out>/<task>/<method>/<run_id>.json``, written atomically. ``schema_version`` is bumped
+on any incompatible change; readers reject newer versions with a clear error. Importing this
+module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mmbench.errors import MMBenchError
+from mmbench.io import atomic_write_json
+
+SCHEMA_VERSION = 1
+
+SubsetMetrics = dict[str, dict[str, float]]
+"""``{subset: {metric: value}}``, e.g. ``{"rgb+depth": {"accuracy": 0.93}}``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskInfo(_Strict):
+    name: str
+    version: str
+    kind: str
+    primary_metric: str
+    higher_is_better: bool
+    modalities: list[str]
+    num_classes: int
+
+
+class DatasetInfo(_Strict):
+    name: str
+    source: Literal["hub", "local", "generator"]
+    repo: str | None = None
+    revision: str
+    revision_overridden: bool = False
+
+
+class MethodInfo(_Strict):
+    name: str
+    plugin: str
+    version: str
+    paper: str = ""
+    repo: str = ""
+    scenario: str = "baseline"
+
+
+class Selection(_Strict):
+    criterion: str
+    best_epoch: int
+    last_epoch: int
+
+
+class Failure(_Strict):
+    message: str
+    epoch: int | None = None
+    term: str | None = None
+
+
+class Timings(_Strict):
+    data_seconds: float = 0.0
+    train_seconds: float = 0.0
+    val_seconds: float = 0.0
+    test_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
+class Resources(_Strict):
+    peak_memory_mb: float
+    parameters: int
+    trainable_parameters: int
+    inference_ms_per_sample: float | None = None
+
+
+class Provenance(_Strict):
+    mmbench: str
+    plugins: dict[str, str]
+    git_sha: str | None = None
+    python: str
+    torch: str
+    torchvision: str
+    cuda: str | None = None
+    device: str
+    device_name: str
+    cpu_count: int
+    platform: str
+
+
+class RunRecord(_Strict):
+    """One run: what ran, on what, with which config and seed, and what it scored."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    status: Literal["completed", "failed"]
+    created: str
+    task: TaskInfo
+    dataset: DatasetInfo
+    method: MethodInfo
+    config: dict[str, Any]
+    recipe: dict[str, Any]
+    profile: str
+    seed: int
+    trained_modalities: list[str]
+    subsets: list[str]
+    metrics: dict[Literal["best", "last"], SubsetMetrics] = Field(default_factory=dict)
+    val_metrics: SubsetMetrics = Field(default_factory=dict)
+    selection: Selection | None = None
+    curves: list[dict[str, Any]] = Field(default_factory=list)
+    timings: Timings = Field(default_factory=Timings)
+    resources: Resources | None = None
+    provenance: Provenance
+    failure: Failure | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def record_path(out: Path, task: str, method: str, run_id: str) -> Path:
+    return Path(out) / task / method / f"{run_id}.json"
+
+
+def write_record(path: Path, record: RunRecord) -> None:
+    atomic_write_json(path, record.model_dump(mode="json"))
+
+
+def read_record(path: Path) -> RunRecord:
+    """Parse and validate one record; errors say which file and what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise MMBenchError(f"{path} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise MMBenchError(f"{path} is not an mmbench run record (no schema_version).")
+    version = data["schema_version"]
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise MMBenchError(
+            f"{path} has schema_version {version}, newer than this mmbench reads ({SCHEMA_VERSION}); upgrade mmbench."
+        )
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise MMBenchError(f"{path} is not a valid run record: {where}: {first['msg']}.") from None

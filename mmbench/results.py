@@ -1,0 +1,101 @@
+"""Run records → pandas.
+
+:func:`load_runs` reads every ``*.json`` record under one or more directories into a long table
+(one row per run × selection × subset × metric, plus a ``mean`` pseudo-subset per run);
+:func:`aggregate` gives mean, std and n over seeds. Runs are grouped by a *variant* key (method
+config + recipe + profile) so different settings of one method are never averaged together, and
+results of different task versions are kept apart (with a warning naming them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from mmbench.errors import MMBenchError
+from mmbench.records import RunRecord, read_record
+
+COLUMNS = [
+    "run_id", "task", "task_version", "kind", "dataset", "revision", "method", "method_version", "variant",
+    "profile", "seed", "device", "status", "selection", "subset", "n_modalities", "metric", "value",
+    "higher_is_better", "path",
+]
+GROUP = ["task", "task_version", "method", "variant", "profile", "selection", "subset", "metric"]
+
+
+def variant_key(record: RunRecord) -> str:
+    """Short hash of everything but the seed that makes runs of one method differ."""
+    text = json.dumps({"config": record.config, "recipe": record.recipe, "profile": record.profile,
+                       "revision": record.dataset.revision}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def iter_records(paths: Iterable[str | Path], strict: bool = False) -> Iterable[tuple[Path, RunRecord]]:
+    """Valid records under ``paths`` (files or directories, searched recursively). Invalid or
+    foreign JSON files are skipped with a one-line warning (``strict``: raised), except records of
+    a newer schema, which are always an error."""
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            raise MMBenchError(f"no such results directory: {root}")
+        files = [root] if root.is_file() else sorted(root.rglob("*.json"))
+        for path in files:
+            try:
+                yield path, read_record(path)
+            except MMBenchError as exc:
+                if strict or "newer than this mmbench" in str(exc):
+                    raise
+                warnings.warn(f"skipped {exc}", RuntimeWarning, stacklevel=2)
+
+
+def records_to_frame(records: Iterable[tuple[Path, RunRecord]], include_failed: bool = False) -> pd.DataFrame:
+    rows = []
+    for path, record in records:
+        if record.status != "completed" and not include_failed:
+            continue
+        base = {
+            "run_id": record.run_id, "task": record.task.name, "task_version": record.task.version,
+            "kind": record.task.kind, "dataset": record.dataset.name, "revision": record.dataset.revision,
+            "method": record.method.name, "method_version": record.method.version, "variant": variant_key(record),
+            "profile": record.profile, "seed": record.seed, "device": record.provenance.device,
+            "status": record.status, "higher_is_better": record.task.higher_is_better, "path": str(path),
+        }
+        for selection, per_subset in record.metrics.items():
+            for subset, values in per_subset.items():
+                for metric, value in values.items():
+                    rows.append({**base, "selection": selection, "subset": subset,
+                                 "n_modalities": subset.count("+") + 1, "metric": metric, "value": value})
+            if len(per_subset) > 1:
+                metrics = next(iter(per_subset.values())).keys()
+                for metric in metrics:
+                    mean = sum(v[metric] for v in per_subset.values()) / len(per_subset)
+                    rows.append({**base, "selection": selection, "subset": "mean", "n_modalities": 0,
+                                 "metric": metric, "value": mean})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def load_runs(*paths: str | Path, include_failed: bool = False) -> pd.DataFrame:
+    """Long-format table of the run records under ``paths`` (default: ``runs``)."""
+    return records_to_frame(iter_records(paths or ("runs",)), include_failed=include_failed)
+
+
+def aggregate(frame: pd.DataFrame, selection: str = "best") -> pd.DataFrame:
+    """Mean, sample std (0 for one seed) and n over seeds per (task, version, method, variant,
+    profile, subset, metric) for ``selection`` (``best``: best-validation epoch; ``last``)."""
+    frame = frame[frame["selection"] == selection]
+    for task, versions in frame.groupby("task")["task_version"].unique().items():
+        if len(versions) > 1:
+            warnings.warn(
+                f"task '{task}' has results of versions {', '.join(sorted(map(str, versions)))}; "
+                "they are aggregated separately and must not be compared.",
+                RuntimeWarning, stacklevel=2,
+            )
+    grouped = frame.groupby(GROUP, sort=True)["value"]
+    result = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    result["std"] = result["std"].fillna(0.0)
+    return result

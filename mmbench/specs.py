@@ -1,0 +1,352 @@
+"""The plain-data specs that plugins register: datasets, tasks, methods and training recipes.
+
+Specs are frozen dataclasses with no torch import, so registering hundreds of them stays cheap
+(``mmbench list`` never imports torch). Heavy work happens in the callables they hold
+(``MethodSpec.build``, ``DatasetSpec.decode``, ``GeneratorSource.generate``), which import what they
+need when called.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from mmbench.errors import MMBenchError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from mmbench.engine.context import RunContext
+    from mmbench.engine.module import MethodModule
+
+TaskKind = Literal["classification", "segmentation", "anti-spoofing"]
+TASK_KINDS: tuple[str, ...] = ("classification", "segmentation", "anti-spoofing")
+
+Subset = tuple[str, ...]
+"""A deployment subset: the modalities present at test time, in the task's modality order."""
+
+#: Metric name -> True when higher is better. Metrics computed by :mod:`mmbench.metrics`.
+METRIC_DIRECTIONS: dict[str, bool] = {
+    "accuracy": True,
+    "macro_f1": True,
+    "weighted_f1": True,
+    "miou": True,
+    "pixel_accuracy": True,
+    "acer": False,
+    "apcer": False,
+    "bpcer": False,
+}
+
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "macro_f1", "weighted_f1"),
+    "segmentation": ("miou", "pixel_accuracy"),
+    "anti-spoofing": ("acer", "apcer", "bpcer", "accuracy"),
+}
+
+
+def subset_key(subset: Sequence[str]) -> str:
+    """``("rgb", "depth") -> "rgb+depth"``: the name of a subset in records and tables."""
+    return "+".join(subset)
+
+
+def parse_subset(text: str, modalities: Sequence[str]) -> Subset:
+    """Parse ``"rgb+depth"`` into a subset ordered as ``modalities``; error on unknown names."""
+    names = [part.strip() for part in text.replace(",", "+").split("+") if part.strip()]
+    unknown = [n for n in names if n not in modalities]
+    if not names or unknown:
+        raise MMBenchError(
+            f"invalid modality set '{text}': {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
+            f"use names from {', '.join(modalities)} joined by '+', e.g. '{'+'.join(modalities)}'."
+        )
+    return tuple(m for m in modalities if m in names)
+
+
+def all_subsets(modalities: Sequence[str]) -> tuple[Subset, ...]:
+    """Every non-empty subset, largest first, as the seed papers' tables list them."""
+    subsets = [
+        combo
+        for size in range(len(modalities), 0, -1)
+        for combo in itertools.combinations(modalities, size)
+    ]
+    return tuple(subsets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training recipe
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a task is trained: optimisation, schedule, batch sizes, backbone size and data limits.
+
+    A task declares one recipe per profile (``smoke`` must run on a 2-core CPU in minutes, ``full``
+    is the published protocol). Users override any field with ``--set recipe.<field>=<value>``.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    scheduler: Literal["none", "step", "cosine", "onecycle"] = "cosine"
+    step_size: int = 30
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    grad_clip: float | None = None
+    backbone: str = "resnet18"
+    width: int = 64
+    hflip: bool = False
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    num_workers: int = 0
+    amp: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "eval_batch_size": self.eval_batch_size >= 1,
+            "lr": self.lr > 0,
+            "width": self.width >= 4,
+            "warmup_epochs": 0 <= self.warmup_epochs < max(self.epochs, 1),
+            "limit_train": self.limit_train is None or self.limit_train >= 1,
+            "limit_eval": self.limit_eval is None or self.limit_eval >= 1,
+            "num_workers": self.num_workers >= 0,
+            "grad_clip": self.grad_clip is None or self.grad_clip > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise MMBenchError(
+                f"invalid recipe value for {', '.join('recipe.' + b for b in bad)}: "
+                f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)} "
+                "(epochs/batch sizes/limits must be >= 1, lr and grad_clip > 0, warmup < epochs)."
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hugging Face hub dataset pinned to a full commit sha.
+
+    Loaded with ``huggingface_hub.snapshot_download(repo, repo_type="dataset", revision=...,
+    allow_patterns=...)`` then ``datasets.load_dataset(<local dir>, data_files=...)``; never with
+    ``trust_remote_code``. Honours ``HF_HOME`` / ``HF_HUB_CACHE`` / ``HF_HUB_OFFLINE``.
+    """
+
+    repo: str
+    revision: str
+    data_files: Mapping[str, str | Sequence[str]]
+    allow_patterns: tuple[str, ...] = ()
+    config: str | None = None
+
+    kind = "hub"
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """Data the user must obtain themselves (licences forbid redistribution).
+
+    The data lives under ``<--data-dir or $MMBENCH_DATA>/<subdir>`` in the official layout.
+    ``read(root, split)`` yields raw rows for ``DatasetSpec.decode``; ``check(root)`` validates the
+    layout and returns a problem description or ``None``.
+    """
+
+    subdir: str
+    how_to_get: str
+    read: Callable[[Path, str], Any]
+    check: Callable[[Path], str | None] | None = None
+
+    kind = "local"
+
+
+@dataclass(frozen=True)
+class GeneratorSource:
+    """Data generated locally and deterministically, written as parquet and read back through the
+    same ``datasets.load_dataset(<dir>, data_files=...)`` path as hub data.
+
+    ``generate(out_dir)`` writes the files named by ``data_files`` below ``out_dir``; the output is
+    cached under ``$MMBENCH_HOME/generated/<dataset>-<version>`` and regenerated only when
+    ``version`` changes.
+    """
+
+    generate: Callable[[Path], None]
+    version: str
+    data_files: Mapping[str, str | Sequence[str]]
+
+    kind = "generator"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where samples come from and how one raw row becomes arrays.
+
+    ``decode(row)`` turns a raw row (a dict as ``datasets`` yields it: PIL images, numbers, bytes)
+    into ``{modality: float32 array [C, H, W] (or [D] for vector data), "target": int array}``.
+    Arrays are resized to the task's input size and cached once (see :mod:`mmbench.data`).
+    """
+
+    name: str
+    description: str
+    modalities: Mapping[str, int]
+    source: HubSource | LocalSource | GeneratorSource
+    decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+    splits: tuple[str, ...] = ("train", "test")
+    license: str = ""
+    homepage: str = ""
+    citation: str = ""
+    expected_sizes: Mapping[str, int] | None = None
+
+    @property
+    def revision(self) -> str:
+        """The revision recorded in run records: the hub sha or the generator version."""
+        if isinstance(self.source, HubSource):
+            return self.source.revision
+        if isinstance(self.source, GeneratorSource):
+            return f"generator-v{self.source.version}"
+        return "local"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A dataset plus what is predicted, how it is scored and how it is trained.
+
+    ``subsets`` is the evaluation protocol: the deployment modality subsets reported in the
+    tables (default: every non-empty subset, as MMANet and OS-MD report them). ``version`` must be
+    bumped whenever data, protocol or metrics change: results of different versions are never
+    aggregated together.
+    """
+
+    name: str
+    description: str
+    dataset: str
+    kind: TaskKind
+    num_classes: int
+    recipes: Mapping[str, Recipe]
+    version: str = "1"
+    modalities: tuple[str, ...] | None = None
+    class_names: tuple[str, ...] | None = None
+    ignore_index: int | None = None
+    input_size: tuple[int, int] | None = None
+    subsets: tuple[Subset, ...] | None = None
+    metrics: tuple[str, ...] | None = None
+    primary_metric: str | None = None
+    train_split: str = "train"
+    val_split: str | None = "val"
+    test_split: str = "test"
+    val_fraction: float = 0.1
+    citation: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise MMBenchError(
+                f"task '{self.name}': kind '{self.kind}' is not one of {', '.join(TASK_KINDS)}."
+            )
+        unknown = [m for m in self.metric_names if m not in METRIC_DIRECTIONS]
+        if unknown or self.primary not in self.metric_names:
+            raise MMBenchError(
+                f"task '{self.name}': metrics {unknown or [self.primary]} are not available; "
+                f"choose from {', '.join(METRIC_DIRECTIONS)} and list the primary metric in metrics."
+            )
+        if "smoke" not in self.recipes:
+            raise MMBenchError(f"task '{self.name}' must define a 'smoke' recipe.")
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.metrics or DEFAULT_METRICS[self.kind]
+
+    @property
+    def primary(self) -> str:
+        return self.primary_metric or self.metric_names[0]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRIC_DIRECTIONS[self.primary]
+
+    def modality_names(self, dataset: DatasetSpec) -> tuple[str, ...]:
+        return self.modalities or tuple(dataset.modalities)
+
+    def protocol_subsets(self, dataset: DatasetSpec) -> tuple[Subset, ...]:
+        return self.subsets or all_subsets(self.modality_names(dataset))
+
+    def recipe(self, profile: str) -> Recipe:
+        if profile not in self.recipes:
+            raise MMBenchError(
+                f"task '{self.name}' has no '{profile}' profile; choose one of {', '.join(self.recipes)}."
+            )
+        return self.recipes[profile]
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Config of a method without options."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: its paper, what it supports, its typed config and how to build its module.
+
+    * ``config`` is a (frozen) dataclass whose fields are the method's options with the paper's
+      defaults; users set them with ``--set key=value`` (types are checked).
+    * ``build(task, config, ctx)`` returns a :class:`mmbench.engine.MethodModule`; ``ctx`` is the
+      :class:`mmbench.engine.RunContext` (device, recipe, modality specs, the artifact cache for
+      teachers).
+    * ``kinds``: the task kinds it supports.
+    * ``trained_modalities(task_modalities, config)``: the modalities the method sees in training
+      (default: all).
+    * ``deploy_subsets(task_subsets, trained_modalities, config)``: which of the task's protocol
+      subsets the method can serve at test time (default: all of them).
+    * ``check(task_modalities, config)``: returns a problem description (e.g. a modality the task
+      does not have) or ``None``.
+    """
+
+    name: str
+    description: str
+    build: Callable[[TaskSpec, Any, RunContext], MethodModule]
+    kinds: frozenset[str] = frozenset(TASK_KINDS)
+    config: type = NoConfig
+    paper: str = ""
+    repo: str = ""
+    scenario: Literal["baseline", "incomplete", "distillation"] = "baseline"
+    trained_modalities: Callable[[tuple[str, ...], Any], tuple[str, ...]] | None = None
+    deploy_subsets: Callable[[tuple[Subset, ...], tuple[str, ...], Any], tuple[Subset, ...]] | None = None
+    check: Callable[[tuple[str, ...], Any], str | None] | None = None
+    min_modalities: int = 1
+
+    def __post_init__(self) -> None:
+        if not callable(self.build):
+            raise MMBenchError(f"method '{self.name}': build must be callable.")
+        if not hasattr(self.config, "__dataclass_fields__"):
+            raise MMBenchError(f"method '{self.name}': config must be a dataclass type.")
+
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self.config))
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """A loaded plugin: where it comes from and what it registered (or why it is broken)."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    error: str | None = None
+    methods: tuple[str, ...] = field(default=())
+    tasks: tuple[str, ...] = field(default=())
+    datasets: tuple[str, ...] = field(default=())

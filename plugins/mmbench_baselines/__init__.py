@@ -1,0 +1,124 @@
+"""mmbench_baselines — the reference points of every table (built-in plugin).
+
+* ``unimodal`` — one modality, trained and deployed alone;
+* ``fusion`` — modality-specific encoders, late fusion by concatenation, trained with all
+  modalities (missing ones are zeros at test time, as MMANet and the SF / ESANet baselines do);
+* ``fusion-dropout`` — the same trained with per-sample Bernoulli modality dropout (never all
+  dropped): the "-MD" baselines of the MMANet and OS-MD papers;
+* ``se-fusion`` — the CASIA-SURF "SF" baseline (Zhang et al., CVPR 2019; ``resnet18_se.py`` /
+  ``surf_baseline.py`` in shicaiwei123/MMANet-CVPR2023): ResNet-18 streams up to ``layer2``, an SE
+  block per modality, concatenation, shared ``layer3``/``layer4``, linear classifier. For
+  segmentation the fused maps feed the core decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmbench import MethodSpec, hookimpl
+
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True)
+class UnimodalConfig:
+    modality: str | None = None
+    """The modality to train and deploy; default: the task's first modality."""
+    backbone: str | None = None
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    backbone: str | None = None
+
+
+@dataclass(frozen=True)
+class FusionDropoutConfig:
+    p: float = 0.5
+    """Per-modality drop probability in training (samples with every modality dropped are re-drawn)."""
+    backbone: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p < 1.0:
+            raise ValueError(f"p must be in [0, 1), got {self.p}")
+
+
+@dataclass(frozen=True)
+class SEFusionConfig:
+    fusion_stage: int = 2
+    """Fuse after this ResNet stage (1-4); SF fuses after layer2."""
+    reduction: int = 16
+    p: float = 0.0
+    """Modality dropout probability (0: the SF baseline; > 0: SF-MD)."""
+    backbone: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.fusion_stage <= 4 or not 0.0 <= self.p < 1.0 or self.reduction < 1:
+            raise ValueError("fusion_stage must be in 1..4, p in [0, 1), reduction >= 1")
+
+
+def _unimodal_modality(modalities, config) -> str:
+    return config.modality or modalities[0]
+
+
+def _unimodal_check(modalities, config):
+    chosen = _unimodal_modality(modalities, config)
+    if chosen not in modalities:
+        return f"modality '{chosen}' is not one of the task's ({', '.join(modalities)}); set modality=<name>."
+    return None
+
+
+def _build_unimodal(task, config, ctx):
+    from mmbench_baselines.models import FusionBaseline
+
+    return FusionBaseline(task, ctx, [_unimodal_modality(ctx.modalities, config)], backbone=config.backbone)
+
+
+def _build_fusion(task, config, ctx):
+    from mmbench_baselines.models import FusionBaseline
+
+    return FusionBaseline(task, ctx, ctx.modalities, backbone=config.backbone)
+
+
+def _build_fusion_dropout(task, config, ctx):
+    from mmbench_baselines.models import FusionBaseline
+
+    return FusionBaseline(task, ctx, ctx.modalities, dropout=config.p, backbone=config.backbone)
+
+
+def _build_se_fusion(task, config, ctx):
+    from mmbench_baselines.models import FusionBaseline
+
+    return FusionBaseline(
+        task, ctx, ctx.modalities, fusion="se", fusion_stage=config.fusion_stage, dropout=config.p,
+        se_reduction=config.reduction, backbone=config.backbone,
+    )
+
+
+@hookimpl
+def mmbench_methods() -> list[MethodSpec]:
+    return [
+        MethodSpec(
+            name="unimodal", description="One modality, trained and deployed alone",
+            build=_build_unimodal, config=UnimodalConfig, check=_unimodal_check,
+            trained_modalities=lambda mods, cfg: (_unimodal_modality(mods, cfg),),
+            deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == trained),
+        ),
+        MethodSpec(
+            name="fusion", description="Modality-specific encoders + late concat fusion, trained with all modalities",
+            build=_build_fusion, config=FusionConfig, min_modalities=2,
+        ),
+        MethodSpec(
+            name="fusion-dropout",
+            description="Fusion trained with per-sample modality dropout (the '-MD' baselines)",
+            build=_build_fusion_dropout, config=FusionDropoutConfig, min_modalities=2,
+            paper="MMANet (Wei et al., CVPR 2023) and OS-MD modality-dropout baselines",
+        ),
+        MethodSpec(
+            name="se-fusion",
+            description="CASIA-SURF SF baseline: per-modality SE after layer2, concat, shared layer3-4",
+            build=_build_se_fusion, config=SEFusionConfig, min_modalities=2,
+            paper="Zhang et al., A Dataset and Benchmark for Large-scale Multi-modal Face Anti-spoofing, CVPR 2019",
+            repo="https://github.com/shicaiwei123/MMANet-CVPR2023 (classification/models/surf_baseline.py)",
+        ),
+    ]

@@ -1,0 +1,116 @@
+"""The command line as a user meets it: start-up cost, listings, and one clear line per bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FAST, run_cli
+
+
+def imports_torch(*args: str) -> bool:
+    code = (
+        "import sys; from mmbench.cli import main\n"
+        "try:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')" % (list(args),)
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return result.stdout.strip().splitlines()[-1] == "TORCH"
+
+
+@pytest.mark.parametrize("args", [("--help",), ("list",), ("list", "--json"), ("plugins",), ("run", "--help")])
+def test_help_and_listings_do_not_import_torch(args):
+    assert not imports_torch(*args)
+
+
+def test_list_json_names_everything():
+    result = run_cli("list", "--json")
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    assert {m["name"] for m in listing["methods"]} >= {"unimodal", "fusion", "fusion-dropout", "se-fusion"}
+    tasks = {t["name"]: t for t in listing["tasks"]}
+    assert tasks["synth-rgbdi-pad"]["metric"] == "acer"
+    datasets = {d["name"]: d for d in listing["datasets"]}
+    assert datasets["synth-rgbd-cls"]["revision"].startswith("generator-v")
+
+
+def one_line_error(result, code=2):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--method", "fusion-drop"], "unknown method 'fusion-drop'. Did you mean 'fusion-dropout'?"),
+    (["--task", "synth-rgbd-clss"], "Did you mean 'synth-rgbd-cls'?"),
+    (["--set", "pp=0.3"], "unknown option 'pp'. Did you mean 'p'?"),
+    (["--set", "p=lots"], "invalid value 'lots' for p: expected float"),
+    (["--set", "p=1.5"], "p must be in [0, 1)"),
+    (["--set", "recipe.epochs=zero"], "invalid value 'zero' for recipe.epochs"),
+    (["--set", "noequals"], "expected key=value"),
+    (["--seeds", "3-1"], "invalid seed range '3-1'"),
+    (["--method", "unimodal", "--set", "modality=ir"], "modality 'ir' is not one of the task's (rgb, depth)"),
+    (["--profile", "huge"], "has no 'huge' profile"),
+    (["--device", "cuda:0"], "no CUDA device is available"),
+])
+def test_bad_input_is_one_clear_line(args, expected, tmp_path):
+    result = run_cli("run", *args, "--out", str(tmp_path / "runs"))
+    assert expected in one_line_error(result)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.json"))
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    line = one_line_error(run_cli("run", "--out", str(blocker / "runs")))
+    assert "cannot write results to" in line
+
+
+def test_debug_shows_traceback(tmp_path):
+    result = run_cli("run", "--method", "nope", "--debug", "--out", str(tmp_path))
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_broken_plugin_is_one_line_and_others_still_run(tmp_path):
+    bad = tmp_path / "broken_plugin.py"
+    bad.write_text("import not_a_module_anywhere\n")
+    result = run_cli("--plugin", str(bad), "plugins")
+    assert result.returncode == 0 and "broken" in result.stdout
+    listed = {p["name"]: p for p in json.loads(run_cli("--plugin", str(bad), "plugins", "--json").stdout)}
+    assert "No module named 'not_a_module_anywhere'" in listed["broken_plugin"]["error"]
+    assert listed["baselines"]["error"] is None
+    result = run_cli("--plugin", str(bad), "list", "methods")
+    assert result.returncode == 0 and "fusion" in result.stdout
+    assert "plugin 'broken_plugin'" in result.stderr
+
+
+def test_method_that_cannot_serve_task_kind(tmp_path):
+    plugin = tmp_path / "clsonly.py"
+    plugin.write_text(
+        "from mmbench import MethodSpec, hookimpl\n"
+        "@hookimpl\n"
+        "def mmbench_methods():\n"
+        "    return [MethodSpec(name='cls-only', description='x', build=lambda t, c, x: None,"
+        " kinds=frozenset({'classification'}))]\n"
+    )
+    line = one_line_error(run_cli("--plugin", str(plugin), "run", "--method", "cls-only", "--task", "synth-rgbd-seg",
+                                  "--out", str(tmp_path / "runs")))
+    assert "supports classification tasks; 'synth-rgbd-seg' is a segmentation task" in line
+
+
+@pytest.mark.slow
+def test_run_several_seeds_prints_table_and_skips_recorded(tmp_path):
+    out = tmp_path / "runs"
+    args = ["run", "--method", "fusion", "--task", "synth-rgbd-cls", "--seeds", "0-1", *FAST, "--out", str(out)]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    records = sorted((out / "synth-rgbd-cls" / "fusion").glob("*.json"))
+    assert len(records) == 2
+    assert "±" in first.stdout and "mean" in first.stdout
+    second = run_cli(*args)
+    assert second.returncode == 0 and second.stderr.count("already recorded") == 2
+    assert sorted((out / "synth-rgbd-cls" / "fusion").glob("*.json")) == records

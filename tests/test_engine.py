@@ -1,0 +1,210 @@
+"""Engine behaviour: determinism, exact resume, selection on validation, failure handling,
+encode-once evaluation and the teacher artifact cache."""
+
+import json
+import textwrap
+
+import pytest
+import torch
+
+from conftest import FAST_OVERRIDES
+from mmbench.errors import MMBenchError
+from mmbench.plan import plan_run
+from mmbench.plugins import Registry
+
+
+def make_runner(registry, tmp_path, **kwargs):
+    from mmbench.artifacts import ArtifactCache
+    from mmbench.engine.runner import Runner
+
+    return Runner(registry, out=tmp_path / "runs", device="cpu", artifacts=ArtifactCache(tmp_path / "artifacts"), **kwargs)
+
+
+def plan(registry, method="fusion-dropout", task="synth-rgbd-cls", seed=0, **extra):
+    return plan_run(registry, method, task, seed, {**FAST_OVERRIDES, **extra})
+
+
+def test_same_seed_same_metrics_other_seed_differs(registry, tmp_path):
+    runner = make_runner(registry, tmp_path)
+    first, _ = runner.run(plan(registry))
+    again, _ = make_runner(registry, tmp_path / "again").run(plan(registry))
+    other, _ = runner.run(plan(registry, seed=1))
+    assert first.metrics == again.metrics
+    assert first.curves[-1]["loss"] == again.curves[-1]["loss"]
+    assert first.curves[-1]["loss"] != other.curves[-1]["loss"]
+
+
+def test_record_contents(registry, tmp_path):
+    record, path = make_runner(registry, tmp_path).run(plan(registry, method="se-fusion", task="synth-rgbdi-pad"))
+    assert path == tmp_path / "runs" / "synth-rgbdi-pad" / "se-fusion" / f"{record.run_id}.json"
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 1 and data["status"] == "completed"
+    assert len(data["subsets"]) == 7 and set(data["metrics"]["best"]) == set(data["subsets"])
+    assert set(data["metrics"]["best"]["rgb+depth+ir"]) == {"acer", "apcer", "bpcer", "accuracy"}
+    assert data["dataset"]["revision"].startswith("generator-v")
+    assert data["selection"]["criterion"].startswith("mean validation acer")
+    assert 1 <= data["selection"]["best_epoch"] <= data["selection"]["last_epoch"] == 2
+    assert data["resources"]["parameters"] > 0 and data["resources"]["inference_ms_per_sample"] > 0
+    assert data["provenance"]["torch"] == torch.__version__ and data["provenance"]["plugins"]["synth"]
+    assert len(data["curves"]) == 2 and "val" in data["curves"][0]
+    assert not path.with_suffix(".ckpt").exists()  # checkpoint removed once the record is final
+
+
+def test_best_epoch_is_selected_on_validation(registry, tmp_path):
+    record, _ = make_runner(registry, tmp_path).run(plan(registry, **{"recipe.epochs": "3"}))
+    scores = [sum(v["accuracy"] for v in c["val"].values()) / len(c["val"]) for c in record.curves]
+    assert record.selection.best_epoch == scores.index(max(scores)) + 1
+    assert record.val_metrics == record.curves[record.selection.best_epoch - 1]["val"]
+
+
+def test_interrupt_then_resume_matches_uninterrupted(registry, tmp_path):
+    overrides = {"recipe.epochs": "3"}
+    reference, _ = make_runner(registry, tmp_path / "ref").run(plan(registry, **overrides))
+
+    def interrupt_after_first_epoch(run, epoch, logs):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    from mmbench.engine.runner import RunInterrupted
+
+    runner = make_runner(registry, tmp_path, epoch_log=interrupt_after_first_epoch)
+    the_plan = plan(registry, **overrides)
+    with pytest.raises(RunInterrupted, match="1 completed epoch"):
+        runner.run(the_plan)
+    checkpoint = tmp_path / "runs" / "synth-rgbd-cls" / "fusion-dropout" / f"{the_plan.run_id}.ckpt"
+    assert checkpoint.exists() and not checkpoint.with_suffix(".json").exists()
+    resumed, _ = make_runner(registry, tmp_path).run(the_plan, resume=True)
+    assert resumed.metrics == reference.metrics
+    assert resumed.extra == {"resumed_from_epoch": 1}
+
+
+def test_resume_refuses_other_config_and_corrupt_checkpoint(registry, tmp_path):
+    from mmbench.engine.checkpoint import save_checkpoint
+
+    the_plan = plan(registry)
+    checkpoint = tmp_path / "runs" / "synth-rgbd-cls" / "fusion-dropout" / f"{the_plan.run_id}.ckpt"
+    save_checkpoint(checkpoint, {"fingerprint": "another-run", "epoch": 1})
+    with pytest.raises(MMBenchError, match="different configuration"):
+        make_runner(registry, tmp_path).run(the_plan, resume=True)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:20])
+    with pytest.raises(MMBenchError, match="corrupt or truncated"):
+        make_runner(registry, tmp_path).run(the_plan, resume=True)
+
+
+NAN_PLUGIN = """
+from mmbench import MethodSpec, hookimpl
+
+def build(task, config, ctx):
+    from mmbench_baselines import _build_fusion, FusionConfig
+    inner = _build_fusion(task, FusionConfig(), ctx)
+    original = inner.training_step
+
+    def training_step(batch, step):
+        terms = original(batch, step)
+        terms["aux"] = terms["ce"] * (float("nan") if step >= {bad_step} else 0.0)
+        return terms
+
+    inner.training_step = training_step
+    return inner
+
+@hookimpl
+def mmbench_methods():
+    return [MethodSpec(name="goes-nan", description="test", build=build, min_modalities=2)]
+"""
+
+
+def test_non_finite_loss_stops_and_marks_record_failed(tmp_path):
+    plugin = tmp_path / "nanplugin.py"
+    plugin.write_text(textwrap.dedent(NAN_PLUGIN.format(bad_step=8)))
+    registry = Registry.load(plugins=[str(plugin)])
+    from mmbench.engine.runner import RunFailed
+
+    the_plan = plan(registry, method="goes-nan")
+    with pytest.raises(RunFailed, match="loss term 'aux' became non-finite at epoch 2"):
+        make_runner(registry, tmp_path).run(the_plan)
+    record = json.loads((tmp_path / "runs" / "synth-rgbd-cls" / "goes-nan" / f"{the_plan.run_id}.json").read_text())
+    assert record["status"] == "failed"
+    assert record["failure"]["epoch"] == 2 and record["failure"]["term"] == "aux"
+    assert record["metrics"] == {}
+
+
+def test_all_subsets_encode_each_modality_once(registry, tmp_path):
+    from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
+    from mmbench.engine.runner import Runner
+
+    the_plan = plan(registry, method="fusion", task="synth-rgbdi-pad")
+    runner = Runner(registry, out=tmp_path, device="cpu")
+    data = load_task_data(the_plan.task, the_plan.dataset, the_plan.recipe)
+    module = the_plan.method.build(the_plan.task, the_plan.config, runner.context(the_plan, data)).eval()
+    calls = {m: 0 for m in data.modalities}
+    for name, encoder in module.net.encoders.items():
+        encoder.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    batch = next(iter(make_loader(ArrayBatches(data.test, data.stats, data.modalities), 16, shuffle=False)))
+    with torch.no_grad():
+        outputs = module.predict_subsets(batch, list(the_plan.subsets))
+        assert len(outputs) == 7
+        assert calls == {"rgb": 1, "depth": 1, "ir": 1}
+        for subset in the_plan.subsets:  # same logits as predicting the subset alone
+            torch.testing.assert_close(outputs[subset], module.predict(batch, subset))
+
+
+def test_missing_modality_features_are_zeros(registry, tmp_path):
+    from mmbench.models import FusionNet, subset_mask
+
+    net = FusionNet(("rgb", "depth"), {"rgb": (3, 16, 16), "depth": (1, 16, 16)}, "classification", 4, width=8).eval()
+    batch = {"rgb": torch.randn(2, 3, 16, 16), "depth": torch.randn(2, 1, 16, 16)}
+    zeroed = {"rgb": batch["rgb"], "depth": torch.zeros(2, 1, 16, 16)}
+    mask = subset_mask(("rgb", "depth"), ("rgb",), 2, "cpu")
+    with torch.no_grad():
+        features = net.encode(batch, ["rgb"])
+        direct = net.head(net.fuse(features, mask))
+        fused = net.fuse(net.encode(zeroed), mask)
+    torch.testing.assert_close(direct, net.head(fused))
+    assert fused[-1][:, 64:].abs().sum() == 0  # the depth half of the concatenation is zero
+
+
+def test_modality_dropout_never_drops_everything():
+    from mmbench.models import modality_dropout_mask
+
+    torch.manual_seed(0)
+    mask = modality_dropout_mask(20000, 3, 0.6)
+    assert bool((mask.sum(dim=1) >= 1).all())
+    # conditional Bernoulli: P(kept) = 0.4 / (1 - 0.6**3)
+    assert mask.mean().item() == pytest.approx(0.4 / (1 - 0.6**3), abs=0.01)
+
+
+TEACHER_PLUGIN = """
+from mmbench import MethodSpec, hookimpl
+
+def build(task, config, ctx):
+    from mmbench_baselines import _build_unimodal, UnimodalConfig
+    teacher = ctx.trained_model("fusion")
+    student = _build_unimodal(task, UnimodalConfig(modality="depth"), ctx)
+    student.teacher_params = sum(p.numel() for p in teacher.parameters())
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    return student
+
+@hookimpl
+def mmbench_methods():
+    return [MethodSpec(name="needs-teacher", description="test", build=build,
+                       trained_modalities=lambda mods, cfg: ("depth",),
+                       deploy_subsets=lambda subsets, trained, cfg: (("depth",),))]
+"""
+
+
+def test_teacher_is_trained_once_then_cached(tmp_path):
+    plugin = tmp_path / "teacherplugin.py"
+    plugin.write_text(textwrap.dedent(TEACHER_PLUGIN))
+    registry = Registry.load(plugins=[str(plugin)])
+    messages = []
+    runner = make_runner(registry, tmp_path, log=messages.append)
+    first, _ = runner.run(plan(registry, method="needs-teacher"))
+    assert any(m.startswith("training fusion") for m in messages)
+    messages.clear()
+    second, _ = make_runner(registry, tmp_path / "other", log=messages.append).run(plan(registry, method="needs-teacher"))
+    assert any(m.startswith("training fusion") for m in messages)  # other artifact dir: trained again
+    messages.clear()
+    third, _ = make_runner(registry, tmp_path, log=messages.append).run(plan(registry, method="needs-teacher"))
+    assert any(m.startswith("using cached fusion") for m in messages)
+    assert first.metrics == second.metrics == third.metrics  # cached or not, same student
+    assert len(list((tmp_path / "artifacts").glob("*.pt"))) == 1
