@@ -12,8 +12,8 @@ from conftest import FAST, run_cli
 def imports_torch(*args: str) -> bool:
     code = (
         "import sys; from mmbench.cli import main\n"
-        "try:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')" % (list(args),)
+        f"try:\n    main({list(args)!r})\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     return result.stdout.strip().splitlines()[-1] == "TORCH"
@@ -114,3 +114,36 @@ def test_run_several_seeds_prints_table_and_skips_recorded(tmp_path):
     second = run_cli(*args)
     assert second.returncode == 0 and second.stderr.count("already recorded") == 2
     assert sorted((out / "synth-rgbd-cls" / "fusion").glob("*.json")) == records
+
+
+def test_task_with_unknown_dataset(tmp_path):
+    plugin = tmp_path / "orphan.py"
+    plugin.write_text(
+        "from mmbench import Recipe, TaskSpec, hookimpl\n"
+        "@hookimpl\n"
+        "def mmbench_tasks():\n"
+        "    return [TaskSpec(name='orphan', description='x', dataset='synth-rgbd-clss', kind='classification',"
+        " num_classes=2, recipes={'smoke': Recipe()})]\n"
+    )
+    line = one_line_error(run_cli("--plugin", str(plugin), "run", "--task", "orphan", "--out", str(tmp_path / "r")))
+    assert "task 'orphan' uses a dataset that is not available: unknown dataset 'synth-rgbd-clss'" in line
+    assert "Did you mean 'synth-rgbd-cls'?" in line
+
+
+@pytest.mark.slow
+def test_nan_loss_and_corrupt_checkpoint_through_the_cli(tmp_path):
+    from test_engine import NAN_PLUGIN
+
+    plugin = tmp_path / "nanplugin.py"
+    plugin.write_text(NAN_PLUGIN.format(bad_step=3))
+    out = tmp_path / "runs"
+    result = run_cli("--plugin", str(plugin), "run", "--method", "goes-nan", *FAST, "--out", str(out))
+    line = one_line_error(result)
+    assert "loss term 'aux' became non-finite at epoch 1" in line and "marked failed" in line
+    (record,) = out.rglob("*.json")
+    assert json.loads(record.read_text())["status"] == "failed"
+
+    checkpoint = record.with_suffix(".ckpt")
+    checkpoint.write_bytes(b"\x80\x02not a checkpoint")
+    result = run_cli("--plugin", str(plugin), "run", "--method", "goes-nan", *FAST, "--out", str(out), "--resume")
+    assert "is corrupt or truncated" in one_line_error(result) and "delete it" in result.stderr

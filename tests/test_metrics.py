@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from mmbench.metrics import (
-    AntiSpoofingMeter, ClassificationMeter, SegmentationMeter, classification_scores, spoofing_error_rates,
+    AntiSpoofingMeter,
+    ClassificationMeter,
+    SegmentationMeter,
+    classification_scores,
+    spoofing_error_rates,
 )
 from mmbench.metrics.confusion import confusion_matrix
 

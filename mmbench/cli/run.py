@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mmbench.config import parse_assignments, parse_seeds
-from mmbench.plan import RunPlan, plan_run
 from mmbench.io import ensure_writable
+from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.records import RunRecord, read_record
 

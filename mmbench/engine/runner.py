@@ -23,15 +23,24 @@ from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
 from mmbench.engine.context import RunContext
 from mmbench.engine.loop import NonFiniteLoss, Trainer, TrainingInterrupted, evaluate, to_device
 from mmbench.engine.module import MethodModule
-from mmbench.plan import RunPlan, plan_run
 from mmbench.engine.seeding import rng_state, seed_everything, set_rng_state
 from mmbench.errors import MMBenchError
 from mmbench.io import ensure_writable
+from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.provenance import collect
 from mmbench.records import (
-    DatasetInfo, Failure, MethodInfo, Resources, RunRecord, Selection, TaskInfo, Timings,
-    read_record, record_path, write_record,
+    DatasetInfo,
+    Failure,
+    MethodInfo,
+    Resources,
+    RunRecord,
+    Selection,
+    TaskInfo,
+    Timings,
+    read_record,
+    record_path,
+    write_record,
 )
 
 

@@ -134,9 +134,10 @@ def segmentation_scene(rng: np.random.Generator, size: int = 32) -> tuple[np.nda
 ATTACKS = ("print", "replay", "mask")
 
 
-def face_scene(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(rgb, depth, ir uint8 [H,W], label 1 = live / 0 = spoof). Attacks: print (flat depth),
-    replay (no heat in IR), mask (texture artefacts in RGB) — each visible in one modality only."""
+def face_scene(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, str]:
+    """(rgb, depth, ir uint8 [H,W], label 1 = live / 0 = spoof, "live" or the attack). Attacks:
+    print (flat depth), replay (no heat in IR), mask (texture artefacts in RGB) — each visible in
+    one modality only."""
     live = rng.random() < 0.5
     attack = None if live else ATTACKS[int(rng.integers(len(ATTACKS)))]
     yy, xx = _grid(size)
@@ -173,4 +174,4 @@ def face_scene(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np
     ir = np.clip(ir + rng.normal(0, 0.05, ir.shape), 0, 1)
 
     rgb8, depth16 = _finish(rgb, depth, rng)
-    return rgb8, depth16, (ir * 255).round().astype(np.uint8), int(live)
+    return rgb8, depth16, (ir * 255).round().astype(np.uint8), int(live), attack or "live"

@@ -78,7 +78,7 @@ def rgbd_segmentation_row(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def face_row(rng: np.random.Generator) -> dict[str, Any]:
-    rgb, depth, ir, label = scenes.face_scene(rng)
+    rgb, depth, ir, label, _ = scenes.face_scene(rng)
     return {"rgb": rgb, "depth": depth, "ir": ir, "label": label}
 
 

@@ -1,0 +1,51 @@
+"""Every built-in method and task passes the conformance kit plugin authors use."""
+
+import pytest
+
+from mmbench.plugins import Registry
+from mmbench.testing import check_method, check_task
+
+REGISTRY = Registry.load()
+
+
+@pytest.mark.parametrize("name", REGISTRY.names("method"))
+def test_builtin_method_conforms(name, tmp_path):
+    records = check_method(REGISTRY.method(name), out=tmp_path)
+    assert {r["task"]["kind"] for r in records} == set(REGISTRY.method(name).kinds)
+
+
+@pytest.mark.parametrize("name", REGISTRY.names("task"))
+def test_builtin_task_conforms(name):
+    task = REGISTRY.task(name)
+    summary = check_task(task, REGISTRY.dataset_of(task))
+    assert summary["sizes"]["test"] == 16
+
+
+def test_kit_explains_a_wrong_training_step(tmp_path):
+    from mmbench import MethodSpec
+
+    def build(task, config, ctx):
+        from mmbench_baselines import FusionConfig, _build_fusion
+
+        module = _build_fusion(task, FusionConfig(), ctx)
+        module.training_step = lambda batch, step: module.net(batch, batch["rgb"].new_ones(len(batch["target"]), 2)).sum()
+        return module
+
+    spec = MethodSpec(name="wrong", description="", build=build, kinds=frozenset({"classification"}))
+    with pytest.raises(AssertionError, match="training_step must return a non-empty dict of named loss tensors"):
+        check_method(spec, out=tmp_path)
+
+
+def test_kit_explains_wrong_output_shape(tmp_path):
+    from mmbench import MethodSpec
+
+    def build(task, config, ctx):
+        from mmbench_baselines import FusionConfig, _build_fusion
+
+        module = _build_fusion(task, FusionConfig(), ctx)
+        module.predict_subsets = lambda batch, subsets: {s: batch["rgb"] for s in subsets}
+        return module
+
+    spec = MethodSpec(name="badshape", description="", build=build, kinds=frozenset({"classification"}))
+    with pytest.raises(AssertionError, match=r"must return logits of shape \(8, 3\)"):
+        check_method(spec, out=tmp_path)

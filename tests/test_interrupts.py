@@ -1,0 +1,76 @@
+"""Crash safety through the real CLI: Ctrl-C and kill -9 leave a checkpoint that --resume
+continues to the same result as an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import run_cli
+
+ARGS = ["run", "--method", "fusion", "--task", "synth-rgbd-cls", "--set", "recipe.epochs=4",
+        "--set", "recipe.limit_train=1536", "--set", "recipe.limit_eval=96", "--set", "recipe.width=8",
+        "--no-progress"]
+
+
+def start(out):
+    return subprocess.Popen([sys.executable, "-m", "mmbench", *ARGS, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def wait_for_checkpoint(out, process, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = list(out.rglob("*.ckpt"))
+        if found and process.poll() is None:
+            return found[0]
+        if process.poll() is not None:
+            pytest.fail(f"run ended before a checkpoint appeared: {process.communicate()}")
+        time.sleep(0.05)
+    pytest.fail("no checkpoint appeared")
+
+
+def metrics(out):
+    (path,) = out.rglob("*.json")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    result = run_cli(*ARGS, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return metrics(out)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_gives_the_same_metrics(tmp_path, reference):
+    process = start(tmp_path)
+    wait_for_checkpoint(tmp_path, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not list(tmp_path.rglob("*.json"))  # nothing half-written
+    result = run_cli(*ARGS, "--out", str(tmp_path), "--resume")
+    assert result.returncode == 0, result.stderr
+    record = metrics(tmp_path)
+    assert record["metrics"] == reference["metrics"]
+    assert record["extra"]["resumed_from_epoch"] >= 1
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_checkpoint_and_says_how_to_resume(tmp_path, reference):
+    process = start(tmp_path)
+    checkpoint = wait_for_checkpoint(tmp_path, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    assert checkpoint.exists() and not list(tmp_path.rglob("*.json"))
+    result = run_cli(*ARGS, "--out", str(tmp_path), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert metrics(tmp_path)["metrics"] == reference["metrics"]
