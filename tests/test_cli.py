@@ -147,3 +147,23 @@ def test_nan_loss_and_corrupt_checkpoint_through_the_cli(tmp_path):
     checkpoint.write_bytes(b"\x80\x02not a checkpoint")
     result = run_cli("--plugin", str(plugin), "run", "--method", "goes-nan", *FAST, "--out", str(out), "--resume")
     assert "is corrupt or truncated" in one_line_error(result) and "delete it" in result.stderr
+
+
+def test_check_plugin_reports_each_spec(tmp_path):
+    plugin = tmp_path / "halfgood.py"
+    plugin.write_text(
+        "from mmbench import MethodSpec, hookimpl\n"
+        "from mmbench_baselines import _build_fusion, FusionConfig\n"
+        "def bad(task, config, ctx):\n"
+        "    return object()\n"
+        "@hookimpl\n"
+        "def mmbench_methods():\n"
+        "    return [MethodSpec(name='good', description='', build=_build_fusion, config=FusionConfig,"
+        " kinds=frozenset({'classification'})),\n"
+        "            MethodSpec(name='bad', description='', build=bad, kinds=frozenset({'classification'}))]\n"
+    )
+    result = run_cli("--plugin", str(plugin), "check-plugin", "halfgood")
+    assert result.returncode == 1, result.stderr
+    flat = " ".join(result.stdout.split())
+    assert "good │ ok" in flat and "failed" in flat and "MethodModule" in flat
+    assert "Did you mean 'halfgood'" in one_line_error(run_cli("--plugin", str(plugin), "check-plugin", "halfgod"))

@@ -208,3 +208,9 @@ def test_teacher_is_trained_once_then_cached(tmp_path):
     assert any(m.startswith("using cached fusion") for m in messages)
     assert first.metrics == second.metrics == third.metrics  # cached or not, same student
     assert len(list((tmp_path / "artifacts").glob("*.pt"))) == 1
+
+
+def test_loader_workers_do_not_change_results(registry, tmp_path):
+    inline, _ = make_runner(registry, tmp_path).run(plan(registry, method="fusion"))
+    workers, _ = make_runner(registry, tmp_path).run(plan(registry, method="fusion", **{"recipe.num_workers": "2"}))
+    assert inline.run_id != workers.run_id and inline.metrics == workers.metrics

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list loaded plugins, their versions and what they register")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     _common(plugins, suppress=True)
+
+    check = sub.add_parser("check-plugin", help="run the conformance kit on everything a plugin registers")
+    check.add_argument("names", nargs="+", metavar="PLUGIN", help="plugin names as 'mmbench plugins' lists them")
+    _common(check, suppress=True)
     return parser
 
 
@@ -81,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmbench.cli.run import run_command
 
             return run_command(args)
+        if args.command == "check-plugin":
+            from mmbench.cli.check import check_plugin_command
+
+            return check_plugin_command(args)
         from mmbench.cli.listing import list_command, plugins_command
 
         return list_command(args) if args.command == "list" else plugins_command(args)

@@ -105,7 +105,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         for plan in plans:
             existing = runner.existing(plan)
-            if existing and not args.force and not args.resume:
+            if existing and not args.force:
                 err.print(f"seed {plan.seed}: already recorded at {existing} (use --force to run again)", markup=False)
                 records.append(read_record(existing))
                 continue

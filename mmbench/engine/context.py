@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -42,6 +42,3 @@ class RunContext:
         if self._trainer is None:
             raise RuntimeError("this context cannot train other models (no trainer attached)")
         return self._trainer(method, dict(overrides or {}))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"task": self.task.name, "profile": self.profile, "seed": self.seed, "device": str(self.device)}

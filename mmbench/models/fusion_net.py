@@ -69,14 +69,13 @@ class FusionNet(nn.Module):
             {m: build_encoder(shapes[m], arch, width, stages=stages) for m in self.modalities}
         )
         self.input_size = next((tuple(shapes[m][-2:]) for m in self.modalities if len(shapes[m]) == 3), None)
-        num_scales = max(e.num_stages for e in self.encoders.values())
-        if vector:  # late fusion of pooled vectors only
-            num_scales = 1
+        # per scale, the channels of each modality's features (vector data: one pooled scale)
+        num_scales = 1 if vector else stages
         self._scales = num_scales
         scale_channels = [
-            [self.encoders[m].out_channels[min(s, self.encoders[m].num_stages - 1) if not vector else -1] for m in self.modalities]
-            for s in range(num_scales)
+            [self.encoders[m].out_channels[-1 if vector else s] for m in self.modalities] for s in range(num_scales)
         ]
+        self._scale_channels = scale_channels
         if fusion == "se":
             self.se = nn.ModuleList(
                 nn.ModuleList(SEBlock(c, se_reduction) for c in channels) for channels in scale_channels
@@ -116,8 +115,7 @@ class FusionNet(nn.Module):
                         f = self.se[s][i](f)
                 else:
                     ref = reference[s]
-                    channels = self.encoders[m].out_channels[s] if self._scales > 1 else self.encoders[m].out_channels[-1]
-                    f = ref.new_zeros(ref.shape[0], channels, *ref.shape[2:])
+                    f = ref.new_zeros(ref.shape[0], self._scale_channels[s][i], *ref.shape[2:])
                 per_modality.append(f)
             mode = "concat" if self.fusion in ("concat", "se") else self.fusion
             fused.append(fuse_features(per_modality, mask, mode))
