@@ -140,6 +140,8 @@ class Runner:
             self.registry, method, parent.task.name, parent.seed,
             {**parent.inherited_overrides(), **overrides}, parent.profile,
         )
+        if plan.recipe != parent.recipe or plan.revision != parent.revision:
+            data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir)
         ctx = self.context(plan, data)
         saved_rng = rng_state()  # the parent's randomness must not depend on whether this was cached
 
