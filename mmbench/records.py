@@ -42,6 +42,8 @@ class DatasetInfo(_Strict):
     repo: str | None = None
     revision: str
     revision_overridden: bool = False
+    sizes: dict[str, int] = Field(default_factory=dict)
+    """Samples used per split (after the recipe's limits and the validation carve-out)."""
 
 
 class MethodInfo(_Strict):

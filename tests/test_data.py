@@ -98,6 +98,13 @@ def test_labels_outside_the_task_are_rejected(hub_fixture):
         load_task_data(task, dataset, Recipe())
 
 
+def test_split_sizes_are_checked_against_the_spec(hub_fixture):
+    task, dataset = specs()
+    dataset = DatasetSpec(**{**dataset.__dict__, "expected_sizes": {"train": 795, "test": 6}})
+    with pytest.raises(MMBenchError, match="split 'train' has 12 samples .* the spec expects 795"):
+        load_task_data(task, dataset, Recipe())
+
+
 def test_cache_is_built_once_and_reused(hub_fixture, monkeypatch):
     task, dataset = specs(size=(12, 12))
     load_task_data(task, dataset, Recipe())

@@ -42,6 +42,7 @@ def test_record_contents(registry, tmp_path):
     assert len(data["subsets"]) == 7 and set(data["metrics"]["best"]) == set(data["subsets"])
     assert set(data["metrics"]["best"]["rgb+depth+ir"]) == {"acer", "apcer", "bpcer", "accuracy"}
     assert data["dataset"]["revision"].startswith("generator-v")
+    assert data["dataset"]["sizes"] == {"train": 192, "val": 96, "test": 96}
     assert data["selection"]["criterion"].startswith("mean validation acer")
     assert 1 <= data["selection"]["best_epoch"] <= data["selection"]["last_epoch"] == 2
     assert data["resources"]["parameters"] > 0 and data["resources"]["inference_ms_per_sample"] > 0

@@ -142,6 +142,12 @@ def load_task_data(
                 f"task '{task.name}' needs split '{split}', dataset '{dataset.name}' has {', '.join(dataset.splits)}."
             )
         arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir))
+        expected = (dataset.expected_sizes or {}).get(split)
+        if expected is not None and expected != meta["count"]:
+            raise MMBenchError(
+                f"dataset '{dataset.name}' split '{split}' has {meta['count']} samples at revision "
+                f"{revision[:12]}, the spec expects {expected}; check the revision (--set dataset.revision)."
+            )
         _validate_labels(task, meta, split)
         return arrays, meta
 

@@ -194,7 +194,8 @@ class Runner:
             fingerprint=plan.run_id, progress=self.progress,
             on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs),
         )
-        base = dict(plan=plan, data_seconds=data_seconds, started=started)
+        sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+        base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes)
         try:
             fit = trainer.fit()
         except NonFiniteLoss as exc:
@@ -249,7 +250,7 @@ class Runner:
         return evaluate(module, test, plan.subsets, plan.task, self.device, plan.recipe.eval_batch_size, plan.recipe.amp)
 
     def _record(
-        self, plan: RunPlan, data_seconds: float, started: float, status: str,
+        self, plan: RunPlan, data_seconds: float, started: float, status: str, sizes: dict[str, int],
         timings_extra: dict[str, float] | None = None, **fields: Any,
     ) -> RunRecord:
         task, dataset = plan.task, plan.dataset
@@ -262,7 +263,7 @@ class Runner:
             ),
             dataset=DatasetInfo(
                 name=dataset.name, source=dataset.source.kind, repo=getattr(dataset.source, "repo", None),
-                revision=plan.revision, revision_overridden=plan.revision_overridden,
+                revision=plan.revision, revision_overridden=plan.revision_overridden, sizes=sizes,
             ),
             method=MethodInfo(
                 name=plan.method.name, plugin=plan.plugin.name, version=plan.plugin.version,
