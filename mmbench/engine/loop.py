@@ -10,6 +10,7 @@ A non-finite loss term stops the run with the epoch and term named.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,15 @@ def _check_terms(terms: Any, method: str) -> None:
 
 
 @dataclass
+class _State:
+    """What a checkpoint restores: where training stands and the best epoch so far."""
+
+    epoch: int = 0
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+
+@dataclass
 class Trainer:
     """Trains one :class:`MethodModule` on :class:`TaskData` under a :class:`RunContext`."""
 
@@ -133,141 +143,142 @@ class Trainer:
     fingerprint: str = ""
     progress: Any = None
     on_epoch: Callable[[int, dict[str, float]], None] | None = None
-    train_modalities: tuple[str, ...] = field(default=())
 
     def fit(self) -> FitResult:
-        ctx, recipe, module = self.ctx, self.ctx.recipe, self.module
-        device = ctx.device
-        cuda = device.type == "cuda"
-        channels_last = cuda and recipe.channels_last
-        module.to(device)
-        if channels_last:
-            module.to(memory_format=torch.channels_last)
-        train = ArrayBatches(self.data.train, self.data.stats, self.data.modalities)
-        val = ArrayBatches(self.data.val, self.data.stats, self.data.modalities)
-        steps_per_epoch = max(len(train) // recipe.batch_size, 1)
-        optimizer = build_optimizer(module, recipe, module.param_groups(recipe))
-        scheduler = build_scheduler(optimizer, recipe, steps_per_epoch)
-        use_scaler = cuda and recipe.amp and not torch.cuda.is_bf16_supported()
-        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        curves: list[dict[str, Any]] = []
-        best: dict[str, Any] | None = None
-        start_epoch = 0
-        if self.resume and self.checkpoint is not None and self.checkpoint.exists():
-            state = load_checkpoint(self.checkpoint)
-            if state.get("fingerprint") != self.fingerprint:
-                raise MMBenchError(
-                    f"checkpoint {self.checkpoint} was written by a run with a different configuration; "
-                    "resume with the same --set options and profile, or delete it to start over."
-                )
-            module.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
-            start_epoch, curves, best = state["epoch"], state["curves"], state["best"]
-        subsets = ctx.subsets
-        step = start_epoch * steps_per_epoch
-        check_every = 1 if not cuda else 25
-        task_bar = None
+        recipe, device = self.ctx.recipe, self.ctx.device
+        self.cuda = device.type == "cuda"
+        self.channels_last = self.cuda and recipe.channels_last
+        self.module.to(device)
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+        self.train_batches = ArrayBatches(self.data.train, self.data.stats, self.data.modalities)
+        self.val_batches = ArrayBatches(self.data.val, self.data.stats, self.data.modalities)
+        self.steps_per_epoch = max(len(self.train_batches) // recipe.batch_size, 1)
+        self.optimizer = build_optimizer(self.module, recipe, self.module.param_groups(recipe))
+        self.scheduler = build_scheduler(self.optimizer, recipe, self.steps_per_epoch)
+        use_scaler = self.cuda and recipe.amp and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        state = self._restore()
+        resumed_from = state.epoch
+        self.step = state.epoch * self.steps_per_epoch
+        self.bar = None
         if self.progress is not None:
-            task_bar = self.progress.add_task(
-                f"{self.method_name} seed {ctx.seed}", total=recipe.epochs * steps_per_epoch,
-                completed=step, loss=float("nan"), rate=0.0,
+            self.bar = self.progress.add_task(
+                f"{self.method_name} seed {self.ctx.seed}", total=recipe.epochs * self.steps_per_epoch,
+                completed=self.step, loss=float("nan"), rate=0.0,
             )
-        train_seconds = sum(c["train_seconds"] for c in curves)
-        val_seconds = sum(c["val_seconds"] for c in curves)
-        completed = start_epoch
         try:
-            for epoch in range(start_epoch, recipe.epochs):
-                module.train()
-                module.on_epoch_start(epoch, recipe.epochs)
-                sums: dict[str, torch.Tensor] = {}
-                seen = 0
+            for epoch in range(state.epoch, recipe.epochs):
+                losses, seen, train_seconds = self._train_epoch(epoch, first=epoch == resumed_from)
+                self.module.on_epoch_end(epoch, recipe.epochs)
                 started = time.perf_counter()
-                loader = make_loader(
-                    train, recipe.batch_size, shuffle=True, seed=ctx.seed, epoch=epoch, drop_last=True,
-                    num_workers=recipe.num_workers, pin_memory=cuda,
+                val_metrics = evaluate(
+                    self.module, self.val_batches, self.ctx.subsets, self.ctx.task, device,
+                    recipe.eval_batch_size, recipe.amp, self.channels_last,
                 )
-                for batch in loader:
-                    batch = to_device(batch, device, channels_last)
-                    if recipe.hflip:
-                        batch = _random_hflip(batch, self.data.modalities, self.ctx.task.kind)
-                    with autocast_context(device, recipe.amp):
-                        terms = module.training_step(batch, step)
-                    if step == start_epoch * steps_per_epoch:
-                        _check_terms(terms, self.method_name)
-                    total = torch.stack([v.float() for v in terms.values()]).sum()
-                    if step % check_every == 0 and not bool(torch.isfinite(total)):
-                        bad = next(n for n, v in terms.items() if not bool(torch.isfinite(v)))
-                        raise NonFiniteLoss(bad, epoch, step)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(total).backward()
-                    if recipe.grad_clip:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(module.parameters(), recipe.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    for name, value in terms.items():
-                        sums[name] = sums.get(name, 0) + value.detach().float()
-                    seen += len(batch["target"])
-                    step += 1
-                    if task_bar is not None:
-                        elapsed = time.perf_counter() - started
-                        self.progress.update(
-                            task_bar, advance=1, loss=float(total.detach()), rate=seen / max(elapsed, 1e-9)
-                        )
-                epoch_train = time.perf_counter() - started
-                batches_run = max(step - epoch * steps_per_epoch, 1)
-                losses = {name: float(value) / batches_run for name, value in sums.items()}
-                for name, value in losses.items():
-                    if value != value or value in (float("inf"), float("-inf")):
-                        raise NonFiniteLoss(name, epoch, step)
-                module.on_epoch_end(epoch, recipe.epochs)
-                started = time.perf_counter()
-                val_metrics = evaluate(module, val, subsets, ctx.task, device, recipe.eval_batch_size, recipe.amp, channels_last)
-                epoch_val = time.perf_counter() - started
-                train_seconds += epoch_train
-                val_seconds += epoch_val
-                score = selection_score(val_metrics, ctx.task)
-                if best is None or score > best["score"]:
-                    best = {
-                        "epoch": epoch, "score": score, "val": val_metrics,
-                        "state": {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()},
-                    }
                 curve = {
-                    "epoch": epoch + 1,
-                    "loss": losses,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "val": val_metrics,
-                    "train_seconds": epoch_train,
-                    "val_seconds": epoch_val,
-                    "samples_per_second": seen / max(epoch_train, 1e-9),
+                    "epoch": epoch + 1, "loss": losses, "lr": self.optimizer.param_groups[0]["lr"],
+                    "val": val_metrics, "train_seconds": train_seconds,
+                    "val_seconds": time.perf_counter() - started,
+                    "samples_per_second": seen / max(train_seconds, 1e-9),
                 }
-                curves.append(curve)
-                if self.checkpoint is not None:
-                    save_checkpoint(self.checkpoint, {
-                        "fingerprint": self.fingerprint, "epoch": epoch + 1, "model": module.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(), "rng": rng_state(), "curves": curves, "best": best,
-                    })
-                completed = epoch + 1
-                if self.on_epoch is not None:
-                    logs = {f"loss/{k}": v for k, v in losses.items()}
-                    logs.update({f"val/{s}/{k}": v for s, ms in val_metrics.items() for k, v in ms.items()})
-                    logs.update(lr=curve["lr"], train_seconds=epoch_train)
-                    self.on_epoch(epoch, logs)
+                self._end_epoch(state, epoch, curve)
         except KeyboardInterrupt:
-            raise TrainingInterrupted(completed) from None
+            raise TrainingInterrupted(state.epoch) from None
         finally:
-            if task_bar is not None:
-                self.progress.remove_task(task_bar)
-        assert best is not None
+            if self.bar is not None:
+                self.progress.remove_task(self.bar)
+        assert state.best is not None
         return FitResult(
-            curves=curves, best_epoch=best["epoch"] + 1, best_val=best["val"], best_state=best["state"],
-            train_seconds=train_seconds, val_seconds=val_seconds, resumed_from=start_epoch,
+            curves=state.curves, best_epoch=state.best["epoch"] + 1, best_val=state.best["val"],
+            best_state=state.best["state"], train_seconds=sum(c["train_seconds"] for c in state.curves),
+            val_seconds=sum(c["val_seconds"] for c in state.curves), resumed_from=resumed_from,
         )
+
+    def _restore(self) -> _State:
+        if not (self.resume and self.checkpoint is not None and self.checkpoint.exists()):
+            return _State()
+        saved = load_checkpoint(self.checkpoint)
+        if saved.get("fingerprint") != self.fingerprint:
+            raise MMBenchError(
+                f"checkpoint {self.checkpoint} was written by a run with a different configuration; "
+                "resume with the same --set options and profile, or delete it to start over."
+            )
+        self.module.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
+        return _State(epoch=saved["epoch"], curves=saved["curves"], best=saved["best"])
+
+    def _train_epoch(self, epoch: int, first: bool) -> tuple[dict[str, float], int, float]:
+        """One pass over the training split; returns mean loss terms, samples seen, seconds."""
+        recipe, module = self.ctx.recipe, self.module
+        module.train()
+        module.on_epoch_start(epoch, recipe.epochs)
+        check_every = 25 if self.cuda else 1  # a finiteness check syncs the GPU
+        sums: dict[str, torch.Tensor] = {}
+        seen, batches = 0, 0
+        started = time.perf_counter()
+        loader = make_loader(
+            self.train_batches, recipe.batch_size, shuffle=True, seed=self.ctx.seed, epoch=epoch, drop_last=True,
+            num_workers=recipe.num_workers, pin_memory=self.cuda,
+        )
+        for batch in loader:
+            batch = to_device(batch, self.ctx.device, self.channels_last)
+            if recipe.hflip:
+                batch = _random_hflip(batch, self.data.modalities, self.ctx.task.kind)
+            with autocast_context(self.ctx.device, recipe.amp):
+                terms = module.training_step(batch, self.step)
+            if first and batches == 0:
+                _check_terms(terms, self.method_name)
+            total = torch.stack([v.float() for v in terms.values()]).sum()
+            if self.step % check_every == 0 and not bool(torch.isfinite(total)):
+                bad = next(n for n, v in terms.items() if not bool(torch.isfinite(v)))
+                raise NonFiniteLoss(bad, epoch, self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(total).backward()
+            if recipe.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(module.parameters(), recipe.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0) + value.detach().float()
+            seen += len(batch["target"])
+            batches += 1
+            self.step += 1
+            if self.bar is not None:
+                rate = seen / max(time.perf_counter() - started, 1e-9)
+                self.progress.update(self.bar, advance=1, loss=float(total.detach()), rate=rate)
+        losses = {name: float(value) / max(batches, 1) for name, value in sums.items()}
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                raise NonFiniteLoss(name, epoch, self.step)
+        return losses, seen, time.perf_counter() - started
+
+    def _end_epoch(self, state: _State, epoch: int, curve: dict[str, Any]) -> None:
+        """Best-epoch bookkeeping (validation only), checkpoint, observers."""
+        score = selection_score(curve["val"], self.ctx.task)
+        if state.best is None or score > state.best["score"]:
+            state.best = {
+                "epoch": epoch, "score": score, "val": curve["val"],
+                "state": {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()},
+            }
+        state.curves.append(curve)
+        state.epoch = epoch + 1
+        if self.checkpoint is not None:
+            save_checkpoint(self.checkpoint, {
+                "fingerprint": self.fingerprint, "epoch": state.epoch, "model": self.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": rng_state(), "curves": state.curves, "best": state.best,
+            })
+        if self.on_epoch is not None:
+            logs = {f"loss/{k}": v for k, v in curve["loss"].items()}
+            logs.update({f"val/{s}/{k}": v for s, ms in curve["val"].items() for k, v in ms.items()})
+            logs.update(lr=curve["lr"], train_seconds=curve["train_seconds"])
+            self.on_epoch(epoch, logs)
 
 
 def _random_hflip(batch: dict[str, torch.Tensor], modalities: Sequence[str], kind: str) -> dict[str, torch.Tensor]:
