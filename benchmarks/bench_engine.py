@@ -21,7 +21,8 @@ def setup():
     plan = plan_run(registry, "fusion", "synth-rgbd-cls", 0, {"recipe.epochs": "1"})
     runner = Runner(registry, out="/tmp/mmbench-bench-runs", device="cpu")
     limit = STEPS * plan.recipe.batch_size
-    recipe = dataclasses.replace(plan.recipe, limit_train=limit, limit_eval=64, scheduler="none")
+    # the same optimiser on both sides: this measures the harness, not SGD vs AdamW
+    recipe = dataclasses.replace(plan.recipe, limit_train=limit, limit_eval=64, scheduler="none", optimizer="sgd")
     plan = dataclasses.replace(plan, recipe=recipe)
     data = load_task_data(plan.task, plan.dataset, recipe)
     return registry, plan, runner, data
