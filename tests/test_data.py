@@ -148,3 +148,20 @@ def test_damaged_cache_is_a_clear_error(hub_fixture):
     (directory / "rgb.npy").write_bytes(b"garbage")
     with pytest.raises(MMBenchError, match="is damaged"):
         load_task_data(task, dataset, Recipe())
+
+
+def test_channel_stats_match_numpy():
+    from mmbench.data.cache import ChannelStats
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(3.0, 2.0, size=(5, 2, 4, 4))
+    stats = ChannelStats()
+    for image in images:
+        stats.update(image)
+    result = stats.result()
+    np.testing.assert_allclose(result["mean"], images.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(result["std"], images.std(axis=(0, 2, 3)))
+    vectors = ChannelStats()
+    for vector in images.reshape(5, -1):
+        vectors.update(vector)
+    np.testing.assert_allclose(vectors.result()["mean"], images.reshape(5, -1).mean(axis=0))

@@ -39,6 +39,27 @@ def _cache_dir(spec: DatasetSpec, split: str, revision: str, input_size: Any) ->
     return mmbench_home() / "cache" / spec.name / safe_revision / f"{split}-{digest}"
 
 
+class ChannelStats:
+    """Running per-channel mean and std (float64) of ``[C, ...]`` samples (vectors: per feature)."""
+
+    def __init__(self) -> None:
+        self.sum: np.ndarray | float = 0.0
+        self.squares: np.ndarray | float = 0.0
+        self.count = 0
+
+    def update(self, value: np.ndarray) -> None:
+        flat = value.reshape(value.shape[0], -1) if value.ndim > 1 else value[:, None]
+        flat = flat.astype(np.float64)
+        self.sum = self.sum + flat.sum(axis=1)
+        self.squares = self.squares + (flat**2).sum(axis=1)
+        self.count += flat.shape[1]
+
+    def result(self) -> dict[str, list[float]]:
+        mean = np.asarray(self.sum) / self.count
+        std = np.sqrt(np.maximum(np.asarray(self.squares) / self.count - mean**2, 0.0))
+        return {"mean": mean.tolist(), "std": np.where(std < 1e-6, 1.0, std).tolist()}
+
+
 def _resize(array: np.ndarray, size: tuple[int, int] | None, nearest: bool) -> np.ndarray:
     if size is None or array.ndim < 2 or tuple(array.shape[-2:]) == tuple(size):
         return array
@@ -85,9 +106,7 @@ def build_split_cache(
     dense_target = task.kind == "segmentation"
     with atomic_directory(target) as tmp:
         arrays: dict[str, np.ndarray] = {}
-        sums: dict[str, np.ndarray] = {}
-        squares: dict[str, np.ndarray] = {}
-        counts: dict[str, int] = {}
+        stats = {key: ChannelStats() for key in spec.modalities}
         labels: set[int] = set()
         written = 0
         for index, row in enumerate(rows.rows):
@@ -113,10 +132,7 @@ def build_split_cache(
                 if is_target:
                     labels.update(np.unique(value).tolist())
                 else:
-                    flat = value.reshape(value.shape[0], -1).astype(np.float64) if value.ndim > 1 else value[:, None].astype(np.float64)
-                    sums[key] = sums.get(key, 0) + flat.sum(axis=1)
-                    squares[key] = squares.get(key, 0) + (flat**2).sum(axis=1)
-                    counts[key] = counts.get(key, 0) + flat.shape[1]
+                    stats[key].update(value)
             written += 1
         if written != rows.count:
             raise MMBenchError(
@@ -124,14 +140,9 @@ def build_split_cache(
             )
         for array in arrays.values():
             array.flush()
-        stats = {}
-        for key in spec.modalities:
-            mean = sums[key] / counts[key]
-            std = np.sqrt(np.maximum(squares[key] / counts[key] - mean**2, 0.0))
-            stats[key] = {"mean": mean.tolist(), "std": np.where(std < 1e-6, 1.0, std).tolist()}
         meta = {
             "format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
-            "count": rows.count, "stats": stats, "labels": sorted(labels),
+            "count": rows.count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
             "shapes": {k: list(a.shape[1:]) for k, a in arrays.items()},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
