@@ -156,14 +156,18 @@ def test_check_plugin_reports_each_spec(tmp_path):
         "from mmbench_baselines import _build_fusion, FusionConfig\n"
         "def bad(task, config, ctx):\n"
         "    return object()\n"
+        "def crash(task, config, ctx):\n"
+        "    raise TypeError('bad layer size')\n"
         "@hookimpl\n"
         "def mmbench_methods():\n"
         "    return [MethodSpec(name='good', description='', build=_build_fusion, config=FusionConfig,"
         " kinds=frozenset({'classification'})),\n"
-        "            MethodSpec(name='bad', description='', build=bad, kinds=frozenset({'classification'}))]\n"
+        "            MethodSpec(name='bad', description='', build=bad, kinds=frozenset({'classification'})),\n"
+        "            MethodSpec(name='crash', description='', build=crash, kinds=frozenset({'classification'}))]\n"
     )
     result = run_cli("--plugin", str(plugin), "check-plugin", "halfgood")
     assert result.returncode == 1, result.stderr
     flat = " ".join(result.stdout.split())
     assert "good │ ok" in flat and "failed" in flat and "MethodModule" in flat
+    assert "TypeError: bad layer size" in flat  # any exception from plugin code is a failed check
     assert "Did you mean 'halfgood'" in one_line_error(run_cli("--plugin", str(plugin), "check-plugin", "halfgod"))

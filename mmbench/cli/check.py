@@ -31,7 +31,7 @@ def check_plugin_command(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             checks = [("method", m, lambda m=m: check_method(registry.method(m), out=out)) for m in info.methods]
-            checks += [("task", t, lambda t=t: check_task(registry.task(t), registry.dataset_of(registry.task(t))))
+            checks += [("task", t, lambda t=t: check_task(task := registry.task(t), registry.dataset_of(task)))
                        for t in info.tasks]
             for kind, item, check in checks:
                 try:
@@ -40,5 +40,8 @@ def check_plugin_command(args: argparse.Namespace) -> int:
                 except (AssertionError, MMBenchError) as exc:
                     failures += 1
                     table.add_row(name, kind, item, f"[red]failed[/]: {exc}")
+                except Exception as exc:  # plugin code under test may raise anything
+                    failures += 1
+                    table.add_row(name, kind, item, f"[red]failed[/]: {type(exc).__name__}: {exc}")
     Console().print(table)
     return 1 if failures else 0
