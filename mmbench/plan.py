@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mmbench.config import apply_overrides, split_overrides, to_jsonable
+from mmbench.distillation import DistillationSetup
 from mmbench.errors import MMBenchError
 from mmbench.plugins import Registry
 from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, Recipe, Subset, TaskSpec, subset_key
@@ -35,6 +36,7 @@ class RunPlan:
     trained_modalities: tuple[str, ...]
     subsets: tuple[Subset, ...]
     overrides: Mapping[str, str]
+    distillation: DistillationSetup | None = None
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -97,9 +99,12 @@ def plan_run(
         problem = method.check(modalities, config)
         if problem:
             raise MMBenchError(f"method '{method.name}' cannot run on task '{task.name}': {problem}")
+    setup = method.distillation(task, modalities, config) if method.distillation is not None else None
     trained = method.trained_modalities(modalities, config) if method.trained_modalities else modalities
     protocol = task.protocol_subsets(dataset)
     subsets = method.deploy_subsets(protocol, tuple(trained), config) if method.deploy_subsets else protocol
+    if setup is not None:  # the protocol: trained on teacher + student modalities, deployed on the students
+        trained, subsets = setup.trained_modalities, setup.students
     if not subsets:
         raise MMBenchError(
             f"method '{method.name}' can serve none of task '{task.name}''s deployment subsets "
@@ -109,5 +114,5 @@ def plan_run(
         method=method, plugin=registry.plugin_of("method", method.name), task=task, dataset=dataset,
         config=config, recipe=recipe, profile=profile, seed=seed, revision=revision,
         revision_overridden="revision" in dataset_options, modalities=modalities,
-        trained_modalities=tuple(trained), subsets=tuple(subsets), overrides=overrides,
+        trained_modalities=tuple(trained), subsets=tuple(subsets), overrides=overrides, distillation=setup,
     )

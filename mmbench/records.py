@@ -96,6 +96,27 @@ class Provenance(_Strict):
     platform: str
 
 
+class DistillationInfo(_Strict):
+    """Teacher and student modality sets of a distillation run (``teacher`` is ``None`` for
+    teacher-free methods such as DisCoM-KD)."""
+
+    scenario: str
+    teacher: list[str] | None = None
+    students: list[list[str]]
+
+
+class ReferenceResult(_Strict):
+    """A reference model reported next to the method (the TEACHER, the undistilled STUDENT):
+    test metrics of its best-validation epoch, same task, data and seed."""
+
+    role: str
+    method: str
+    overrides: dict[str, str] = Field(default_factory=dict)
+    run_id: str
+    trained_modalities: list[str]
+    metrics: SubsetMetrics
+
+
 class RunRecord(_Strict):
     """One run: what ran, on what, with which config and seed, and what it scored."""
 
@@ -120,6 +141,8 @@ class RunRecord(_Strict):
     resources: Resources | None = None
     provenance: Provenance
     failure: Failure | None = None
+    distillation: DistillationInfo | None = None
+    references: list[ReferenceResult] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -100,6 +100,9 @@ class Recipe:
     backbone: str = "resnet18"
     width: int = 64
     hflip: bool = False
+    vflip: bool = False
+    rot90: bool = False
+    crop_padding: int = 0
     limit_train: int | None = None
     limit_eval: int | None = None
     num_workers: int = 0
@@ -117,6 +120,7 @@ class Recipe:
             "limit_train": self.limit_train is None or self.limit_train >= 1,
             "limit_eval": self.limit_eval is None or self.limit_eval >= 1,
             "num_workers": self.num_workers >= 0,
+            "crop_padding": self.crop_padding >= 0,
             "grad_clip": self.grad_clip is None or self.grad_clip > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -247,6 +251,9 @@ class TaskSpec:
     test_split: str = "test"
     val_fraction: float = 0.1
     citation: str = ""
+    cross_modal_teacher: str | None = None
+    """The richest modality: the teacher's in the cross-modal distillation scenario (default: the
+    first modality)."""
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -313,6 +320,10 @@ class MethodSpec:
       subsets the method can serve at test time (default: all of them).
     * ``check(task_modalities, config)``: returns a problem description (e.g. a modality the task
       does not have) or ``None``.
+    * ``distillation(task, task_modalities, config)``: for distillation methods, the resolved
+      :class:`mmbench.distillation.DistillationSetup` (teacher and student modality sets). It
+      then decides the trained modalities and the deployment subsets (the students), and the
+      runner reports the TEACHER / STUDENT references next to the method.
     """
 
     name: str
@@ -327,6 +338,7 @@ class MethodSpec:
     deploy_subsets: Callable[[tuple[Subset, ...], tuple[str, ...], Any], tuple[Subset, ...]] | None = None
     check: Callable[[tuple[str, ...], Any], str | None] | None = None
     min_modalities: int = 1
+    distillation: Callable[[TaskSpec, tuple[str, ...], Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.build):

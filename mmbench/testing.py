@@ -139,8 +139,10 @@ def check_method(spec: MethodSpec, overrides: dict[str, str] | None = None, out:
     import torch
 
     from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
+    from mmbench.engine.loop import check_views, training_views
     from mmbench.engine.module import MethodModule
     from mmbench.engine.runner import Runner
+    from mmbench.errors import MMBenchError
     from mmbench.plan import plan_run
     from mmbench.records import RunRecord
 
@@ -149,7 +151,11 @@ def check_method(spec: MethodSpec, overrides: dict[str, str] | None = None, out:
     assert setups, f"{spec.name}: MethodSpec.kinds is empty; list the task kinds the method supports"
     tasks, datasets_ = zip(*(conformance_specs(k, m) for k, m in setups), strict=True)
     registry = Registry()
-    registry.register_object("conformance", _SpecPlugin(list(datasets_), list(tasks), [spec]))
+    # the baselines are the TEACHER / STUDENT references of the distillation protocol
+    from mmbench_baselines import mmbench_methods as baseline_methods
+
+    references = [m for m in baseline_methods() if m.name != spec.name]
+    registry.register_object("conformance", _SpecPlugin(list(datasets_), list(tasks), [spec, *references]))
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="mmbench-conformance-"))
     runner = Runner(registry, out=out_dir, device="cpu")
     records = []
@@ -162,7 +168,12 @@ def check_method(spec: MethodSpec, overrides: dict[str, str] | None = None, out:
         assert isinstance(module, MethodModule), (
             f"{spec.name}: build() must return an mmbench.engine.MethodModule, got {type(module).__name__}"
         )
-        batch = next(iter(make_loader(ArrayBatches(data.train, data.stats, data.modalities), 8, shuffle=False)))
+        raw = next(iter(make_loader(ArrayBatches(data.train, data.stats, data.modalities), 8, shuffle=False)))
+        try:
+            check_views(module, spec.name)
+        except MMBenchError as exc:
+            raise AssertionError(str(exc)) from None
+        batch = training_views(module, raw, data.modalities, plan.recipe, plan.task)
         terms = module.training_step(batch, 0)
         assert isinstance(terms, dict) and terms, (
             f"{spec.name}: training_step must return a non-empty dict of named loss tensors, got {type(terms).__name__}"
@@ -178,13 +189,18 @@ def check_method(spec: MethodSpec, overrides: dict[str, str] | None = None, out:
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable), (
             f"{spec.name}: backward of the loss terms gives no gradient to any parameter"
         )
-        _check_outputs(spec, module, batch, plan)
+        _check_outputs(spec, module, raw, plan)
         record, _ = runner.run(plan)
         assert isinstance(record, RunRecord) and record.status == "completed"
         for selection in ("best", "last"):
             got = set(record.metrics[selection])
             assert got == set(plan.subset_names), (
                 f"{spec.name}: record lacks metrics for subsets {sorted(set(plan.subset_names) - got)}"
+            )
+        if plan.distillation is not None:
+            roles = {r.role for r in record.references}
+            assert "student" in roles and (plan.distillation.teacher is None or "teacher" in roles), (
+                f"{spec.name}: a distillation run must report its TEACHER and STUDENT references"
             )
         records.append(record.model_dump(mode="json"))
     return records

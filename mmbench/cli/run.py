@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mmbench.io import ensure_writable
 from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.records import RunRecord, read_record
+from mmbench.specs import subset_key
 
 
 def _progress(console: Console) -> Any:
@@ -37,14 +39,37 @@ def _epoch_printer(console: Console, plan: RunPlan):
         console.print(
             f"[{run['method']} seed {run['seed']}] epoch {epoch + 1}/{plan.recipe.epochs}: {losses} | "
             f"val {primary} (mean over subsets) {mean:.4f} | {logs['train_seconds']:.1f} s",
-            highlight=False,
+            highlight=False, markup=False,
         )
 
     return show
 
 
+def _mean_std(values: list[float], n: int) -> str:
+    mean = 100 * statistics.fmean(values)
+    if n > 1 and len(values) > 1:
+        return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+    return f"{mean:.2f}"
+
+
+def _reference_rows(records: list[RunRecord], metrics: list[str]) -> list[tuple[str, str, list[str]]]:
+    """``(label, subset, cells)`` of the TEACHER / STUDENT references, mean ± std over seeds."""
+    grouped: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for record in records:
+        for ref in record.references:
+            for subset, values in ref.metrics.items():
+                grouped.setdefault((ref.role, subset), []).append(values)
+    rows = []
+    for (role, subset), values in grouped.items():
+        cells = [_mean_std([v[m] for v in values if m in v], len(records)) if any(m in v for v in values) else "-"
+                 for m in metrics]
+        rows.append((f"{role.upper()} ({subset})", subset, cells))
+    return rows
+
+
 def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
-    """Per-subset test results (● present / ○ missing), mean ± std over seeds, best-val epoch."""
+    """Per-subset test results (● present / ○ missing), mean ± std over seeds, best-val epoch;
+    for distillation runs also the TEACHER and undistilled STUDENT references."""
     from mmbench.results import aggregate, records_to_frame
 
     frame = records_to_frame([(Path("."), r) for r in records])
@@ -53,8 +78,13 @@ def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
     task = plan.task
     n = len(records)
     arrow = "↑" if task.higher_is_better else "↓"
-    table = Table(title=f"{plan.method.name} on {task.name} — test, {n} seed(s), model selected on validation",
-                  title_justify="left")
+    title = f"{plan.method.name} on {task.name} — test, {n} seed(s), model selected on validation"
+    if plan.distillation is not None:
+        setup = plan.distillation
+        teacher = subset_key(setup.teacher) if setup.teacher else "none"
+        title += f"\n{setup.scenario} KD, teacher: {teacher}, student(s): {', '.join(map(subset_key, setup.students))}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("model")
     for modality in plan.modalities:
         table.add_column(modality, justify="center")
     metrics = list(task.metric_names)
@@ -69,13 +99,18 @@ def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
         mean, std = 100 * row["mean"].iloc[0], 100 * row["std"].iloc[0]
         return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f}"
 
+    def marks(subset: str) -> list[str]:
+        if subset == "mean":
+            return ["" for _ in plan.modalities]
+        present = subset.split("+")
+        return ["●" if m in present else "○" for m in plan.modalities]
+
     subsets = [*plan.subset_names, "mean"] if len(plan.subsets) > 1 else plan.subset_names
     for subset in subsets:
-        present = subset.split("+")
-        marks = ["" if subset == "mean" else ("●" if m in present else "○") for m in plan.modalities]
-        if subset == "mean":
-            marks[0] = "mean"
-        table.add_row(*marks, *(cell(best, subset, m) for m in metrics), cell(last, subset, task.primary))
+        label = "mean" if subset == "mean" else plan.method.name
+        table.add_row(label, *marks(subset), *(cell(best, subset, m) for m in metrics), cell(last, subset, task.primary))
+    for label, subset, cells in _reference_rows(records, metrics):
+        table.add_row(label, *marks(subset), *cells, "-")
     return table
 
 
@@ -83,7 +118,7 @@ def run_command(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     overrides = parse_assignments(args.overrides)
     registry = Registry.load(plugins=args.plugin or ())
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     plans = [plan_run(registry, args.method, args.task, seed, overrides, args.profile) for seed in seeds]
     for info in registry.broken:
         err.print(f"warning: plugin '{info.name}' is broken and was skipped: {info.error}", markup=False)
@@ -117,5 +152,8 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.stop()
-    Console(file=sys.stdout).print(results_table(records, plans[0]))
+    out_console = Console(file=sys.stdout)
+    if not out_console.is_terminal:  # files and pipes get the whole table, not an 80-column wrap
+        out_console.width = max(out_console.width, 160)
+    out_console.print(results_table(records, plans[0]))
     return 0

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from mmbench.distillation import DistillationSetup
 from mmbench.specs import DatasetSpec, Recipe, Subset, TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +25,8 @@ class RunContext:
     * ``trained_model(method, overrides)`` — another method trained on the same task, data and
       seed (e.g. a teacher), loaded from the content-addressed artifact cache or trained once and
       cached. The returned module is in eval mode with gradients disabled.
+    * ``distillation`` — for distillation methods, the resolved teacher / student modality sets
+      (:class:`mmbench.distillation.DistillationSetup`); ``None`` otherwise.
     """
 
     task: TaskSpec
@@ -36,6 +39,7 @@ class RunContext:
     shapes: Mapping[str, tuple[int, ...]]
     subsets: tuple[Subset, ...] = ()
     revision: str = ""
+    distillation: DistillationSetup | None = None
     _trainer: Callable[[str, Mapping[str, str]], MethodModule] | None = field(default=None, repr=False)
 
     def trained_model(self, method: str, overrides: Mapping[str, str] | None = None) -> MethodModule:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from mmbench.data.arrays import ArrayBatches, TaskData, make_loader
+from mmbench.data.augment import VIEWS, recipe_view
 from mmbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from mmbench.engine.context import RunContext
 from mmbench.engine.module import MethodModule
@@ -107,6 +108,25 @@ def evaluate(
     return {subset_key(s): meters[s].compute() for s in subsets}
 
 
+def check_views(module: MethodModule, method: str) -> None:
+    unknown = [v for v in module.extra_views if v not in VIEWS]
+    if unknown:
+        raise MMBenchError(f"method '{method}' asks for unknown view(s) {unknown}; available: {', '.join(VIEWS)}.")
+
+
+def training_views(
+    module: MethodModule, raw: Mapping[str, torch.Tensor], modalities: Sequence[str], recipe: Any, task: TaskSpec,
+) -> dict[str, Any]:
+    """The batch a ``training_step`` receives: the recipe-augmented batch, plus
+    ``batch["views"][name]`` — an independently augmented copy of the same samples — for each
+    extra view the method asks for (e.g. MLKD's strong view)."""
+    args = (modalities, recipe, task.kind == "segmentation", task.ignore_index)
+    batch: dict[str, Any] = recipe_view(dict(raw), *args)
+    if module.extra_views:
+        batch["views"] = {name: VIEWS[name](dict(raw), *args) for name in module.extra_views}
+    return batch
+
+
 def _check_terms(terms: Any, method: str) -> None:
     if not isinstance(terms, Mapping) or not terms:
         raise MMBenchError(
@@ -154,6 +174,7 @@ class Trainer:
         self.train_batches = ArrayBatches(self.data.train, self.data.stats, self.data.modalities)
         self.val_batches = ArrayBatches(self.data.val, self.data.stats, self.data.modalities)
         self.steps_per_epoch = max(len(self.train_batches) // recipe.batch_size, 1)
+        check_views(self.module, self.method_name)
         self.optimizer = build_optimizer(self.module, recipe, self.module.param_groups(recipe))
         self.scheduler = build_scheduler(self.optimizer, recipe, self.steps_per_epoch)
         use_scaler = self.cuda and recipe.amp and not torch.cuda.is_bf16_supported()
@@ -225,9 +246,9 @@ class Trainer:
             num_workers=recipe.num_workers, pin_memory=self.cuda,
         )
         for batch in loader:
-            batch = to_device(batch, self.ctx.device, self.channels_last)
-            if recipe.hflip:
-                batch = _random_hflip(batch, self.data.modalities, self.ctx.task.kind)
+            batch = training_views(
+                module, to_device(batch, self.ctx.device, self.channels_last), self.data.modalities, recipe, self.ctx.task,
+            )
             with autocast_context(self.ctx.device, recipe.amp):
                 terms = module.training_step(batch, self.step)
             if first and batches == 0:
@@ -280,14 +301,3 @@ class Trainer:
             logs.update(lr=curve["lr"], train_seconds=curve["train_seconds"])
             self.on_epoch(epoch, logs)
 
-
-def _random_hflip(batch: dict[str, torch.Tensor], modalities: Sequence[str], kind: str) -> dict[str, torch.Tensor]:
-    """Flip each sample horizontally with probability 0.5, all modalities (and dense labels) alike."""
-    flip = torch.rand(batch["target"].shape[0], device=batch["target"].device) < 0.5
-    for key in (*modalities, "target"):
-        value = batch[key]
-        if key == "target" and kind != "segmentation":
-            continue
-        if value.dim() >= 3:
-            batch[key] = torch.where(flip.reshape(-1, *([1] * (value.dim() - 1))), value.flip(-1), value)
-    return batch

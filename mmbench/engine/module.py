@@ -28,10 +28,16 @@ class MethodModule(nn.Module):
       each modality once and fuse per subset (the default calls ``predict`` per subset);
     * ``param_groups(recipe)`` — optimiser parameter groups (dicts with ``params`` and optional
       ``lr_scale`` / ``weight_decay``); default: every trainable parameter in one group;
+    * ``extra_views`` — names of additional augmented views of each training batch (from
+      :data:`mmbench.data.augment.VIEWS`, e.g. ``("strong",)`` for MLKD); the engine puts each,
+      independently augmented from the same samples, in ``batch["views"][name]`` (a dict with the
+      modalities and ``target``), next to the recipe-augmented batch itself;
     * ``on_epoch_start(epoch, num_epochs)`` / ``on_epoch_end(epoch, num_epochs)`` — warm-ups,
       schedules, memory banks. Keep any state that must survive ``--resume`` in parameters or
       buffers (it is checkpointed with the state dict).
     """
+
+    extra_views: tuple[str, ...] = ()
 
     def training_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement training_step(batch, step)")

@@ -20,6 +20,7 @@ import torch
 from mmbench.artifacts import ArtifactCache
 from mmbench.config import to_jsonable
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
+from mmbench.distillation import references as distillation_references
 from mmbench.engine.context import RunContext
 from mmbench.engine.loop import NonFiniteLoss, Trainer, TrainingInterrupted, evaluate, to_device
 from mmbench.engine.module import MethodModule
@@ -31,8 +32,10 @@ from mmbench.plugins import Registry
 from mmbench.provenance import collect
 from mmbench.records import (
     DatasetInfo,
+    DistillationInfo,
     Failure,
     MethodInfo,
+    ReferenceResult,
     Resources,
     RunRecord,
     Selection,
@@ -122,7 +125,8 @@ class Runner:
         return RunContext(
             task=plan.task, dataset=plan.dataset, recipe=plan.recipe, profile=plan.profile, seed=plan.seed,
             device=self.device, modalities=plan.modalities, shapes=data.shapes, subsets=plan.subsets,
-            revision=plan.revision, _trainer=lambda name, overrides: self._dependency(plan, data, name, overrides),
+            revision=plan.revision, distillation=plan.distillation,
+            _trainer=lambda name, overrides: self._dependency(plan, data, name, overrides)[1],
         )
 
     def _build(self, plan: RunPlan, ctx: RunContext) -> MethodModule:
@@ -134,7 +138,9 @@ class Runner:
             )
         return module
 
-    def _dependency(self, parent: RunPlan, data: Any, method: str, overrides: dict[str, str]) -> MethodModule:
+    def _dependency(
+        self, parent: RunPlan, data: Any, method: str, overrides: dict[str, str],
+    ) -> tuple[RunPlan, MethodModule]:
         """Another method trained on the parent's task/seed/recipe, from the artifact cache."""
         plan = plan_run(
             self.registry, method, parent.task.name, parent.seed,
@@ -159,7 +165,23 @@ class Runner:
         module.load_state_dict(state)
         module.to(self.device).eval().requires_grad_(False)
         set_rng_state(saved_rng)
-        return module
+        return plan, module
+
+    def _references(self, plan: RunPlan, data: Any, test: ArrayBatches) -> list[ReferenceResult]:
+        """TEACHER / STUDENT reference models of a distillation run, evaluated on the test split
+        with all of their own modalities (as the papers' TEACHER / STUDENT rows)."""
+        if plan.distillation is None:
+            return []
+        results = []
+        for role, method, overrides in distillation_references(plan.distillation):
+            ref_plan, module = self._dependency(plan, data, method, overrides)
+            results.append(ReferenceResult(
+                role=role, method=method, overrides=overrides, run_id=ref_plan.run_id,
+                trained_modalities=list(ref_plan.trained_modalities),
+                metrics=evaluate(module, test, [ref_plan.trained_modalities], ref_plan.task, self.device,
+                                 ref_plan.recipe.eval_batch_size, ref_plan.recipe.amp),
+            ))
+        return results
 
     # -- a run -----------------------------------------------------------------------------------------
     def existing(self, plan: RunPlan) -> Path | None:
@@ -219,6 +241,7 @@ class Runner:
             module.load_state_dict(fit.best_state)
         metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
         test_seconds = time.perf_counter() - t0
+        references = self._references(plan, data, test)
         params = sum(p.numel() for p in module.parameters())
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
         resources = Resources(
@@ -234,6 +257,7 @@ class Runner:
             curves=fit.curves, resources=resources,
             timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
             extra={"resumed_from_epoch": fit.resumed_from} if fit.resumed_from else {},
+            references=references,
         )
         write_record(path, record)
         with contextlib.suppress(FileNotFoundError):
@@ -271,5 +295,10 @@ class Runner:
             ),
             config=to_jsonable(plan.config), recipe=asdict(plan.recipe), profile=plan.profile, seed=plan.seed,
             trained_modalities=list(plan.trained_modalities), subsets=plan.subset_names,
+            distillation=None if plan.distillation is None else DistillationInfo(
+                scenario=plan.distillation.scenario,
+                teacher=None if plan.distillation.teacher is None else list(plan.distillation.teacher),
+                students=[list(s) for s in plan.distillation.students],
+            ),
             timings=timings, provenance=collect(self.device, self.registry.plugin_versions()), **fields,
         )

@@ -1,8 +1,9 @@
 """mmbench_baselines — the reference points of every table (built-in plugin).
 
 * ``unimodal`` — one modality, trained and deployed alone;
-* ``fusion`` — modality-specific encoders, late fusion by concatenation, trained with all
-  modalities (missing ones are zeros at test time, as MMANet and the SF / ESANet baselines do);
+* ``fusion`` — modality-specific encoders, late fusion by concatenation (or element-wise sum:
+  the multi-modal teacher of the DisCoM-KD paper), trained with all modalities or a chosen subset
+  (missing ones are zeros at test time, as MMANet and the SF / ESANet baselines do);
 * ``fusion-dropout`` — the same trained with per-sample Bernoulli modality dropout (never all
   dropped): the "-MD" baselines of the MMANet and OS-MD papers;
 * ``se-fusion`` — the CASIA-SURF "SF" baseline (Zhang et al., CVPR 2019; ``resnet18_se.py`` /
@@ -14,8 +15,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from mmbench import MethodSpec, hookimpl
+from mmbench import MethodSpec, MMBenchError, hookimpl
+from mmbench.specs import parse_subset
 
 __version__ = "0.1.0"
 
@@ -29,6 +32,11 @@ class UnimodalConfig:
 
 @dataclass(frozen=True)
 class FusionConfig:
+    modalities: str | None = None
+    """The modalities to train on, e.g. ``rgb+depth``; default: all of the task's."""
+    fusion: Literal["concat", "sum"] = "concat"
+    """Late fusion of the pooled features: concatenation, or element-wise addition at the
+    penultimate layer (the DisCoM-KD paper's multi-modal teacher)."""
     backbone: str | None = None
 
 
@@ -74,10 +82,24 @@ def _build_unimodal(task, config, ctx):
     return FusionBaseline(task, ctx, [_unimodal_modality(ctx.modalities, config)], backbone=config.backbone)
 
 
+def _fusion_modalities(modalities, config) -> tuple[str, ...]:
+    return parse_subset(config.modalities, modalities) if config.modalities else tuple(modalities)
+
+
+def _fusion_check(modalities, config):
+    try:
+        chosen = _fusion_modalities(modalities, config)
+    except MMBenchError as exc:
+        return str(exc)
+    return None if len(chosen) >= 2 else "fusion needs at least two modalities; use the unimodal method for one."
+
+
 def _build_fusion(task, config, ctx):
     from mmbench_baselines.models import FusionBaseline
 
-    return FusionBaseline(task, ctx, ctx.modalities, backbone=config.backbone)
+    return FusionBaseline(
+        task, ctx, _fusion_modalities(ctx.modalities, config), fusion=config.fusion, backbone=config.backbone,
+    )
 
 
 def _build_fusion_dropout(task, config, ctx):
@@ -105,8 +127,10 @@ def mmbench_methods() -> list[MethodSpec]:
             deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == trained),
         ),
         MethodSpec(
-            name="fusion", description="Modality-specific encoders + late concat fusion, trained with all modalities",
-            build=_build_fusion, config=FusionConfig, min_modalities=2,
+            name="fusion", description="Modality-specific encoders + late concat/sum fusion, trained with all modalities",
+            build=_build_fusion, config=FusionConfig, min_modalities=2, check=_fusion_check,
+            trained_modalities=_fusion_modalities,
+            deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if set(s) <= set(trained)),
         ),
         MethodSpec(
             name="fusion-dropout",

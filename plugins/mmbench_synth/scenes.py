@@ -175,3 +175,61 @@ def face_scene(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np
 
     rgb8, depth16 = _finish(rgb, depth, rng)
     return rgb8, depth16, (ir * 255).round().astype(np.uint8), int(live), attack or "live"
+
+
+# -------------------------------------------------------------------------------------------------
+# Cross-modal classification: a rich multispectral and a poor SAR-like modality (EuroSAT-MS-SAR's
+# shape), for the distillation scenarios.
+
+STRUCTURES = ("fields", "urban", "forest", "water", "river")
+FAMILIES = ("dry", "wet")
+MS_BANDS, SAR_BANDS = 4, 2
+# One spectral signature per class (structure-major order), fixed: classes of one structure differ
+# only in spectrum, and a few signatures are close so the MS teacher's errors are informative.
+SIGNATURES = np.random.default_rng(20241128).uniform(0.15, 0.85, size=(len(STRUCTURES) * len(FAMILIES), MS_BANDS))
+SAR_LEVEL = np.array([0.45, 0.75, 0.6, 0.12, 0.35])  # mean VV backscatter per structure
+SAR_CROSS = np.array([0.35, 0.45, 0.8, 0.2, 0.3])  # VH / VV: volume scattering is high in forests
+WET_CUE = 0.05  # moisture brightens SAR slightly: the only, weak, trace of the spectral family
+
+
+def _structure_pattern(kind: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A [0, 1] map of the land-cover structure, random orientation and phase."""
+    yy, xx = _grid(size)
+    angle = rng.uniform(0, np.pi)
+    u = np.cos(angle) * xx + np.sin(angle) * yy
+    v = -np.sin(angle) * xx + np.cos(angle) * yy
+    if kind == 0:  # fields: parallel strips of varying width
+        return (np.sin(2 * np.pi * u / rng.uniform(5, 9) + rng.uniform(0, 6)) > 0).astype(np.float32)
+    if kind == 1:  # urban: a grid of blocks
+        period = rng.uniform(5, 8)
+        return (((u % period) < period * 0.6) & ((v % period) < period * 0.6)).astype(np.float32)
+    if kind == 2:  # forest: smooth blobs (low-pass noise)
+        coarse = rng.random((size // 8 + 2, size // 8 + 2))
+        blobs = np.kron(coarse, np.ones((8, 8)))[:size, :size]
+        return (blobs > 0.5).astype(np.float32) * 0.6 + 0.4 * rng.random((size, size)).astype(np.float32)
+    if kind == 3:  # water: nearly uniform
+        return np.full((size, size), 0.5, dtype=np.float32) + 0.05 * rng.standard_normal((size, size)).astype(np.float32)
+    offset = rng.uniform(-size / 4, size / 4)  # river: a meandering band across a uniform field
+    centre = size / 2 + offset + 3 * np.sin(2 * np.pi * v / rng.uniform(12, 24))
+    return (np.abs(u - centre) < rng.uniform(2.5, 4.5)).astype(np.float32)
+
+
+def mssar_scene(rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray, int]:
+    """(ms uint8 [4, H, W], sar uint8 [2, H, W], label = structure * 2 + family).
+
+    MS shows the structure and the class's spectral signature (with per-image jitter and
+    illumination), so it identifies the class; SAR shows the structure through heavy
+    multiplicative speckle and carries only a weak cue of the spectral family."""
+    structure, family = int(rng.integers(len(STRUCTURES))), int(rng.integers(len(FAMILIES)))
+    label = structure * len(FAMILIES) + family
+    pattern = _structure_pattern(structure, size, rng)
+    signature = np.clip(SIGNATURES[label] + rng.normal(0, 0.07, MS_BANDS), 0, 1)
+    gain = rng.uniform(0.8, 1.2)
+    ms = gain * signature[:, None, None] * (0.7 + 0.3 * pattern[None])
+    ms = np.clip(ms + rng.normal(0, 0.04, ms.shape), 0, 1)
+    level = SAR_LEVEL[structure] + WET_CUE * family + rng.normal(0, 0.06)
+    vv = level * (0.5 + pattern)
+    vh = vv * SAR_CROSS[structure]
+    speckle = rng.gamma(3.0, 1 / 3.0, size=(SAR_BANDS, size, size))  # 3-look intensity speckle
+    sar = np.clip(np.stack([vv, vh]) * speckle / 1.6, 0, 1)
+    return (ms * 255).round().astype(np.uint8), (sar * 255).round().astype(np.uint8), label

@@ -2,7 +2,8 @@
 decode their rows back into arrays.
 
 The files mirror the hub RGB-D datasets mmbench reads (e.g. ``wyrx/NYUDepthv2_seg``): RGB as
-8-bit PNG, depth as 16-bit PNG in millimetres (PIL mode ``I;16``), IR and masks as 8-bit PNG, one
+8-bit PNG, depth as 16-bit PNG in millimetres (PIL mode ``I;16``), IR and masks as 8-bit PNG,
+multi-band images as 8-bit PNG with 2 (``LA``) or 4 (``RGBA``) channels, one
 parquet file per split under ``data/``. They are read back through ``datasets.load_dataset`` like
 hub data.
 """
@@ -23,7 +24,7 @@ SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
 def _image(array: np.ndarray) -> Any:
     from PIL import Image
 
-    if array.ndim == 3:  # [3, H, W] uint8 -> RGB
+    if array.ndim == 3:  # [C, H, W] uint8 -> LA (2), RGB (3) or RGBA (4 bands)
         return Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0)))
     return Image.fromarray(array)  # uint16 -> mode I;16, uint8 -> mode L
 
@@ -75,6 +76,11 @@ def rgbd_classification_row(rng: np.random.Generator) -> dict[str, Any]:
 def rgbd_segmentation_row(rng: np.random.Generator) -> dict[str, Any]:
     rgb, depth, mask = scenes.segmentation_scene(rng)
     return {"rgb": rgb, "depth": depth, "label": mask}
+
+
+def mssar_row(rng: np.random.Generator) -> dict[str, Any]:
+    ms, sar, label = scenes.mssar_scene(rng)
+    return {"ms": ms, "sar": sar, "label": label}
 
 
 def face_row(rng: np.random.Generator) -> dict[str, Any]:

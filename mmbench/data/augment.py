@@ -1,0 +1,168 @@
+"""Batched data augmentation on device tensors (any number of channels, any modality).
+
+Augmentations act on whole training batches after they are moved to the device, one random
+draw per sample, every modality of a sample (and a dense label map) transformed alike so the
+modalities stay registered. Inputs are per-channel normalised, so a fill value of 0 is the
+dataset mean of each channel.
+
+* :func:`recipe_view` — the task recipe's geometric augmentation (horizontal / vertical flips,
+  90° rotations, random crop with zero padding), applied to every method's training batch.
+* :func:`strong_view` — the recipe view followed by a channel-agnostic RandAugment
+  (Cubuk et al., 2020: two operations per sample, magnitude drawn uniformly as in the MLKD code)
+  and Cutout (DeVries & Taylor, 2017: a square of random size up to half the width). Photometric
+  operations that only make sense for 8-bit RGB (posterize, solarize, equalize, colour) are
+  replaced by their channel-agnostic counterparts (brightness, contrast, noise), so depth, IR,
+  SAR or 13-band images get the same treatment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from mmbench.specs import Recipe
+
+Batch = dict[str, torch.Tensor]
+STRONG_OPS = ("identity", "rotate", "shear_x", "shear_y", "translate_x", "translate_y",
+              "brightness", "contrast", "noise")
+
+
+def _image_keys(batch: Batch, modalities: Sequence[str], dense_target: bool) -> list[str]:
+    keys = [m for m in modalities if batch[m].dim() == 4]
+    if dense_target and batch["target"].dim() == 3:
+        keys.append("target")
+    return keys
+
+
+def _where(flags: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.where(flags.reshape(-1, *([1] * (a.dim() - 1))), a, b)
+
+
+def _random_flags(batch_size: int, device: torch.device, p: float = 0.5) -> torch.Tensor:
+    return torch.rand(batch_size, device=device) < p
+
+
+def _crop(value: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor, fill: float) -> torch.Tensor:
+    """Per-sample crop of the zero-padded map at offsets (dy, dx) ∈ [0, 2·padding]."""
+    squeeze = value.dim() == 3
+    if squeeze:
+        value = value.unsqueeze(1)
+    height, width = value.shape[-2:]
+    padded = F.pad(value, (padding,) * 4, value=fill)
+    rows = (dy[:, None] + torch.arange(height, device=value.device)[None])  # [B, H]
+    cols = (dx[:, None] + torch.arange(width, device=value.device)[None])  # [B, W]
+    index = torch.arange(value.shape[0], device=value.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return out.squeeze(1) if squeeze else out
+
+
+def recipe_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_target: bool,
+                ignore_index: int | None = None) -> Batch:
+    """A copy of ``batch`` with the recipe's geometric augmentation (a no-op if none is enabled)."""
+    out = dict(batch)
+    keys = _image_keys(batch, modalities, dense_target)
+    if not keys:
+        return out
+    size, device = batch["target"].shape[0], batch["target"].device
+    if recipe.hflip:
+        flags = _random_flags(size, device)
+        for k in keys:
+            out[k] = _where(flags, out[k].flip(-1), out[k])
+    if recipe.vflip:
+        flags = _random_flags(size, device)
+        for k in keys:
+            out[k] = _where(flags, out[k].flip(-2), out[k])
+    if recipe.rot90:
+        square = out[keys[0]].shape[-1] == out[keys[0]].shape[-2]
+        turns = torch.randint(0, 4 if square else 1, (size,), device=device) * (1 if square else 2)
+        for k in keys:
+            rotated = [torch.rot90(out[k], t, dims=(-2, -1)) for t in range(4)]
+            result = out[k]
+            for t in range(1, 4):
+                result = _where(turns == t, rotated[t], result)
+            out[k] = result
+    if recipe.crop_padding:
+        dy = torch.randint(0, 2 * recipe.crop_padding + 1, (size,), device=device)
+        dx = torch.randint(0, 2 * recipe.crop_padding + 1, (size,), device=device)
+        for k in keys:
+            fill = float(ignore_index if ignore_index is not None else 0) if k == "target" else 0.0
+            out[k] = _crop(out[k], recipe.crop_padding, dy, dx, fill)
+    return out
+
+
+def _affine(op: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """``[B, 2, 3]`` affine matrices (normalised coordinates) of the geometric operations."""
+    size = op.shape[0]
+    theta = torch.zeros(size, 2, 3, device=op.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    sign = torch.where(torch.rand(size, device=op.device) < 0.5, -1.0, 1.0)
+    m = magnitude * sign
+    angle = m * math.radians(30.0)
+    rotate = op == STRONG_OPS.index("rotate")
+    theta[rotate, 0, 0] = torch.cos(angle[rotate])
+    theta[rotate, 0, 1] = -torch.sin(angle[rotate])
+    theta[rotate, 1, 0] = torch.sin(angle[rotate])
+    theta[rotate, 1, 1] = torch.cos(angle[rotate])
+    theta[op == STRONG_OPS.index("shear_x"), 0, 1] = 0.3 * m[op == STRONG_OPS.index("shear_x")]
+    theta[op == STRONG_OPS.index("shear_y"), 1, 0] = 0.3 * m[op == STRONG_OPS.index("shear_y")]
+    theta[op == STRONG_OPS.index("translate_x"), 0, 2] = 0.9 * m[op == STRONG_OPS.index("translate_x")]
+    theta[op == STRONG_OPS.index("translate_y"), 1, 2] = 0.9 * m[op == STRONG_OPS.index("translate_y")]
+    return theta
+
+
+def _warp(value: torch.Tensor, theta: torch.Tensor, fill: float) -> torch.Tensor:
+    dense = value.dim() == 3
+    source = value.unsqueeze(1).float() if dense else value
+    grid = F.affine_grid(theta.to(source.dtype), list(source.shape), align_corners=False)
+    inside = F.grid_sample(torch.ones_like(source[:, :1]), grid, mode="nearest", align_corners=False)
+    warped = F.grid_sample(source, grid, mode="nearest" if dense else "bilinear", align_corners=False)
+    warped = warped * inside + fill * (1 - inside)
+    return warped.squeeze(1).to(value.dtype) if dense else warped
+
+
+def strong_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_target: bool,
+                ignore_index: int | None = None, num_ops: int = 2) -> Batch:
+    """The recipe view, then ``num_ops`` RandAugment operations per sample and Cutout."""
+    out = recipe_view(batch, modalities, recipe, dense_target, ignore_index)
+    keys = _image_keys(out, modalities, dense_target)
+    if not keys:
+        return out
+    size, device = out["target"].shape[0], out["target"].device
+    for _ in range(num_ops):
+        op = torch.randint(0, len(STRONG_OPS), (size,), device=device)
+        magnitude = torch.rand(size, device=device)
+        theta = _affine(op, magnitude)
+        geometric = (op >= 1) & (op <= 5)
+        gain = 1 + (magnitude * 0.9) * torch.where(torch.rand(size, device=device) < 0.5, -1.0, 1.0)
+        for k in keys:
+            value = out[k]
+            if k == "target":
+                fill = float(ignore_index if ignore_index is not None else 0)
+                out[k] = _where(geometric, _warp(value, theta, fill), value)
+                continue
+            value = _where(geometric, _warp(value, theta, 0.0), value)
+            shape = (-1, *([1] * (value.dim() - 1)))
+            mean = value.mean(dim=(-2, -1), keepdim=True)
+            value = _where(op == STRONG_OPS.index("brightness"), value + (gain - 1).reshape(shape), value)
+            value = _where(op == STRONG_OPS.index("contrast"), mean + (value - mean) * gain.reshape(shape), value)
+            noise = torch.randn_like(value) * (0.5 * magnitude).reshape(shape)
+            out[k] = _where(op == STRONG_OPS.index("noise"), value + noise, value)
+    height, width = out[keys[0]].shape[-2:]
+    side = (torch.rand(size, device=device) * 0.5 * width).long()
+    cy = torch.randint(0, height, (size,), device=device)
+    cx = torch.randint(0, width, (size,), device=device)
+    rows = torch.arange(height, device=device)[None, :, None]
+    cols = torch.arange(width, device=device)[None, None, :]
+    half = (side // 2)[:, None, None]
+    hole = ((rows - cy[:, None, None]).abs() <= half) & ((cols - cx[:, None, None]).abs() <= half) & (side[:, None, None] > 0)
+    for k in keys:
+        if k != "target":
+            out[k] = out[k].masked_fill(hole[:, None], 0.0)
+    return out
+
+
+VIEWS = {"recipe": recipe_view, "strong": strong_view}
+"""The views a method can ask the engine for (see :class:`mmbench.engine.MethodModule`)."""

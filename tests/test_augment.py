@@ -1,0 +1,111 @@
+"""Batched augmentation: registered modalities and dense labels move together, any channel count,
+and methods can ask the engine for extra independently augmented views."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from mmbench.data.augment import recipe_view, strong_view
+from mmbench.specs import Recipe
+
+ALL_GEOMETRY = Recipe(hflip=True, vflip=True, rot90=True, crop_padding=3)
+
+
+def registered_batch(batch_size=16, size=12, channels=(3, 13)):
+    """Every modality and the label map encode the pixel's position, so any registered transform
+    keeps them equal wherever the label is not the fill value."""
+    position = torch.arange(size * size).reshape(size, size).float()
+    target = (position % 7).long().expand(batch_size, -1, -1).clone()
+    batch = {f"m{c}": (position % 7).expand(batch_size, c, -1, -1).clone() for c in channels}
+    batch["target"] = target
+    return batch
+
+
+@pytest.mark.parametrize("recipe", [Recipe(hflip=True), Recipe(vflip=True), Recipe(rot90=True),
+                                    Recipe(crop_padding=3), ALL_GEOMETRY])
+def test_recipe_view_keeps_modalities_and_labels_registered(recipe):
+    torch.manual_seed(0)
+    batch = registered_batch()
+    out = recipe_view(batch, ("m3", "m13"), recipe, dense_target=True, ignore_index=255)
+    valid = out["target"] != 255
+    for key in ("m3", "m13"):
+        assert out[key].shape == batch[key].shape
+        for c in range(out[key].shape[1]):
+            assert torch.equal(out[key][:, c][valid], out["target"][valid].float())
+    assert not torch.equal(out["m3"], batch["m3"])  # something moved
+    assert torch.equal(batch["m3"], registered_batch()["m3"])  # the input is left untouched
+
+
+def test_crop_pads_images_with_zero_and_labels_with_ignore():
+    torch.manual_seed(1)
+    out = recipe_view(registered_batch(), ("m3",), Recipe(crop_padding=4), dense_target=True, ignore_index=255)
+    assert (out["target"] == 255).any()
+    assert (out["m3"][:, 0][out["target"] == 255] == 0).all()
+
+
+def test_classification_targets_are_never_transformed():
+    batch = {"x": torch.randn(8, 2, 10, 10), "target": torch.arange(8)}
+    out = strong_view(batch, ("x",), ALL_GEOMETRY, dense_target=False)
+    assert torch.equal(out["target"], torch.arange(8)) and out["x"].shape == (8, 2, 10, 10)
+
+
+def test_no_augmentation_is_the_identity():
+    batch = registered_batch()
+    out = recipe_view(batch, ("m3", "m13"), Recipe(), dense_target=True)
+    assert all(torch.equal(out[k], batch[k]) for k in batch)
+
+
+def test_strong_view_changes_images_and_keeps_labels_valid():
+    torch.manual_seed(2)
+    batch = registered_batch(batch_size=64)
+    out = strong_view(batch, ("m3", "m13"), Recipe(), dense_target=True, ignore_index=255)
+    assert all(torch.isfinite(out[k]).all() for k in ("m3", "m13"))
+    changed = (out["m3"] != batch["m3"]).flatten(1).any(dim=1)
+    assert changed.float().mean() > 0.8  # two ops + cutout: almost every sample differs
+    assert set(out["target"].unique().tolist()) <= set(range(7)) | {255}
+    assert out["target"].dtype == torch.long
+
+
+def test_vector_modalities_pass_through():
+    batch = {"v": torch.randn(4, 6), "target": torch.arange(4)}
+    assert torch.equal(strong_view(batch, ("v",), ALL_GEOMETRY, dense_target=False)["v"], batch["v"])
+
+
+def test_engine_gives_independent_extra_views(tmp_path):
+    from mmbench import MethodSpec
+    from mmbench.testing import check_method
+    from mmbench_baselines import UnimodalConfig, _build_unimodal
+
+    seen = {}
+
+    def build(task, config, ctx):
+        module = _build_unimodal(task, UnimodalConfig(), ctx)
+        module.extra_views = ("strong",)
+        base_step = module.training_step
+
+        def step(batch, index):
+            strong = batch["views"]["strong"]
+            seen["shapes"] = (batch["rgb"].shape, strong["rgb"].shape)
+            seen["differs"] = not torch.equal(batch["rgb"], strong["rgb"])
+            assert torch.equal(batch["target"], strong["target"])
+            return base_step(batch, index)
+
+        module.training_step = step
+        return module
+
+    spec = MethodSpec(name="two-views", description="", build=build, kinds=frozenset({"classification"}),
+                      trained_modalities=lambda mods, cfg: ("rgb",),
+                      deploy_subsets=lambda subsets, trained, cfg: (("rgb",),))
+    check_method(spec, out=tmp_path)
+    assert seen["shapes"][0] == seen["shapes"][1] and seen["differs"]
+
+    def bad(task, config, ctx):
+        module = build(task, config, ctx)
+        module.extra_views = ("ultra",)
+        return module
+
+    with pytest.raises(AssertionError, match=r"unknown view\(s\) \['ultra'\]"):
+        check_method(dataclasses.replace(spec, name="bad-views", build=bad), out=tmp_path)
