@@ -23,7 +23,7 @@ from mmbench.records import RunRecord, read_record
 COLUMNS = [
     "run_id", "task", "task_version", "kind", "dataset", "revision", "method", "method_version", "variant",
     "profile", "seed", "device", "status", "selection", "subset", "n_modalities", "metric", "value",
-    "higher_is_better", "path",
+    "higher_is_better", "scenario", "teacher", "path",
 ]
 GROUP = ["task", "task_version", "method", "variant", "profile", "selection", "subset", "metric"]
 
@@ -31,6 +31,12 @@ GROUP = ["task", "task_version", "method", "variant", "profile", "selection", "s
 def variant_key(record: RunRecord) -> str:
     """Short hash of everything but the seed that makes runs of one method differ."""
     text = json.dumps({"config": record.config, "recipe": record.recipe, "profile": record.profile,
+                       "revision": record.dataset.revision}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _reference_variant(record: RunRecord, method: str, overrides: dict[str, str]) -> str:
+    text = json.dumps({"method": method, "overrides": overrides, "recipe": record.recipe, "profile": record.profile,
                        "revision": record.dataset.revision}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -53,8 +59,22 @@ def iter_records(paths: Iterable[str | Path], strict: bool = False) -> Iterable[
                 warnings.warn(f"skipped {exc}", RuntimeWarning, stacklevel=2)
 
 
-def records_to_frame(records: Iterable[tuple[Path, RunRecord]], include_failed: bool = False) -> pd.DataFrame:
+def _distillation_columns(record: RunRecord) -> dict[str, str]:
+    info = record.distillation
+    if info is None:
+        return {"scenario": "", "teacher": ""}
+    return {"scenario": info.scenario, "teacher": "+".join(info.teacher or [])}
+
+
+def records_to_frame(
+    records: Iterable[tuple[Path, RunRecord]], include_failed: bool = False, references: bool = False,
+) -> pd.DataFrame:
+    """Long table of the records. ``references``: also one row set per TEACHER / STUDENT
+    reference of each distillation run, as methods named ``TEACHER`` / ``STUDENT`` (their
+    variant is the reference's run config, so references of different teachers stay apart; one
+    reference shared by several runs of a seed counts once)."""
     rows = []
+    seen_references: set[tuple[str, str]] = set()
     for path, record in records:
         if record.status != "completed" and not include_failed:
             continue
@@ -64,6 +84,7 @@ def records_to_frame(records: Iterable[tuple[Path, RunRecord]], include_failed: 
             "method": record.method.name, "method_version": record.method.version, "variant": variant_key(record),
             "profile": record.profile, "seed": record.seed, "device": record.provenance.device,
             "status": record.status, "higher_is_better": record.task.higher_is_better, "path": str(path),
+            **_distillation_columns(record),
         }
         for selection, per_subset in record.metrics.items():
             for subset, values in per_subset.items():
@@ -76,12 +97,24 @@ def records_to_frame(records: Iterable[tuple[Path, RunRecord]], include_failed: 
                     mean = sum(v[metric] for v in per_subset.values()) / len(per_subset)
                     rows.append({**base, "selection": selection, "subset": "mean", "n_modalities": 0,
                                  "metric": metric, "value": mean})
+        for ref in record.references if references else ():
+            if (ref.run_id, ref.role) in seen_references:
+                continue
+            seen_references.add((ref.run_id, ref.role))
+            ref_base = {**base, "run_id": ref.run_id, "method": ref.role.upper(), "scenario": "",
+                        "variant": _reference_variant(record, ref.method, ref.overrides),
+                        "teacher": "+".join(ref.trained_modalities) if ref.role == "teacher" else ""}
+            for subset, values in ref.metrics.items():
+                for metric, value in values.items():
+                    rows.append({**ref_base, "selection": "best", "subset": subset,
+                                 "n_modalities": subset.count("+") + 1, "metric": metric, "value": value})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def load_runs(*paths: str | Path, include_failed: bool = False) -> pd.DataFrame:
-    """Long-format table of the run records under ``paths`` (default: ``runs``)."""
-    return records_to_frame(iter_records(paths or ("runs",)), include_failed=include_failed)
+def load_runs(*paths: str | Path, include_failed: bool = False, references: bool = False) -> pd.DataFrame:
+    """Long-format table of the run records under ``paths`` (default: ``runs``); ``references``
+    adds the TEACHER / STUDENT reference rows of distillation runs."""
+    return records_to_frame(iter_records(paths or ("runs",)), include_failed=include_failed, references=references)
 
 
 def aggregate(frame: pd.DataFrame, selection: str = "best") -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from mmbench_discomkd.losses import (
     adversarial_loss,
     auxiliary_loss,
@@ -86,3 +87,39 @@ def test_gradient_reversal():
     (grad_reverse(x, 0.5) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     assert x.grad.tolist() == [-0.5, -1.0, -1.5]
     assert torch.equal(grad_reverse(x.detach()), x.detach())
+
+
+def test_model_terms_and_deployment(registry):
+    import dataclasses
+
+    from mmbench.engine import RunContext
+    from mmbench_discomkd import DisCoMKDConfig
+    from mmbench_discomkd.models import DisCoMKD
+
+    task = registry.task("synth-rgbdi-pad")
+    ctx = RunContext(task=task, dataset=registry.dataset_of(task), recipe=dataclasses.replace(task.recipe("smoke"), width=8),
+                     profile="smoke", seed=0, device=torch.device("cpu"), modalities=("rgb", "depth", "ir"),
+                     shapes={"rgb": (3, 16, 16), "depth": (1, 16, 16), "ir": (1, 16, 16)})
+    torch.manual_seed(0)
+    model = DisCoMKD(task, ctx, DisCoMKDConfig())
+    batch = {"rgb": torch.randn(4, 3, 16, 16), "depth": torch.randn(4, 1, 16, 16), "ir": torch.randn(4, 1, 16, 16),
+             "target": torch.tensor([0, 1, 1, 0])}
+    terms = model.training_step(batch, 0)
+    assert set(terms) == {"cl", "adv", "mod", "aux", "ortho"}
+    assert model.discriminator.out_features == 3  # one output per modality
+    sum(terms.values()).backward()
+    # the reversed gradient reaches the invariant encoder through the discriminator
+    assert model.branches["ir"].invariant_encoder.conv1.weight.grad.abs().sum() > 0
+    model.eval()
+    assert model.predict(batch, ("depth",)).shape == (4, 2)
+    with pytest.raises(ValueError, match="one modality at a time"):
+        model.predict(batch, ("rgb", "depth"))
+    paper = DisCoMKD(task, ctx, DisCoMKDConfig(modality_targets="paper"))
+    paper.load_state_dict(model.state_dict())
+    paper.train()
+    model.train()
+    torch.manual_seed(1)
+    a = model.training_step(batch, 0)
+    torch.manual_seed(1)
+    b = paper.training_step(batch, 0)
+    assert a["cl"].item() == pytest.approx(b["cl"].item()) and a["adv"].item() != pytest.approx(b["adv"].item())

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_cli import one_line_error
-from test_engine import make_runner
 
 from conftest import FAST, FAST_OVERRIDES, run_cli
 from mmbench.distillation import resolve_setup, student_reference, teacher_reference
 from mmbench.errors import MMBenchError
 from mmbench.plan import plan_run
+from test_cli import one_line_error
+from test_engine import make_runner
 
 KD_METHODS = ("kd", "kdv1", "kdv2", "dkd", "ctkd", "mlkd")
 
@@ -121,3 +121,19 @@ def test_bad_distillation_options_are_one_line(args, expected, tmp_path):
     result = run_cli("run", *args, *task, "--out", str(tmp_path / "runs"))
     assert expected in one_line_error(result)
     assert not (tmp_path / "runs").exists()
+
+
+def test_results_frame_lists_each_reference_once_per_seed(registry, tmp_path):
+    from mmbench.results import aggregate, load_runs
+
+    runner = make_runner(registry, tmp_path)
+    overrides = {**FAST_OVERRIDES, "teacher": "rgb", "student": "depth"}
+    for method in ("kd", "kdv2"):
+        runner.run(plan_run(registry, method, "synth-rgbd-cls", 0, overrides))
+    plain = load_runs(tmp_path / "runs")
+    assert set(plain["method"]) == {"kd", "kdv2"} and set(plain["teacher"]) == {"rgb"}
+    frame = aggregate(load_runs(tmp_path / "runs", references=True))
+    accuracy = frame[frame["metric"] == "accuracy"]
+    refs = accuracy[accuracy["method"].isin(["TEACHER", "STUDENT"])]
+    assert sorted(zip(refs["method"], refs["subset"], refs["n"], strict=True)) == [
+        ("STUDENT", "depth", 1), ("TEACHER", "rgb", 1)]

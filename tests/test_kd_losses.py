@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from mmbench_kd.losses import (
     GlobalTemperature,
     batch_correlation_loss,

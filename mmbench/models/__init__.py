@@ -7,6 +7,7 @@ from mmbench.models.backbones import MLPEncoder, ResNetEncoder, build_encoder
 from mmbench.models.decoders import SegmentationDecoder
 from mmbench.models.fusion import SEBlock, fuse_features
 from mmbench.models.fusion_net import FusionNet, modality_dropout_mask, subset_mask
+from mmbench.models.gradients import scale_gradient
 from mmbench.models.losses import task_loss
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "build_encoder",
     "fuse_features",
     "modality_dropout_mask",
+    "scale_gradient",
     "subset_mask",
     "task_loss",
 ]

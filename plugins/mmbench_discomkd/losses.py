@@ -23,22 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-class _GradientReversal(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, lambda_: float) -> Tensor:  # type: ignore[override]
-        ctx.lambda_ = lambda_
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return -ctx.lambda_ * grad, None
+from mmbench.models.gradients import scale_gradient
 
 
 def grad_reverse(x: Tensor, lambda_: float = 1.0) -> Tensor:
     """Gradient reversal layer (Ganin et al., JMLR 2016): identity forward, gradient × −λ backward.
     The official code keeps λ = 1 for the whole training."""
-    return _GradientReversal.apply(x, lambda_)
+    return scale_gradient(x, -lambda_)
 
 
 def classification_loss(logits: Sequence[Tensor], targets: Sequence[Tensor]) -> Tensor:

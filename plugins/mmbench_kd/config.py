@@ -113,14 +113,5 @@ class CTKDConfig(DistillConfig):
 
 
 @dataclass(frozen=True)
-class MLKDConfig(DistillConfig):
+class MLKDConfig(KDConfig):
     """MLKD, official CIFAR defaults: T0 = 4, CE 0.1, KD 0.9, weak + strong views."""
-
-    temperature: float = 4.0
-    ce_weight: float = 0.1
-    kd_weight: float = 0.9
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.temperature <= 0 or self.ce_weight < 0 or self.kd_weight < 0:
-            raise ValueError("temperature must be > 0 and the weights >= 0")

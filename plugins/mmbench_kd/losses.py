@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmbench.models.gradients import scale_gradient
+
 MLKD_TEMPERATURES = (3.0, 5.0, 2.0, 6.0)
 """The temperatures MLKD adds to its base temperature T0: the list is (T0, 3, 5, 2, 6)."""
 
@@ -162,19 +164,6 @@ def mlkd_loss(
 # CTKD
 
 
-class _ScaleGradient(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by ``lambda_`` (CTKD's GRL)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, lambda_: float) -> Tensor:  # type: ignore[override]
-        ctx.lambda_ = lambda_
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        return grad * ctx.lambda_, None
-
-
 def cosine_lambda(epoch: int, loops: int, lambda_max: float = 0.0, lambda_min: float = -1.0) -> float:
     """CTKD's ``CosineDecay`` value for a 1-based ``epoch``: λ goes from ``lambda_max`` to
     ``lambda_min`` over ``loops`` epochs and stays there (scripts: 0 → −1, loops 10 on CIFAR)."""
@@ -199,6 +188,6 @@ class GlobalTemperature(nn.Module):
         self.theta = nn.Parameter(torch.ones(1))
 
     def forward(self, grl_lambda: float) -> Tensor:
-        reversed_theta = _ScaleGradient.apply(self.theta, float(grl_lambda))
+        reversed_theta = scale_gradient(self.theta, grl_lambda)
         return (self.t_start + self.t_end * torch.sigmoid(reversed_theta)).squeeze(0)
 

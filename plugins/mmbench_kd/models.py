@@ -120,7 +120,12 @@ class CTKDStudent(DistilledStudent):
     term has no warm-up in CTKD. Under LSKD the KD term sees standardised logits with weight
     ``ls_weight`` (the repository's ``DistillKL_logit_stand``, γ = 0.1, α = 9); mmbench also
     standardises the DKD term (α, β × ``ls_weight``) where the CTKD folder of the LSKD repository
-    leaves DKD unstandardised, so that the option means the same for every base loss."""
+    leaves DKD unstandardised, so that the option means the same for every base loss.
+
+    The official code optimises θ with SGD, where |λ| scales θ's step. Under an Adam-type recipe
+    (the synthetic tasks use AdamW) the optimiser normalises θ's gradient, so the curriculum acts
+    mainly through λ's sign and the moment estimates; set ``recipe.optimizer=sgd`` for the
+    official dynamics."""
 
     def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
         super().__init__(task, ctx, config)
