@@ -127,3 +127,13 @@ def references(setup: DistillationSetup) -> list[tuple[str, str, dict[str, str]]
         refs.append(("teacher", *teacher_reference(setup.teacher)))
     refs.extend(("student", *student_reference(s)) for s in setup.students)
     return refs
+
+
+def protocol_setups(task: TaskSpec, modalities: tuple[str, ...]) -> list[DistillationSetup]:
+    """The default protocol of a cross-modal task, as the DisCoM-KD paper's two tables: the
+    cross-modal scenario (richest modality → every other one) and the multi-modal scenario (all
+    modalities → every single one). A sweep runs a teacher-student method once per setup."""
+    richest = richest_modality(task, modalities)
+    cross = [resolve_setup(task, modalities, "cross-modal", richest, m) for m in modalities if m != richest]
+    multi = [resolve_setup(task, modalities, "multi-modal", "+".join(modalities), m) for m in modalities]
+    return cross + multi

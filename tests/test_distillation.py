@@ -137,3 +137,16 @@ def test_results_frame_lists_each_reference_once_per_seed(registry, tmp_path):
     refs = accuracy[accuracy["method"].isin(["TEACHER", "STUDENT"])]
     assert sorted(zip(refs["method"], refs["subset"], refs["n"], strict=True)) == [
         ("STUDENT", "depth", 1), ("TEACHER", "rgb", 1)]
+
+
+def test_default_protocol_is_the_papers_two_tables(registry, xmodal):
+    from mmbench.distillation import protocol_setups
+
+    setups = [(s.scenario, s.teacher, s.students) for s in protocol_setups(xmodal, ("ms", "sar"))]
+    assert setups == [
+        ("cross-modal", ("ms",), (("sar",),)),
+        ("multi-modal", ("ms", "sar"), (("ms",),)),
+        ("multi-modal", ("ms", "sar"), (("sar",),)),
+    ]
+    three = protocol_setups(registry.task("synth-rgbdi-pad"), ("rgb", "depth", "ir"))
+    assert len(three) == 5 and all(len(s.students[0]) == 1 for s in three)

@@ -32,6 +32,8 @@ class MethodModule(nn.Module):
       :data:`mmbench.data.augment.VIEWS`, e.g. ``("strong",)`` for MLKD); the engine puts each,
       independently augmented from the same samples, in ``batch["views"][name]`` (a dict with the
       modalities and ``target``), next to the recipe-augmented batch itself;
+    * ``report()`` — JSON-able facts about the model at the end of training for the run record's
+      ``extra["method"]`` (e.g. MMANet's mined weak combination, CTKD's final temperature);
     * ``on_epoch_start(epoch, num_epochs)`` / ``on_epoch_end(epoch, num_epochs)`` — warm-ups,
       schedules, memory banks. Keep any state that must survive ``--resume`` in parameters or
       buffers (it is checkpointed with the state dict).
@@ -50,6 +52,9 @@ class MethodModule(nn.Module):
 
     def param_groups(self, recipe: Any) -> Iterable[dict[str, Any]] | None:
         return None
+
+    def report(self) -> dict[str, Any]:
+        return {}
 
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
         """Called before each training epoch (0-based)."""

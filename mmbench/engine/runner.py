@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,7 +128,13 @@ class Runner:
             device=self.device, modalities=plan.modalities, shapes=data.shapes, subsets=plan.subsets,
             revision=plan.revision, distillation=plan.distillation,
             _trainer=lambda name, overrides: self._dependency(plan, data, name, overrides)[1],
+            _validation=lambda: self._validation_batches(plan, data),
         )
+
+    def _validation_batches(self, plan: RunPlan, data: Any) -> Iterator[dict[str, torch.Tensor]]:
+        batches = ArrayBatches(data.val, data.stats, data.modalities)
+        for batch in make_loader(batches, plan.recipe.eval_batch_size, shuffle=False):
+            yield to_device(batch, self.device)
 
     def _build(self, plan: RunPlan, ctx: RunContext) -> MethodModule:
         module = plan.method.build(plan.task, plan.config, ctx)
@@ -233,6 +240,7 @@ class Runner:
                 "Re-run the same command with --resume to continue."
             ) from None
 
+        report = module.report()  # the method's facts after training, before best-epoch weights are loaded
         test = ArrayBatches(data.test, data.stats, data.modalities)
         t0 = time.perf_counter()
         metrics = {"last": self._test(module, test, plan)}
@@ -256,7 +264,7 @@ class Runner:
             ),
             curves=fit.curves, resources=resources,
             timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
-            extra={"resumed_from_epoch": fit.resumed_from} if fit.resumed_from else {},
+            extra=self._extra(report, fit),
             references=references,
         )
         write_record(path, record)
@@ -264,6 +272,13 @@ class Runner:
             checkpoint.unlink()
         self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
         return record, path
+
+    @staticmethod
+    def _extra(report: dict[str, Any], fit: Any) -> dict[str, Any]:
+        extra: dict[str, Any] = {"resumed_from_epoch": fit.resumed_from} if fit.resumed_from else {}
+        if report:
+            extra["method"] = report
+        return extra
 
     def _epoch_end(self, run_info: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
         if self.epoch_log is not None:

@@ -39,6 +39,14 @@ def modality_dropout_mask(batch_size: int, num_modalities: int, p: float, device
     return mask
 
 
+def uniform_subset_mask(batch_size: int, num_modalities: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-sample modality mask drawn uniformly over the 2^M − 1 non-empty subsets (MMANet's and
+    the SF baseline's ``modality_drop``; RFNet / mmFormer sample their masks the same way)."""
+    codes = torch.randint(1, 2**num_modalities, (batch_size,), device=device)
+    bits = 2 ** torch.arange(num_modalities, device=device)
+    return ((codes[:, None] & bits[None, :]) > 0).float()
+
+
 class FusionNet(nn.Module):
     """Modality-specific encoders → masked fusion (concat / sum / SE + concat) → head or decoder."""
 

@@ -132,6 +132,9 @@ class CTKDStudent(DistilledStudent):
         self.global_temperature = GlobalTemperature(config.t_start, config.t_end)
         self.register_buffer("last_temperature", torch.zeros(()))
 
+    def report(self) -> dict[str, Any]:
+        return {"final_temperature": float(self.last_temperature)}
+
     def grl_lambda(self) -> float:
         c = self.config
         return cosine_lambda(self.epoch, c.decay_epochs, c.lambda_max, c.lambda_min)

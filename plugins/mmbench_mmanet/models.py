@@ -1,0 +1,179 @@
+"""The MMANet student: SE-fusion network with feature-level modality dropout, margin-aware
+distillation from the full-modality teacher and the modality-aware auxiliary branch.
+
+Built from the core: :class:`mmbench.models.FusionNet` with SE fusion (the CASIA-SURF SF network
+for classification: fusion after ``layer2`` and shared ``layer3``-``layer4``; for segmentation
+fusion at every encoder stage and the core decoder, in place of the official ESANet-R50 fork).
+The teacher is the ``se-fusion`` baseline with the same fusion stage trained on full modalities,
+from the artifact cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmbench.engine import MethodModule, RunContext
+from mmbench.metrics import meter_for
+from mmbench.models import FusionNet, subset_mask, task_loss, uniform_subset_mask
+from mmbench.models.backbones import ResNetTrunk
+from mmbench.models.decoders import SegmentationDecoder
+from mmbench.specs import TaskSpec, all_subsets
+from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, weak_combination_distance
+
+# The official schedules: (begin epoch, mining epochs, λ_MAD, λ_MAR) per task kind.
+OFFICIAL = {"classification": (5, 3, 30.0, 0.5), "segmentation": (10, 4, 4.0, 0.2)}
+
+
+def schedule(kind: str, config: Any, epochs: int) -> tuple[int, int]:
+    """(begin epoch, first mining epoch), 0-based. Official begin: 5 (classification, of 100
+    epochs) / 10 (segmentation, of 300); on recipes shorter than twice that, half the epochs."""
+    official_begin, official_mining = OFFICIAL["segmentation" if kind == "segmentation" else "classification"][:2]
+    begin = config.begin_epoch if config.begin_epoch is not None else min(official_begin, epochs // 2)
+    mining = config.mining_epochs if config.mining_epochs is not None else official_mining
+    return begin, max(begin - mining, 1)
+
+
+class MMANet(MethodModule):
+    """MMANet (Wei, Luo & Luo, CVPR 2023), following shicaiwei123/MMANet-CVPR2023.
+
+    * per-sample modality dropout on features, uniform over the non-empty subsets;
+    * until the begin epoch: cross-entropy only. During the mining epochs before it, the student
+      is evaluated on the **validation** split with each candidate combination (subsets of size
+      ≥ M − 1: the official 2-modality + full masks for three modalities, every mask for two) and
+      the distance to the full set is accumulated — classification: KL of softmaxed
+      predicted-label histograms (official quirk, :func:`weak_combination_distance`);
+      segmentation: squared mIoU difference. The farthest is the weak combination;
+    * after the begin epoch: CE + λ_MAD·MAD + λ_MAR·MAR with the official weights (classification
+      30 / 0.5 on ``layer4`` features; segmentation 4 / 0.2, MAD summed over the three deepest
+      fused feature levels). MAR trains the auxiliary branch on the samples whose mask is the weak
+      combination (classification: also each of its single modalities).
+
+    Adaptations, by design: the auxiliary branch takes the same fused features as the main one —
+    as the official code does, whose three per-combination auxiliary outputs are therefore one; the
+    official classification script skips its first epoch without updates, mmbench trains it; the
+    segmentation model is the core SE-fusion encoder-decoder, not ESANet-R50.
+    """
+
+    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
+        super().__init__()
+        self.task, self.config, self.ctx = task, config, ctx
+        self.modalities = tuple(ctx.modalities)
+        self.dense = task.kind == "segmentation"
+        stage = config.fusion_stage or (4 if self.dense else 2)
+        arch = config.backbone or ctx.recipe.backbone
+        self.net = FusionNet(self.modalities, ctx.shapes, task.kind, task.num_classes, arch=arch,
+                             width=ctx.recipe.width, fusion="se", fusion_stage=stage)
+        channels = self.net.feature_channels
+        if self.dense:
+            self.aux = SegmentationDecoder(channels, task.num_classes, channels=max(ctx.recipe.width * 2, 32))
+        else:
+            self.aux_trunk = ResNetTrunk(channels[stage - 1], arch, ctx.recipe.width, stage) if stage < 4 else None
+            self.aux = nn.Linear(channels[-1], task.num_classes)
+        self.stage = stage
+        self.__dict__["teacher"] = ctx.trained_model("se-fusion", {"fusion_stage": str(stage)})
+        self.begin, self.mining_start = schedule(task.kind, config, ctx.recipe.epochs)
+        default_kd, default_mar = OFFICIAL["segmentation" if self.dense else "classification"][2:]
+        self.kd_weight = config.kd_weight if config.kd_weight is not None else default_kd
+        self.mar_weight = config.mar_weight if config.mar_weight is not None else default_mar
+        m = len(self.modalities)
+        # the official order: smaller combinations first, the full set last (ties go to the first)
+        self.candidates = sorted((s for s in all_subsets(self.modalities) if len(s) >= m - 1), key=len)
+        self.register_buffer("distances", torch.zeros(len(self.candidates)))
+        # fixed shapes, so checkpoints of any epoch load into a fresh module
+        self.register_buffer("weak", torch.zeros(1 + m, m))
+        self.register_buffer("weak_count", torch.zeros((), dtype=torch.long))
+        self.epoch = 0
+
+    # -- forward pieces --------------------------------------------------------------------------------
+    def _fused(self, batch: Any, mask: torch.Tensor) -> list[torch.Tensor]:
+        present = [mod for i, mod in enumerate(self.modalities) if bool(mask[:, i].any())]
+        return self.net.fuse(self.net.encode(batch, present), mask)
+
+    def _aux_logits(self, fused: list[torch.Tensor]) -> torch.Tensor:
+        if self.dense:
+            return self.aux(fused, self.net.input_size)
+        x = fused[self.stage - 1]
+        last = self.aux_trunk(x)[-1] if self.aux_trunk is not None else x
+        return self.aux(last.mean(dim=(2, 3)) if last.dim() == 4 else last)
+
+    @torch.no_grad()
+    def _teacher(self, batch: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
+        net = self.teacher.net
+        mask = torch.ones(batch["target"].shape[0], len(self.modalities), device=batch["target"].device)
+        fused = net.fuse(net.encode(batch), mask)
+        return fused, net.head(fused)
+
+    # -- training ---------------------------------------------------------------------------------------
+    def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
+        target = batch["target"]
+        mask = uniform_subset_mask(target.shape[0], len(self.modalities), target.device)
+        fused = self._fused(batch, mask)
+        terms = {"ce": task_loss(self.task, self.net.head(fused), target)}
+        if self.epoch > self.begin and int(self.weak_count) > 0:
+            t_fused, t_logits = self._teacher(batch)
+            if self.dense:
+                mad = sum(mad_loss_dense(s, t, t_logits) for s, t in zip(fused[-3:], t_fused[-3:], strict=True))
+            else:
+                mad = mad_loss(fused[-1], t_fused[-1], t_logits)
+            terms["mad"] = self.kd_weight * mad
+            ignore = self.task.ignore_index if self.task.ignore_index is not None else -100
+            terms["mar"] = self.mar_weight * mar_loss(
+                self._aux_logits(fused), target, mask, self.weak[: int(self.weak_count)], ignore)
+        return terms
+
+    def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
+        mask = subset_mask(self.modalities, modalities, batch["target"].shape[0], batch["target"].device)
+        return self.net.head(self._fused(batch, mask))
+
+    def report(self) -> dict[str, Any]:
+        weak = [[m for m, bit in zip(self.modalities, row.tolist(), strict=True) if bit]
+                for row in self.weak[: int(self.weak_count)]]
+        return {"weak_combinations": ["+".join(w) for w in weak], "begin_epoch": self.begin + 1,
+                "mining_distances": {"+".join(c): float(d) for c, d in zip(self.candidates, self.distances, strict=True)}}
+
+    # -- weak-combination mining ------------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        self.epoch = epoch
+        if epoch == self.begin and int(self.weak_count) == 0:
+            self._select_weak()
+
+    def on_epoch_end(self, epoch: int, num_epochs: int) -> None:
+        if self.mining_start <= epoch < self.begin:
+            self.distances += self._mining_distances()
+
+    @torch.no_grad()
+    def _mining_distances(self) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        full = tuple(self.modalities)
+        subsets = list(dict.fromkeys([full, *self.candidates]))
+        predictions: dict[tuple[str, ...], list[torch.Tensor]] = {s: [] for s in subsets}
+        meters = {s: meter_for(self.task) for s in subsets}
+        for batch in self.ctx.validation_batches():
+            for subset in subsets:
+                logits = self.predict(batch, subset).float()
+                predictions[subset].append(logits.argmax(dim=1))
+                meters[subset].update(logits, batch["target"])
+        self.train(was_training)
+        distances = []
+        for subset in self.candidates:
+            if self.dense:
+                gap = meters[full].compute()["miou"] - meters[subset].compute()["miou"]
+                distances.append(gap**2)
+            else:
+                distances.append(float(weak_combination_distance(
+                    torch.cat(predictions[full]), torch.cat(predictions[subset]), self.task.num_classes)))
+        return torch.tensor(distances, device=self.distances.device)
+
+    def _select_weak(self) -> None:
+        weak = self.candidates[int(torch.argmax(self.distances))]
+        combos = [weak]
+        if not self.dense and len(weak) > 1:
+            combos += [(m,) for m in weak]
+        for row, combo in enumerate(combos):
+            self.weak[row] = torch.tensor([1.0 if m in combo else 0.0 for m in self.modalities])
+        self.weak_count.fill_(len(combos))

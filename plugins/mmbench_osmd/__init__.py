@@ -1,0 +1,1 @@
+"""OS-MD (Wei, Luo & Luo) — incomplete-multimodal plugin; losses in :mod:`mmbench_osmd.losses`."""
