@@ -41,7 +41,11 @@ def fuse_features(features: Sequence[torch.Tensor], mask: torch.Tensor, mode: st
     """Fuse one scale's per-modality features ``[B, C_m, ...]`` (modality order = mask columns).
 
     ``concat``: channel concatenation with zeros for missing modalities; ``sum``: sum of present
-    modalities; ``mean``: mean over present modalities.
+    modalities; ``mean``: mean over present modalities; ``moments``: HeMIS's abstraction layer
+    (Havaei et al., MICCAI 2016), the mean and the population variance over the present
+    modalities concatenated along channels (variance 0 with one modality, as U-HeMIS);
+    ``moments-all``: the same with the variance summed over *all* modalities, missing ones
+    counting as zeros — the HeMIS-style ``SURF_MV`` baseline of the MMANet repository.
     """
     masked = [_masked(f, mask[:, i]) for i, f in enumerate(features)]
     if mode == "concat":
@@ -49,7 +53,14 @@ def fuse_features(features: Sequence[torch.Tensor], mask: torch.Tensor, mode: st
     total = torch.stack(masked, dim=0).sum(dim=0)
     if mode == "sum":
         return total
+    count = mask.sum(dim=1).clamp(min=1).reshape(-1, *([1] * (total.dim() - 1))).to(total.dtype)
     if mode == "mean":
-        count = mask.sum(dim=1).clamp(min=1).reshape(-1, *([1] * (total.dim() - 1)))
-        return total / count.to(total.dtype)
+        return total / count
+    if mode in ("moments", "moments-all"):
+        mean = total / count
+        if mode == "moments":
+            squares = [_masked((f - mean) ** 2, mask[:, i]) for i, f in enumerate(features)]
+        else:
+            squares = [(m - mean) ** 2 for m in masked]
+        return torch.cat([mean, torch.stack(squares, dim=0).sum(dim=0) / count], dim=1)
     raise ValueError(f"unknown fusion mode '{mode}'")

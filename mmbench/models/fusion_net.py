@@ -88,7 +88,10 @@ class FusionNet(nn.Module):
             self.se = nn.ModuleList(
                 nn.ModuleList(SEBlock(c, se_reduction) for c in channels) for channels in scale_channels
             )
-        fused_channels = [sum(c) if fusion in ("concat", "se") else c[0] for c in scale_channels]
+        if fusion.startswith("moments") and any(len(set(c)) > 1 for c in scale_channels):
+            raise ValueError("moment fusion needs the same number of channels from every modality")
+        widths = {"concat": sum, "se": sum, "moments": lambda c: 2 * c[0], "moments-all": lambda c: 2 * c[0]}
+        fused_channels = [widths.get(fusion, lambda c: c[0])(c) for c in scale_channels]
         self.trunk = None
         if fusion_stage < 4 and not vector:
             self.trunk = ResNetTrunk(fused_channels[-1], arch, width, fusion_stage)
@@ -138,6 +141,18 @@ class FusionNet(nn.Module):
         last = fused[-1]
         pooled = last.mean(dim=(2, 3)) if last.dim() == 4 else last
         return self.classifier(pooled)
+
+    def predict_subsets(self, batch: Mapping[str, torch.Tensor], subsets: Sequence[Sequence[str]]) -> dict[tuple[str, ...], torch.Tensor]:
+        """Outputs for each deployment subset from one encoding of each needed modality."""
+        needed = [m for m in self.modalities if any(m in s for s in subsets)]
+        features = self.encode(batch, needed)
+        size = batch[needed[0]].shape[0]
+        device = batch[needed[0]].device
+        return {
+            tuple(s): self.head(self.fuse({m: f for m, f in features.items() if m in s},
+                                          subset_mask(self.modalities, s, size, device)))
+            for s in subsets
+        }
 
     def forward(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         present = [m for i, m in enumerate(self.modalities) if bool(mask[:, i].any())]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from mmbench.engine import MethodModule, RunContext
-from mmbench.models import FusionNet, modality_dropout_mask, subset_mask, task_loss
+from mmbench.models import FusionNet, modality_dropout_mask, task_loss
 from mmbench.specs import TaskSpec
 
 
@@ -45,13 +45,4 @@ class FusionBaseline(MethodModule):
         return self.predict_subsets(batch, [tuple(modalities)])[tuple(modalities)]
 
     def predict_subsets(self, batch, subsets):
-        needed = [m for m in self.trained if any(m in s for s in subsets)]
-        features = self.net.encode(batch, needed)  # each modality encoded once for all subsets
-        batch_size = batch["target"].shape[0]
-        device = batch["target"].device
-        outputs = {}
-        for subset in subsets:
-            present = {m: f for m, f in features.items() if m in subset}
-            mask = subset_mask(self.trained, subset, batch_size, device)
-            outputs[tuple(subset)] = self.net.head(self.net.fuse(present, mask))
-        return outputs
+        return self.net.predict_subsets(batch, subsets)  # each modality encoded once for all subsets

@@ -129,6 +129,9 @@ class MMANet(MethodModule):
         mask = subset_mask(self.modalities, modalities, batch["target"].shape[0], batch["target"].device)
         return self.net.head(self._fused(batch, mask))
 
+    def predict_subsets(self, batch: Any, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
+        return self.net.predict_subsets(batch, subsets)
+
     def report(self) -> dict[str, Any]:
         weak = [[m for m, bit in zip(self.modalities, row.tolist(), strict=True) if bit]
                 for row in self.weak[: int(self.weak_count)]]
