@@ -140,3 +140,27 @@ def test_output_kl_is_zero_for_equal_logits_and_dense_ok():
     t = torch.randn(4, 3, dtype=torch.float64)
     q, p = softmax(t.numpy() / 2), softmax(s.numpy() / 2)
     assert output_kl(s, t, 2.0).item() == pytest.approx(4 * (q * np.log(q / p)).sum(1).mean(), rel=1e-10)
+
+
+def test_gradnorm_pulls_weights_towards_balanced_gradients():
+    from mmbench_osmd.losses import gradnorm_loss
+
+    weights = torch.ones(2, requires_grad=True)
+    norms = torch.tensor([4.0, 1.0])
+    ratios = torch.tensor([1.0, 1.0])
+    loss = gradnorm_loss(weights, norms, ratios)
+    assert loss.item() == pytest.approx(abs(4 - 2.5) + abs(1 - 2.5))  # target: mean weighted norm 2.5
+    loss.backward()
+    assert weights.grad[0] > 0 > weights.grad[1]  # shrink the dominant task, grow the other
+    slower = gradnorm_loss(torch.ones(2), torch.tensor([1.0, 1.0]), torch.tensor([2.0, 1.0]))
+    target = torch.tensor([1.0, 1.0]).mean() * (torch.tensor([2.0, 1.0]) / 1.5) ** 1.5
+    assert slower.item() == pytest.approx((torch.ones(2) - target).abs().sum().item(), rel=1e-6)
+
+
+def test_osmd_deploys_the_ordinary_modality_and_names_the_privileged(registry):
+    from mmbench.plan import plan_run
+
+    plan = plan_run(registry, "osmd", "synth-rgbdi-pad", 0, {"ordinary": "depth"})
+    assert plan.subsets == (("depth",),) and plan.trained_modalities == ("rgb", "depth", "ir")
+    with pytest.raises(Exception, match="ordinary='thermal' is not one of"):
+        plan_run(registry, "osmd", "synth-rgbdi-pad", 0, {"ordinary": "thermal"})

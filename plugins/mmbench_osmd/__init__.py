@@ -1,1 +1,65 @@
-"""OS-MD (Wei, Luo & Luo) — incomplete-multimodal plugin; losses in :mod:`mmbench_osmd.losses`."""
+"""mmbench_osmd — OS-MD (built-in plugin).
+
+Wei, Luo & Luo, *One-stage Modality Distillation for Incomplete Multimodal Learning*. Trained
+with the ordinary and the privileged modalities, deployed on the ordinary one alone (the paper:
+RGB), with the privileged knowledge distilled in the same training run. No official training code
+exists: implemented from the paper (see :class:`mmbench_osmd.models.OSMD` for every choice).
+Losses in :mod:`mmbench_osmd.losses`.
+
+    mmbench run --method osmd --task synth-rgbd-seg                 # deploys rgb, privileged depth
+    mmbench run --method osmd --task synth-rgbdi-pad --set ordinary=depth
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmbench import MethodSpec, hookimpl
+
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True)
+class OSMDConfig:
+    ordinary: str | None = None
+    """The modality available at deployment (default: the task's first, RGB in the paper);
+    every other modality is privileged."""
+    aux_ratio: float = 0.1
+    """α·L_JDN + β·L_CTN is scaled to this fraction of the task loss ("an order of magnitude
+    smaller", paper §3.4); GradNorm sets α : β."""
+    backbone: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.aux_ratio < 0:
+            raise ValueError("aux_ratio must be >= 0")
+
+
+def _ordinary(modalities, config) -> str:
+    return config.ordinary or modalities[0]
+
+
+def _check(modalities, config):
+    if _ordinary(modalities, config) not in modalities:
+        return f"ordinary='{config.ordinary}' is not one of the task's modalities ({', '.join(modalities)})."
+    return None
+
+
+def _build(task, config, ctx):
+    from mmbench_osmd.models import OSMD
+
+    ordinary = _ordinary(ctx.modalities, config)
+    return OSMD(task, ctx, config, ordinary, tuple(m for m in ctx.modalities if m != ordinary))
+
+
+@hookimpl
+def mmbench_methods() -> list[MethodSpec]:
+    return [
+        MethodSpec(
+            name="osmd",
+            description="OS-MD: one-stage modality distillation, deploys the ordinary modality alone",
+            build=_build, config=OSMDConfig, min_modalities=2, scenario="incomplete", check=_check,
+            deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == (_ordinary(trained, cfg),)),
+            paper="Wei, Luo & Luo, One-stage Modality Distillation for Incomplete Multimodal Learning",
+            repo="no official code (model remnant in https://github.com/shicaiwei123/MMANet-CVPR2023)",
+        ),
+    ]

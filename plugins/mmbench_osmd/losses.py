@@ -51,3 +51,12 @@ def reconstruction_loss(translated: Tensor, target: Tensor) -> Tensor:
     """Cross-translation reconstruction: mean squared error between a modality mapped into the
     shared space and its counterpart."""
     return F.mse_loss(translated, target)
+
+
+def gradnorm_loss(weights: Tensor, gradient_norms: Tensor, loss_ratios: Tensor, asymmetry: float = 1.5) -> Tensor:
+    """GradNorm (Chen et al., ICML 2018): Σ_i |w_i·‖∇_W L_i‖ − Ḡ·r_i^a| with the target
+    Ḡ·r_i^a held constant; r_i = (L_i(t)/L_i(0)) / mean_j(L_j(t)/L_j(0)). ``gradient_norms`` are
+    the unweighted ‖∇_W L_i‖ (detached), so the loss reaches only the task ``weights``."""
+    weighted = weights * gradient_norms
+    target = (weighted.mean() * (loss_ratios / loss_ratios.mean()) ** asymmetry).detach()
+    return (weighted - target).abs().sum()
