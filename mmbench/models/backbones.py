@@ -81,11 +81,19 @@ class ResNetEncoder(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 → BN → ReLU → max-pool (identity for the small stem)."""
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """ResNet stage ``index`` (0-based: ``layer{index + 1}``), for networks that fuse between stages."""
+        return getattr(self, f"layer{index + 1}")(x)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.stem(x)
         features = []
         for index in range(self.num_stages):
-            x = getattr(self, f"layer{index + 1}")(x)
+            x = self.stage(index, x)
             features.append(x)
         return features
 

@@ -29,3 +29,30 @@ class SegmentationDecoder(nn.Module):
             x = lateral(feature) + F.interpolate(x, size=feature.shape[-2:], mode="bilinear", align_corners=False)
         logits = self.classifier(self.smooth(x))
         return F.interpolate(logits, size=tuple(output_size), mode="bilinear", align_corners=False)
+
+
+class PyramidPoolingContext(nn.Module):
+    """PSPNet-style pyramid pooling (Zhao et al., CVPR 2017) as ESANet's ``ppm`` context module:
+    the input average-pooled to each bin size, 1x1 conv-BN-ReLU, upsampled back, concatenated with
+    the input and fused by a 3x3 conv-BN-ReLU. ESANet's default bins are (1, 5)."""
+
+    def __init__(self, channels: int, bins: Sequence[int] = (1, 5)):
+        super().__init__()
+        branch = max(channels // len(bins), 1)
+        self.bins = tuple(bins)
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, branch, 1, bias=False), nn.BatchNorm2d(branch), nn.ReLU(inplace=True))
+            for _ in self.bins
+        )
+        self.fuse = nn.Sequential(
+            nn.Conv2d(channels + branch * len(self.bins), channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pooled = [
+            F.interpolate(branch(F.adaptive_avg_pool2d(x, b)), size=size, mode="bilinear", align_corners=False)
+            for b, branch in zip(self.bins, self.branches, strict=True)
+        ]
+        return self.fuse(torch.cat([x, *pooled], dim=1))

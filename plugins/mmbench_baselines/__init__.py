@@ -9,7 +9,11 @@
 * ``se-fusion`` — the CASIA-SURF "SF" baseline (Zhang et al., CVPR 2019; ``resnet18_se.py`` /
   ``surf_baseline.py`` in shicaiwei123/MMANet-CVPR2023): ResNet-18 streams up to ``layer2``, an SE
   block per modality, concatenation, shared ``layer3``/``layer4``, linear classifier. For
-  segmentation the fused maps feed the core decoder.
+  segmentation the fused maps feed the core decoder;
+* ``esanet`` / ``esanet-dropout`` — the ESANet-style RGB-D segmentation network (SE-add fusion
+  of every modality into the RGB stream, pyramid-pooling context, decoder) the MMANet and OS-MD
+  segmentation experiments start from, without / with per-sample modality dropout (uniform over
+  the non-empty subsets, as MMANet's fork).
 """
 
 from __future__ import annotations
@@ -117,6 +121,20 @@ def _build_se_fusion(task, config, ctx):
     )
 
 
+@dataclass(frozen=True)
+class ESANetConfig:
+    backbone: str | None = None
+
+
+def _esanet_builder(dropout: bool):
+    def build(task, config, ctx):
+        from mmbench_baselines.esanet import ESANet
+
+        return ESANet(task, ctx, modality_dropout=dropout, backbone=config.backbone)
+
+    return build
+
+
 @hookimpl
 def mmbench_methods() -> list[MethodSpec]:
     return [
@@ -144,5 +162,17 @@ def mmbench_methods() -> list[MethodSpec]:
             build=_build_se_fusion, config=SEFusionConfig, min_modalities=2,
             paper="Zhang et al., A Dataset and Benchmark for Large-scale Multi-modal Face Anti-spoofing, CVPR 2019",
             repo="https://github.com/shicaiwei123/MMANet-CVPR2023 (classification/models/surf_baseline.py)",
+        ),
+        *(
+            MethodSpec(
+                name=name, description=description, build=_esanet_builder(dropout), config=ESANetConfig,
+                kinds=frozenset({"segmentation"}), min_modalities=2,
+                paper="Seichter et al., Efficient RGB-D Semantic Segmentation for Indoor Scene Analysis, ICRA 2021",
+                repo="https://github.com/TUI-NICR/ESANet",
+            )
+            for name, description, dropout in (
+                ("esanet", "ESANet-style RGB-D segmentation: SE-add fusion into the RGB stream, PPM context", False),
+                ("esanet-dropout", "ESANet trained with per-sample modality dropout (MMANet's ESANet baseline)", True),
+            )
         ),
     ]
