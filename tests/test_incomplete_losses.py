@@ -83,3 +83,32 @@ def test_u_hemis_sampling_sizes_are_uniform_and_shared_by_the_batch():
     assert all(bool((m == m[0]).all()) for m in masks[:50])
     sizes = np.bincount([int(m[0].sum()) for m in masks], minlength=4)[1:] / len(masks)
     np.testing.assert_allclose(sizes, [1 / 3] * 3, atol=0.04)
+
+
+def test_rfnet_terms_and_region_fusion_switch():
+    from mmbench_rfnet.losses import ce_dice, rfnet_loss
+
+    logits, labels = reference_volume()
+    terms = rfnet_loss(logits, [logits, logits * 2], [logits], labels, 4, fuse_on=False)
+    assert terms["fuse"].item() == 0.0
+    assert terms["sep"].item() == pytest.approx((ce_dice(logits, labels, 4) + ce_dice(logits * 2, labels, 4)).item())
+    on = rfnet_loss(logits, [logits], [logits], labels, 4, fuse_on=True)
+    assert on["fuse"].item() == pytest.approx(ce_dice(logits, labels, 4).item())
+
+
+def test_region_aware_fusion_uses_region_normalised_averages():
+    from mmbench_rfnet.models import RegionAwareFusion
+
+    torch.manual_seed(0)
+    rfm = RegionAwareFusion(modalities=2, channels=4, regions=3).eval()
+    stacked = torch.randn(1, 2, 4, 3, 3)
+    region_logits = torch.randn(1, 3, 3, 3)
+    captured = {}
+    rfm.weights.register_forward_hook(lambda mod, inp, out: captured.update(vector=inp[0]))
+    out = rfm(stacked, region_logits)
+    assert out.shape == (1, 4, 3, 3)
+    prm = torch.softmax(region_logits, dim=1)
+    r, k = 1, 0
+    expected = (stacked[0, k] * prm[0, r]).mean(dim=(1, 2)) / (prm[0, r].mean() + 1e-7)
+    vector = captured["vector"].reshape(3, 2 * 4 + 1)
+    assert torch.allclose(vector[r, :4], expected, atol=1e-6) and vector[r, -1] == pytest.approx(prm[0, r].mean().item() + 1e-7)

@@ -1,0 +1,150 @@
+"""RFNet in 2D: modality-specific encoders, region-aware fusion (RFM) guided by probability
+region maps (PRM) at every scale, and the shared-weight per-modality decoder regulariser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmbench.engine import MethodModule, RunContext
+from mmbench.models import build_encoder, subset_mask, uniform_subset_mask
+from mmbench.models.decoders import SegmentationDecoder
+from mmbench.specs import TaskSpec
+from mmbench_rfnet.losses import rfnet_loss
+
+
+def conv(in_channels: int, out_channels: int, kernel: int = 1) -> nn.Sequential:
+    """conv → BatchNorm → LeakyReLU(0.2) (RFNet's ``general_conv3d`` in 2D; BatchNorm replaces
+    InstanceNorm, which is degenerate on the 2 × 2 deepest maps of small inputs)."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2, inplace=True))
+
+
+def masked_stack(features: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """``[B, K, C, H, W]`` with absent modalities zeroed (RFNet: ``y[mask] = x[mask]``)."""
+    return torch.stack(features, dim=1) * mask[:, :, None, None, None].to(features[0].dtype)
+
+
+class RegionMapGenerator(nn.Module):
+    """PRM: an embedding of the masked modality features (1×1 → 3×3 → 1×1 back to C), concatenated
+    with the upsampled decoder feature except at the deepest scale, → 1×1 to 16 → 1×1 to classes."""
+
+    def __init__(self, modalities: int, channels: int, num_classes: int, with_decoder: bool):
+        super().__init__()
+        quarter = max(channels // 4, 4)
+        self.embed = nn.Sequential(conv(modalities * channels, quarter), conv(quarter, quarter, 3), conv(quarter, channels))
+        self.head = nn.Sequential(conv(channels * (2 if with_decoder else 1), 16), nn.Conv2d(16, num_classes, 1))
+
+    def forward(self, stacked: torch.Tensor, decoder: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(stacked.flatten(1, 2))
+        return self.head(x if decoder is None else torch.cat([x, decoder], dim=1))
+
+
+class RegionAwareFusion(nn.Module):
+    """RFM: per region r (class), region features f_kr = y_k · prm_r, region-normalised global
+    averages → a per-region weight network (1×1 → 128 → LeakyReLU → 1×1 → K, sigmoid) →
+    fused_r = Σ_k w_kr f_kr (sigmoid weights, not normalised; absent modalities, zeroed, still get
+    a weight); the R fused maps go through 1×1 → 3×3 → 1×1 to C/2, concatenated with a C/2 shortcut
+    from all masked modalities. The region maps are detached, as in the official code."""
+
+    def __init__(self, modalities: int, channels: int, regions: int):
+        super().__init__()
+        self.k, self.r = modalities, regions
+        self.weights = nn.Sequential(
+            nn.Conv2d(regions * (modalities * channels + 1), regions * 128, 1, groups=regions),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(regions * 128, regions * modalities, 1, groups=regions), nn.Sigmoid(),
+        )
+        half = max(channels // 2, 1)
+        self.region_fusion = nn.Sequential(conv(regions * channels, channels), conv(channels, channels, 3), conv(channels, half))
+        self.shortcut = nn.Sequential(conv(modalities * channels, channels), conv(channels, channels, 3), conv(channels, channels - half))
+
+    def forward(self, stacked: torch.Tensor, region_logits: torch.Tensor) -> torch.Tensor:
+        batch, k, c = stacked.shape[:3]
+        prm = F.softmax(region_logits.detach(), dim=1)  # [B, R, H, W]
+        regional = stacked[:, :, None] * prm[:, None, :, None]  # [B, K, R, C, H, W]
+        prm_avg = prm.mean(dim=(2, 3)) + 1e-7  # [B, R]
+        feat_avg = regional.mean(dim=(4, 5)) / prm_avg[:, None, :, None]  # [B, K, R, C]
+        vector = torch.cat([feat_avg.permute(0, 2, 1, 3).reshape(batch, self.r, k * c), prm_avg[..., None]], dim=2)
+        w = self.weights(vector.reshape(batch, -1, 1, 1)).reshape(batch, self.r, k)  # [B, R, K]
+        fused = (regional * w.permute(0, 2, 1)[:, :, :, None, None, None]).sum(dim=1)  # [B, R, C, H, W]
+        return torch.cat([self.region_fusion(fused.flatten(1, 2)), self.shortcut(stacked.flatten(1, 2))], dim=1)
+
+
+class RFNet(MethodModule):
+    """RFNet (Ding, Yu, Yang & Yang, *RFNet: Region-aware Fusion Network for Incomplete Multi-modal
+    Brain Tumor Segmentation*, ICCV 2021; dyh127/RFNet), adapted from 3D MRI to 2D images.
+
+    Per-sample masks uniform over the non-empty subsets (RFNet draws one of the 15 per volume);
+    the fused decoder runs RFM + PRM at every scale from the deepest up; training adds the
+    shared-weight per-modality decoder on each modality's own (unmasked) features and deep
+    supervision of every region map. Loss: RFNet's class-weighted CE + Dice on each (weights 1),
+    the fused term off before ``region_fusion_start``. Adapted: core ResNet encoders instead of
+    RFNet's 3D conv encoders, BatchNorm instead of InstanceNorm, the core FPN-style decoder as the
+    shared per-modality decoder."""
+
+    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
+        super().__init__()
+        self.task, self.config = task, config
+        self.modalities = tuple(ctx.modalities)
+        arch, width = config.backbone or ctx.recipe.backbone, ctx.recipe.width
+        self.encoders = nn.ModuleDict({m: build_encoder(ctx.shapes[m], arch, width) for m in self.modalities})
+        channels = self.encoders[self.modalities[0]].out_channels
+        k, r = len(self.modalities), task.num_classes
+        self.prm = nn.ModuleList(RegionMapGenerator(k, c, r, with_decoder=i < 3) for i, c in enumerate(channels))
+        self.rfm = nn.ModuleList(RegionAwareFusion(k, c, r) for c in channels)
+        self.up = nn.ModuleList(conv(channels[i + 1], channels[i]) for i in range(3))
+        self.merge = nn.ModuleList(conv(2 * channels[i], channels[i], 3) for i in range(3))
+        self.classifier = nn.Conv2d(channels[0], r, 1)
+        self.separate = SegmentationDecoder(channels, r, channels=max(width * 2, 32))
+        self.input_size = tuple(ctx.shapes[self.modalities[0]][-2:])
+        epochs = ctx.recipe.epochs
+        self.fuse_start = config.region_fusion_start if config.region_fusion_start is not None else min(20, epochs // 15)
+        self.epoch = 0
+
+    def _resize(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(logits, size=self.input_size, mode="bilinear", align_corners=False)
+
+    def _fused(self, features: dict[str, list[torch.Tensor]], mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        reference = next(iter(features.values()))
+        stacks = [
+            masked_stack([features[m][s] if m in features else torch.zeros_like(reference[s]) for m in self.modalities], mask)
+            for s in range(4)
+        ]
+        region_logits = self.prm[3](stacks[3])
+        decoded = self.rfm[3](stacks[3], region_logits)
+        maps = [region_logits]
+        for s in (2, 1, 0):
+            up = self.up[s](F.interpolate(decoded, size=stacks[s].shape[-2:], mode="bilinear", align_corners=False))
+            region_logits = self.prm[s](stacks[s], up)
+            maps.append(region_logits)
+            decoded = self.merge[s](torch.cat([self.rfm[s](stacks[s], region_logits), up], dim=1))
+        return self._resize(self.classifier(decoded)), [self._resize(m) for m in maps]
+
+    def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
+        target = batch["target"]
+        features = {m: self.encoders[m](batch[m]) for m in self.modalities}
+        mask = uniform_subset_mask(target.shape[0], len(self.modalities), target.device)
+        fused, region_maps = self._fused(features, mask)
+        separate = [self.separate(features[m], self.input_size) for m in self.modalities]
+        return rfnet_loss(fused, separate, region_maps, target, self.task.num_classes,
+                          fuse_on=self.epoch >= self.fuse_start, ignore_index=self.task.ignore_index)
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+        self.epoch = epoch
+
+    def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
+        return self.predict_subsets(batch, [tuple(modalities)])[tuple(modalities)]
+
+    def predict_subsets(self, batch: Any, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
+        features = {m: self.encoders[m](batch[m]) for m in self.modalities if any(m in s for s in subsets)}
+        size, device = batch["target"].shape[0], batch["target"].device
+        return {
+            tuple(s): self._fused({m: f for m, f in features.items() if m in s},
+                                  subset_mask(self.modalities, s, size, device))[0]
+            for s in subsets
+        }
