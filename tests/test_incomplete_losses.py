@@ -112,3 +112,28 @@ def test_region_aware_fusion_uses_region_normalised_averages():
     expected = (stacked[0, k] * prm[0, r]).mean(dim=(1, 2)) / (prm[0, r].mean() + 1e-7)
     vector = captured["vector"].reshape(3, 2 * 4 + 1)
     assert torch.allclose(vector[r, :4], expected, atol=1e-6) and vector[r, -1] == pytest.approx(prm[0, r].mean().item() + 1e-7)
+
+
+def test_mmformer_official_token_reshape_groups_consecutive_tokens():
+    from mmbench_mmformer.models import inter_tokens_to_map
+
+    k, h, w, d = 2, 2, 3, 4
+    tokens = torch.arange(k * h * w, dtype=torch.float64)[None, :, None].expand(1, k * h * w, d)  # value = token index
+    official = inter_tokens_to_map(tokens, k, h, w, "official")
+    assert official.shape == (1, k * d, h, w)
+    for v in range(h * w):
+        channels = official[0, :, v // w, v % w]
+        assert channels.tolist() == [float(k * v + j) for j in range(k) for _ in range(d)]  # tokens kv .. kv+k-1
+    aligned = inter_tokens_to_map(tokens, k, h, w, "aligned")
+    for v in range(h * w):
+        assert aligned[0, :, v // w, v % w].tolist() == [float(j * h * w + v) for j in range(k) for _ in range(d)]
+
+
+def test_mmformer_loss_terms():
+    from mmbench_mmformer.losses import mmformer_loss
+    from mmbench_rfnet.losses import ce_dice
+
+    logits, labels = reference_volume()
+    terms = mmformer_loss(logits, [logits], [logits, logits], labels, 4)
+    single = ce_dice(logits, labels, 4).item()
+    assert terms["fuse"].item() == pytest.approx(single) and terms["deep"].item() == pytest.approx(2 * single)

@@ -1,0 +1,49 @@
+"""mmbench_mmformer — mmFormer (built-in plugin).
+
+Zhang et al., *mmFormer: Multimodal Medical Transformer for Incomplete Multimodal Learning of
+Brain Tumor Segmentation*, MICCAI 2022; official code YaoZhang93/mmFormer. Designed for 3D brain
+MRI; here the 2D version applied to RGB-D(-IR) segmentation (adaptations listed in
+:class:`mmbench_mmformer.models.MMFormer`). Loss in :mod:`mmbench_mmformer.losses`.
+
+    mmbench run --method mmformer --task synth-rgbd-seg
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mmbench import MethodSpec, hookimpl
+
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True)
+class MMFormerConfig:
+    token_layout: Literal["official", "aligned"] = "official"
+    """How the inter-modal tokens return to a map: ``official`` keeps mmFormer's ``.view`` (which
+    groups consecutive tokens, scrambling positions), ``aligned`` the paper's per-position layout."""
+    heads: int = 8
+    backbone: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.heads < 1:
+            raise ValueError("heads must be >= 1")
+
+
+def _build(task, config, ctx):
+    from mmbench_mmformer.models import MMFormer
+
+    return MMFormer(task, ctx, config)
+
+
+@hookimpl
+def mmbench_methods() -> list[MethodSpec]:
+    return [
+        MethodSpec(
+            name="mmformer",
+            description="mmFormer: intra- and inter-modal transformers over masked modality tokens + regularisers",
+            build=_build, config=MMFormerConfig, kinds=frozenset({"segmentation"}), min_modalities=2,
+            scenario="incomplete", paper="Zhang et al., mmFormer, MICCAI 2022", repo="https://github.com/YaoZhang93/mmFormer",
+        ),
+    ]
