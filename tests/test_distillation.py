@@ -96,16 +96,21 @@ def test_kd_record_references_and_shared_teacher(registry, tmp_path):
     assert [r.metrics for r in second.references] == [r.metrics for r in record.references]
 
 
-def test_cli_run_prints_teacher_and_student_rows(tmp_path):
+@pytest.mark.parametrize(("method", "extra", "header", "teacher_row", "terms"), [
+    ("mlkd", [], "cross-modal KD, teacher: ms, student(s): sar", "TEACHER (ms)", {"ce", "kd", "cc", "bc"}),
+    ("ctkd", ["--set", "scenario=multi-modal", "--set", "logit_standardization=true"],
+     "multi-modal KD, teacher: ms+sar, student(s): sar", "TEACHER (ms+sar)", {"ce", "kd"}),
+])
+def test_cli_run_prints_teacher_and_student_rows(tmp_path, method, extra, header, teacher_row, terms):
     out = tmp_path / "runs"
-    result = run_cli("run", "--method", "mlkd", "--task", "synth-mssar-cls", *FAST, "--out", str(out))
+    result = run_cli("run", "--method", method, "--task", "synth-mssar-cls", *FAST, *extra, "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "cross-modal KD, teacher: ms, student(s): sar" in result.stdout
-    assert "TEACHER (ms)" in result.stdout and "STUDENT (sar)" in result.stdout
+    assert header in result.stdout
+    assert teacher_row in result.stdout and "STUDENT (sar)" in result.stdout
     data = json.loads(next(out.rglob("*.json")).read_text())
-    assert data["distillation"]["teacher"] == ["ms"] and data["subsets"] == ["sar"]
-    assert {r["role"] for r in data["references"]} == {"teacher", "student"}
-    assert set(data["curves"][0]["loss"]) == {"ce", "kd", "cc", "bc"}
+    assert data["distillation"]["teacher"] == teacher_row.split("(")[1].rstrip(")").split("+")
+    assert data["subsets"] == ["sar"] and {r["role"] for r in data["references"]} == {"teacher", "student"}
+    assert set(data["curves"][0]["loss"]) == terms
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -13,7 +13,8 @@ from test_engine import make_runner
 CASES = [
     ("fusion", "synth-rgbd-seg"), ("fusion-dropout", "synth-rgbdi-pad"), ("se-fusion", "synth-rgbdi-pad"),
     ("esanet", "synth-rgbd-seg"), ("esanet-dropout", "synth-rgbd-seg"), ("hemis", "synth-rgbd-seg"),
-    ("hemis", "synth-rgbdi-pad"), ("mmanet", "synth-rgbdi-pad"), ("rfnet", "synth-rgbd-seg"),
+    ("hemis", "synth-rgbdi-pad"), ("mmanet", "synth-rgbdi-pad"),
+    ("mmanet", "synth-rgbd-seg"), ("rfnet", "synth-rgbd-seg"),
     ("mmformer", "synth-rgbd-seg"),
 ]
 

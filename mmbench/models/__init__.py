@@ -5,6 +5,7 @@ Method plugins build from these instead of carrying their own copies.
 
 from mmbench.models.backbones import MLPEncoder, ResNetEncoder, build_encoder
 from mmbench.models.decoders import SegmentationDecoder
+from mmbench.models.esanet import ESANetwork
 from mmbench.models.fusion import SEBlock, fuse_features
 from mmbench.models.fusion_net import (
     FusionNet,
@@ -16,6 +17,7 @@ from mmbench.models.gradients import scale_gradient
 from mmbench.models.losses import task_loss
 
 __all__ = [
+    "ESANetwork",
     "FusionNet",
     "MLPEncoder",
     "ResNetEncoder",

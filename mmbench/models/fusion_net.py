@@ -154,6 +154,10 @@ class FusionNet(nn.Module):
             for s in subsets
         }
 
-    def forward(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    def features(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+        """Fused features per scale for the per-sample presence ``mask`` (absent modalities not encoded)."""
         present = [m for i, m in enumerate(self.modalities) if bool(mask[:, i].any())]
-        return self.head(self.fuse(self.encode(batch, present), mask))
+        return self.fuse(self.encode(batch, present), mask)
+
+    def forward(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(batch, mask))

@@ -29,7 +29,8 @@ class MMANetConfig:
     mining_epochs: int | None = None
     """Epochs of weak-combination mining before ``begin_epoch`` (official 3 / 4)."""
     fusion_stage: int | None = None
-    """Fuse after this ResNet stage (default 2 for classification as SF, 4 for segmentation)."""
+    """Classification: fuse after this ResNet stage (default 2, as SF). Segmentation always uses
+    the ESANet network (fusion after every stage)."""
     backbone: str | None = None
 
     def __post_init__(self) -> None:

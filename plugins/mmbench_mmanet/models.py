@@ -1,11 +1,11 @@
 """The MMANet student: SE-fusion network with feature-level modality dropout, margin-aware
 distillation from the full-modality teacher and the modality-aware auxiliary branch.
 
-Built from the core: :class:`mmbench.models.FusionNet` with SE fusion (the CASIA-SURF SF network
-for classification: fusion after ``layer2`` and shared ``layer3``-``layer4``; for segmentation
-fusion at every encoder stage and the core decoder, in place of the official ESANet-R50 fork).
-The teacher is the ``se-fusion`` baseline with the same fusion stage trained on full modalities,
-from the artifact cache.
+Built from the core: for classification :class:`mmbench.models.FusionNet` with SE fusion (the
+CASIA-SURF SF network: fusion after ``layer2``, shared ``layer3``-``layer4``), teacher = the
+``se-fusion`` baseline; for segmentation :class:`mmbench.models.ESANetwork` (the official code is
+an ESANet fork), teacher = the ``esanet`` baseline. Teachers are trained on full modalities and
+come from the artifact cache.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 
 from mmbench.engine import MethodModule, RunContext
 from mmbench.metrics import meter_for
-from mmbench.models import FusionNet, subset_mask, task_loss, uniform_subset_mask
+from mmbench.models import ESANetwork, FusionNet, subset_mask, task_loss, uniform_subset_mask
 from mmbench.models.backbones import ResNetTrunk
 from mmbench.models.decoders import SegmentationDecoder
 from mmbench.specs import TaskSpec, all_subsets
@@ -55,7 +55,8 @@ class MMANet(MethodModule):
     Adaptations, by design: the auxiliary branch takes the same fused features as the main one —
     as the official code does, whose three per-combination auxiliary outputs are therefore one; the
     official classification script skips its first epoch without updates, mmbench trains it; the
-    segmentation model is the core SE-fusion encoder-decoder, not ESANet-R50.
+    segmentation model is the core ESANet network with the recipe's ResNet, not ESANet-R50 with
+    ImageNet weights.
     """
 
     def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
@@ -63,18 +64,20 @@ class MMANet(MethodModule):
         self.task, self.config, self.ctx = task, config, ctx
         self.modalities = tuple(ctx.modalities)
         self.dense = task.kind == "segmentation"
-        stage = config.fusion_stage or (4 if self.dense else 2)
-        arch = config.backbone or ctx.recipe.backbone
-        self.net = FusionNet(self.modalities, ctx.shapes, task.kind, task.num_classes, arch=arch,
-                             width=ctx.recipe.width, fusion="se", fusion_stage=stage)
-        channels = self.net.feature_channels
-        if self.dense:
-            self.aux = SegmentationDecoder(channels, task.num_classes, channels=max(ctx.recipe.width * 2, 32))
-        else:
-            self.aux_trunk = ResNetTrunk(channels[stage - 1], arch, ctx.recipe.width, stage) if stage < 4 else None
+        arch, width = config.backbone or ctx.recipe.backbone, ctx.recipe.width
+        if self.dense:  # the official segmentation model is an ESANet fork; its teacher the full ESANet
+            self.net = ESANetwork(self.modalities, ctx.shapes, task.num_classes, arch, width)
+            self.aux = SegmentationDecoder(self.net.feature_channels, task.num_classes, channels=max(width * 2, 32))
+            self.__dict__["teacher"] = ctx.trained_model("esanet")
+        else:  # the SF network: SE per modality after layer2, shared layer3-4; teacher = SF on full modalities
+            stage = config.fusion_stage or 2
+            self.net = FusionNet(self.modalities, ctx.shapes, task.kind, task.num_classes, arch=arch, width=width,
+                                 fusion="se", fusion_stage=stage)
+            channels = self.net.feature_channels
+            self.aux_trunk = ResNetTrunk(channels[stage - 1], arch, width, stage) if stage < 4 else None
             self.aux = nn.Linear(channels[-1], task.num_classes)
-        self.stage = stage
-        self.__dict__["teacher"] = ctx.trained_model("se-fusion", {"fusion_stage": str(stage)})
+            self.stage = stage
+            self.__dict__["teacher"] = ctx.trained_model("se-fusion", {"fusion_stage": str(stage)})
         self.begin, self.mining_start = schedule(task.kind, config, ctx.recipe.epochs)
         default_kd, default_mar = OFFICIAL["segmentation" if self.dense else "classification"][2:]
         self.kd_weight = config.kd_weight if config.kd_weight is not None else default_kd
@@ -90,8 +93,7 @@ class MMANet(MethodModule):
 
     # -- forward pieces --------------------------------------------------------------------------------
     def _fused(self, batch: Any, mask: torch.Tensor) -> list[torch.Tensor]:
-        present = [mod for i, mod in enumerate(self.modalities) if bool(mask[:, i].any())]
-        return self.net.fuse(self.net.encode(batch, present), mask)
+        return self.net.features(batch, mask)
 
     def _aux_logits(self, fused: list[torch.Tensor]) -> torch.Tensor:
         if self.dense:
@@ -104,7 +106,7 @@ class MMANet(MethodModule):
     def _teacher(self, batch: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
         net = self.teacher.net
         mask = torch.ones(batch["target"].shape[0], len(self.modalities), device=batch["target"].device)
-        fused = net.fuse(net.encode(batch), mask)
+        fused = net.features(batch, mask)
         return fused, net.head(fused)
 
     # -- training ---------------------------------------------------------------------------------------
@@ -130,7 +132,9 @@ class MMANet(MethodModule):
         return self.net.head(self._fused(batch, mask))
 
     def predict_subsets(self, batch: Any, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
-        return self.net.predict_subsets(batch, subsets)
+        if isinstance(self.net, FusionNet):  # late streams are independent: encode each modality once
+            return self.net.predict_subsets(batch, subsets)
+        return super().predict_subsets(batch, subsets)
 
     def report(self) -> dict[str, Any]:
         weak = [[m for m, bit in zip(self.modalities, row.tolist(), strict=True) if bit]
