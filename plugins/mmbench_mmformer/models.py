@@ -64,8 +64,10 @@ class MMFormer(MethodModule):
         channels = self.encoders[self.modalities[0]].out_channels
         k, dim = len(self.modalities), channels[-1]
         self.input_size = tuple(ctx.shapes[self.modalities[0]][-2:])
+        first = self.encoders[self.modalities[0]].eval()  # eval: a 1-sample probe must not touch BatchNorm
         with torch.no_grad():
-            probe = self.encoders[self.modalities[0]](torch.zeros(1, *ctx.shapes[self.modalities[0]]))[-1]
+            probe = first(torch.zeros(1, *ctx.shapes[self.modalities[0]]))[-1]
+        first.train()
         self.grid = tuple(probe.shape[-2:])
         tokens = self.grid[0] * self.grid[1]
         heads = config.heads if dim % config.heads == 0 else 1
