@@ -11,7 +11,8 @@ encoding of each modality (``encode`` once, ``fuse`` + ``head`` per subset).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,6 +38,24 @@ def modality_dropout_mask(batch_size: int, num_modalities: int, p: float, device
         mask[empty] = (torch.rand(int(empty.sum()), num_modalities, device=device) >= p).float()
         empty = mask.sum(dim=1) == 0
     return mask
+
+
+def predict_each_subset(
+    batch: Mapping[str, torch.Tensor],
+    subsets: Sequence[Sequence[str]],
+    modalities: Sequence[str],
+    encode: Callable[[Mapping[str, torch.Tensor], list[str]], dict[str, Any]],
+    decode: Callable[[dict[str, Any], torch.Tensor], torch.Tensor],
+) -> dict[tuple[str, ...], torch.Tensor]:
+    """Encode each modality any subset needs once (``encode(batch, names) -> {name: features}``),
+    then ``decode(features of the subset's modalities, [B, M] presence mask)`` per subset."""
+    needed = [m for m in modalities if any(m in s for s in subsets)]
+    features = encode(batch, needed)
+    size, device = batch[needed[0]].shape[0], batch[needed[0]].device
+    return {
+        tuple(s): decode({m: f for m, f in features.items() if m in s}, subset_mask(modalities, s, size, device))
+        for s in subsets
+    }
 
 
 def uniform_subset_mask(batch_size: int, num_modalities: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -144,15 +163,8 @@ class FusionNet(nn.Module):
 
     def predict_subsets(self, batch: Mapping[str, torch.Tensor], subsets: Sequence[Sequence[str]]) -> dict[tuple[str, ...], torch.Tensor]:
         """Outputs for each deployment subset from one encoding of each needed modality."""
-        needed = [m for m in self.modalities if any(m in s for s in subsets)]
-        features = self.encode(batch, needed)
-        size = batch[needed[0]].shape[0]
-        device = batch[needed[0]].device
-        return {
-            tuple(s): self.head(self.fuse({m: f for m, f in features.items() if m in s},
-                                          subset_mask(self.modalities, s, size, device)))
-            for s in subsets
-        }
+        return predict_each_subset(batch, subsets, self.modalities, self.encode,
+                                   lambda features, mask: self.head(self.fuse(features, mask)))
 
     def features(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
         """Fused features per scale for the per-sample presence ``mask`` (absent modalities not encoded)."""

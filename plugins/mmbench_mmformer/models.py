@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.engine import MethodModule, RunContext
-from mmbench.models import build_encoder, subset_mask, uniform_subset_mask
+from mmbench.models import build_encoder, uniform_subset_mask
 from mmbench.models.decoders import SegmentationDecoder
+from mmbench.models.fusion_net import predict_each_subset
 from mmbench.specs import TaskSpec
 from mmbench_mmformer.losses import mmformer_loss
 from mmbench_rfnet.models import conv, masked_stack
@@ -113,7 +114,7 @@ class MMFormer(MethodModule):
 
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         target = batch["target"]
-        features = {m: self.encoders[m](batch[m]) for m in self.modalities}
+        features = self._encode(batch, self.modalities)
         mask = uniform_subset_mask(target.shape[0], len(self.modalities), target.device)
         fused, deep = self._fused(features, mask)
         separate = [self.separate(features[m], self.input_size) for m in self.modalities]
@@ -122,11 +123,9 @@ class MMFormer(MethodModule):
     def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
         return self.predict_subsets(batch, [tuple(modalities)])[tuple(modalities)]
 
+    def _encode(self, batch: Any, names: Sequence[str]) -> dict[str, list[torch.Tensor]]:
+        return {m: self.encoders[m](batch[m]) for m in names}
+
     def predict_subsets(self, batch: Any, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
-        features = {m: self.encoders[m](batch[m]) for m in self.modalities if any(m in s for s in subsets)}
-        size, device = batch["target"].shape[0], batch["target"].device
-        return {
-            tuple(s): self._fused({m: f for m, f in features.items() if m in s},
-                                  subset_mask(self.modalities, s, size, device))[0]
-            for s in subsets
-        }
+        return predict_each_subset(batch, subsets, self.modalities, self._encode,
+                                   lambda features, mask: self._fused(features, mask)[0])
