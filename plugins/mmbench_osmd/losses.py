@@ -16,7 +16,9 @@ def gaussian_kernel_sum(source: Tensor, target: Tensor, kernel_mul: float = 2.0,
     bw = mean off-diagonal squared distance, divided by mul^(num // 2), computed without gradient
     (the official code uses ``.data``)."""
     total = torch.cat([source.flatten(1), target.flatten(1)])
-    diffs = (total[:, None, :] - total[None, :, :]).pow(2).sum(dim=2)  # exact squared distances
+    # ‖a‖² + ‖b‖² − 2a·b: one [2N, 2N] Gram matrix instead of the official [2N, 2N, D] differences
+    norms = total.pow(2).sum(dim=1)
+    diffs = (norms[:, None] + norms[None, :] - 2.0 * total @ total.T).clamp(min=0.0)
     n = total.shape[0]
     bandwidth = diffs.detach().sum() / (n * n - n)
     bandwidth = bandwidth / kernel_mul ** (kernel_num // 2)
