@@ -117,6 +117,17 @@ class ReferenceResult(_Strict):
     metrics: SubsetMetrics
 
 
+class GalleryImage(_Strict):
+    """One PNG of a segmentation run's qualitative gallery: a modality, the ``target`` or the
+    ``prediction`` (of ``subset``) for test sample ``sample``; ``path`` is relative to the
+    record's folder."""
+
+    sample: int
+    kind: str
+    path: str
+    subset: str = ""
+
+
 class RunRecord(_Strict):
     """One run: what ran, on what, with which config and seed, and what it scored."""
 
@@ -143,6 +154,7 @@ class RunRecord(_Strict):
     failure: Failure | None = None
     distillation: DistillationInfo | None = None
     references: list[ReferenceResult] = Field(default_factory=list)
+    gallery: list[GalleryImage] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -132,3 +132,86 @@ def aggregate(frame: pd.DataFrame, selection: str = "best") -> pd.DataFrame:
     result = grouped.agg(mean="mean", std="std", n="count").reset_index()
     result["std"] = result["std"].fillna(0.0)
     return result
+
+
+def variant_labels(frame: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """A readable label per ``(task, method, variant)``: the method name, followed — when a method
+    has several variants in a task — by what tells them apart (config values, recipe fields,
+    profile, teacher), e.g. ``unimodal (modality=depth)``."""
+    labels: dict[tuple[str, str, str], str] = {}
+    for (task, method), rows in frame.groupby(["task", "method"], sort=True):
+        variants = sorted(rows["variant"].unique())
+        if method in ("TEACHER", "STUDENT"):  # named by their modalities, as the papers' tables do
+            for v in variants:
+                these = rows[rows["variant"] == v]
+                modalities = these["teacher"].iloc[0] or "+".join(sorted(set(these["subset"]) - {"mean"}))
+                labels[(task, method, v)] = f"{method} ({modalities})"
+            continue
+        if len(variants) == 1:
+            labels[(task, method, variants[0])] = method
+            continue
+        settings = {v: _variant_settings(rows[rows["variant"] == v]) for v in variants}
+        keys = sorted({k for s in settings.values() for k in s})
+        differing = [k for k in keys if len({str(settings[v].get(k)) for v in variants}) > 1]
+        for v in variants:
+            parts = [f"{k}={settings[v][k]}" for k in differing if k in settings[v]]
+            labels[(task, method, v)] = f"{method} ({', '.join(parts) or v})"
+    return labels
+
+
+def _variant_settings(rows: pd.DataFrame) -> dict[str, str]:
+    """Flat settings of one variant, read from its first record."""
+    first = rows.iloc[0]
+    settings = {"profile": str(first["profile"])}
+    if first["teacher"]:
+        settings["teacher"] = str(first["teacher"])
+    path = first["path"]
+    if first["method"] in ("TEACHER", "STUDENT") or not path:
+        return settings
+    record = read_record(Path(path))
+    settings.update({k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in record.config.items()})
+    settings.update({f"recipe.{k}": str(v) for k, v in record.recipe.items()})
+    return settings
+
+
+def mean_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Student-t confidence interval of the mean over seeds; ``None`` below 3 values (an interval
+    from two seeds says nothing)."""
+    from scipy import stats
+
+    values = [float(v) for v in values]
+    if len(values) < 3:
+        return None
+    series = pd.Series(values)
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * series.std() / len(values) ** 0.5)
+    return float(series.mean()) - half, float(series.mean()) + half
+
+
+def paired_test(method: pd.Series, baseline: pd.Series, higher_is_better: bool, alpha: float = 0.05) -> str:
+    """Two-sided paired t-test over the seeds both series have (indexed by seed): ``"better"`` /
+    ``"worse"`` when significant at ``alpha``, ``"same"`` otherwise, ``""`` with fewer than 3 pairs."""
+    from scipy import stats
+
+    common = method.index.intersection(baseline.index)
+    if len(common) < 3:
+        return ""
+    a, b = method.loc[common].astype(float), baseline.loc[common].astype(float)
+    differences = a - b
+    if float(differences.std()) == 0.0:
+        significant = float(differences.abs().max()) > 0.0  # constant non-zero gap over every seed
+    else:
+        significant = bool(stats.ttest_rel(a, b).pvalue < alpha)
+    if not significant:
+        return "same"
+    return "better" if (float(differences.mean()) > 0) == higher_is_better else "worse"
+
+
+def rank_marks(values: Iterable[float | None], higher_is_better: bool, decimals: int = 1) -> list[str]:
+    """``"best"`` / ``"second"`` / ``""`` per value, compared as displayed (rounded to
+    ``decimals``): ties share a mark, and the second mark goes to the next distinct value."""
+    shown = [None if v is None or pd.isna(v) else round(float(v), decimals) for v in values]
+    distinct = sorted({v for v in shown if v is not None}, reverse=higher_is_better)
+    best = distinct[0] if distinct else None
+    second = distinct[1] if len(distinct) > 1 else None
+    return ["best" if v is not None and v == best else "second" if v is not None and v == second else ""
+            for v in shown]

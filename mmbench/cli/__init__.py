@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-plugin", help="run the conformance kit on everything a plugin registers")
     check.add_argument("names", nargs="+", metavar="PLUGIN", help="plugin names as 'mmbench plugins' lists them")
     _common(check, suppress=True)
+
+    from mmbench.cli.leaderboard import add_parser as add_leaderboard
+
+    add_leaderboard(sub, _common)
     return parser
 
 
@@ -89,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmbench.cli.check import check_plugin_command
 
             return check_plugin_command(args)
+        if args.command == "leaderboard":
+            from mmbench.cli.leaderboard import leaderboard_command
+
+            return leaderboard_command(args)
         from mmbench.cli.listing import list_command, plugins_command
 
         return list_command(args) if args.command == "list" else plugins_command(args)

@@ -23,6 +23,7 @@ from mmbench.config import to_jsonable
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
 from mmbench.distillation import references as distillation_references
 from mmbench.engine.context import RunContext
+from mmbench.engine.gallery import save_gallery
 from mmbench.engine.loop import NonFiniteLoss, Trainer, TrainingInterrupted, evaluate, to_device
 from mmbench.engine.module import MethodModule
 from mmbench.engine.seeding import rng_state, seed_everything, set_rng_state
@@ -249,6 +250,8 @@ class Runner:
             module.load_state_dict(fit.best_state)
         metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
         test_seconds = time.perf_counter() - t0
+        gallery = save_gallery(module, test, plan.task, plan.subsets[0], self.device,
+                               path.parent / plan.run_id / "gallery", relative_to=path.parent)
         references = self._references(plan, data, test)
         params = sum(p.numel() for p in module.parameters())
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -265,7 +268,7 @@ class Runner:
             curves=fit.curves, resources=resources,
             timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
             extra=self._extra(report, fit),
-            references=references,
+            references=references, gallery=gallery,
         )
         write_record(path, record)
         with contextlib.suppress(FileNotFoundError):
