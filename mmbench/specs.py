@@ -103,6 +103,9 @@ class Recipe:
     vflip: bool = False
     rot90: bool = False
     crop_padding: int = 0
+    input_scale: float = 1.0
+    """Resize factor applied to the task's ``input_size`` (e.g. 0.25: NYUv2's 640×480 → 160×120
+    for a CPU smoke run); each scale has its own preprocessed cache."""
     limit_train: int | None = None
     limit_eval: int | None = None
     num_workers: int = 0
@@ -121,6 +124,7 @@ class Recipe:
             "limit_eval": self.limit_eval is None or self.limit_eval >= 1,
             "num_workers": self.num_workers >= 0,
             "crop_padding": self.crop_padding >= 0,
+            "input_scale": 0 < self.input_scale <= 1,
             "grad_clip": self.grad_clip is None or self.grad_clip > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -128,7 +132,7 @@ class Recipe:
             raise MMBenchError(
                 f"invalid recipe value for {', '.join('recipe.' + b for b in bad)}: "
                 f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)} "
-                "(epochs/batch sizes/limits must be >= 1, lr and grad_clip > 0, warmup < epochs)."
+                "(epochs/batch sizes/limits must be >= 1, lr and grad_clip > 0, warmup < epochs, 0 < input_scale <= 1)."
             )
 
 

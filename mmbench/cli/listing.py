@@ -38,8 +38,10 @@ def list_command(args: argparse.Namespace) -> int:
             elif kind == "tasks":
                 entry.update(kind=spec.kind, dataset=spec.dataset, metric=spec.primary, version=spec.version)
             else:
+                where = getattr(spec.source, "repo", None) or getattr(spec.source, "subdir", None)
+                source = spec.source.kind + (f": {where}" if where else "")
                 entry.update(modalities=", ".join(f"{m}({c})" for m, c in spec.modalities.items()),
-                             source=spec.source.kind, revision=spec.revision, license=spec.license)
+                             source=source, revision=spec.revision, license=spec.license)
             entries.append(entry)
         rows[kind] = entries
     if args.json:

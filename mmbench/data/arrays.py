@@ -141,7 +141,7 @@ def load_task_data(
             raise MMBenchError(
                 f"task '{task.name}' needs split '{split}', dataset '{dataset.name}' has {', '.join(dataset.splits)}."
             )
-        arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir))
+        arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir, recipe.input_scale))
         expected = (dataset.expected_sizes or {}).get(split)
         if expected is not None and expected != meta["count"]:
             raise MMBenchError(

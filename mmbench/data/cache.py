@@ -93,11 +93,21 @@ def _check_sample(spec: DatasetSpec, sample: Mapping[str, Any], index: int) -> N
             )
 
 
+def scaled_input_size(task: TaskSpec, scale: float = 1.0) -> tuple[int, int] | None:
+    """The task's ``input_size`` times ``scale`` (``Recipe.input_scale``), at least 8 px a side."""
+    if task.input_size is None or scale == 1.0:
+        return task.input_size
+    return tuple(max(8, int(round(side * scale))) for side in task.input_size)  # type: ignore[return-value]
+
+
 def build_split_cache(
-    spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None
+    spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None,
+    input_scale: float = 1.0,
 ) -> Path:
-    """Return the cache directory of ``split``, building it on first use."""
-    target = _cache_dir(spec, split, revision, task.input_size)
+    """Return the cache directory of ``split``, building it on first use (rows are streamed:
+    one decoded sample at a time is held in memory, arrays are written to memory maps)."""
+    input_size = scaled_input_size(task, input_scale)
+    target = _cache_dir(spec, split, revision, input_size)
     if (target / "meta.json").exists():
         return target
     rows = split_rows(spec, split, revision, data_dir)
@@ -117,7 +127,7 @@ def build_split_cache(
             for key in (*spec.modalities, TARGET):
                 is_target = key == TARGET
                 value = np.asarray(sample[key])
-                value = _resize(value, task.input_size if (not is_target or dense_target) else None, nearest=is_target)
+                value = _resize(value, input_size if (not is_target or dense_target) else None, nearest=is_target)
                 if key not in arrays:
                     dtype = (np.int16 if dense_target else np.int64) if is_target else np.float16
                     arrays[key] = np.lib.format.open_memmap(

@@ -1,0 +1,145 @@
+"""Indoor RGB-D semantic segmentation from the Hugging Face hub: ``seg-nyuv2`` (NYU Depth v2,
+40 classes) and ``seg-sunrgbd`` (SUN RGB-D, 37 classes), as the MMANet and OS-MD papers evaluate
+them (ESANet protocol: 640×480 input, mIoU over the classes from an accumulated confusion matrix,
+void ignored; deployment subsets RGB, depth, RGB-D).
+
+Both repositories (``wyrx/NYUDepthv2_seg``, ``wyrx/SUNRGBD_seg``) are plain parquet with three
+``Image`` columns (``image``, ``depth``, ``label``). Loaded with ``snapshot_download`` at a pinned
+full commit sha and ``load_dataset(<snapshot>, data_files=...)`` — never ``load_dataset(repo)``
+(offline it ignores the revision) and never a loading script.
+
+Quirks handled (see the project's hub-datasets notes):
+
+* NYUv2's card names its test split ``teset``: the data files are always passed explicitly.
+* Labels: ``0`` is void, ``1..K`` the classes → ``label − 1`` with void (and any 255) → 255.
+* Depth is decoded by its PNG mode: 16-bit PNGs are millimetres (NYUv2) or the SUN RGB-D
+  toolbox's bit-rotated millimetres (``(p >> 3) | (p << 13)``), returned in metres and checked to
+  lie in 0–20 m; 8-bit PNGs (the DFormer-style normalised depth) are returned as ``p / 255`` —
+  relative depth, which the per-channel normalisation makes equivalent as a network input.
+* Validation carved from train (10 %, fixed seed): the papers select on test, mmbench never does.
+
+The SUN RGB-D repository's second config (``uint8/``) appeared after the pinned first commit;
+load it with ``--set dataset.revision=<sha>`` on a dataset spec pointing at ``uint8/*`` (not
+shipped: its commit could not be verified from here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mmbench import DatasetSpec, HubSource, Recipe, TaskSpec, hookimpl
+from mmbench.errors import MMBenchError
+
+__version__ = "0.1.0"
+
+NYU_REPO = "wyrx/NYUDepthv2_seg"
+NYU_REVISION = "82ca4004869fd9dbeb054ce3eaac835bd7f3bafe"  # README pointing `teset` at data/test-*
+NYU_SIZES = {"train": 795, "test": 654}
+NYU_CLASSES = (
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
+    "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat", "clothes",
+    "ceiling", "books", "refrigerator", "television", "paper", "towel", "shower curtain", "box", "whiteboard",
+    "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure", "otherfurniture",
+    "otherprop",
+)
+SUN_REPO = "wyrx/SUNRGBD_seg"
+SUN_REVISION = "0e9592d693a5ae80ef8a228b6f3de96350a3702f"  # first commit: the default config
+SUN_SIZES = {"train": 5285, "test": 5050}
+SUN_CLASSES = (
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
+    "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat", "clothes",
+    "ceiling", "books", "fridge", "tv", "paper", "towel", "shower curtain", "box", "whiteboard", "person",
+    "night stand", "toilet", "sink", "lamp", "bathtub", "bag",
+)
+DATA_FILES = {"train": "data/train-*.parquet", "test": "data/test-*.parquet"}
+IGNORE = 255
+MAX_DEPTH_M = 20.0
+
+
+def rgb_array(image: Any) -> np.ndarray:
+    if image.mode not in ("RGB", "RGBA", "P"):
+        raise MMBenchError(f"RGB image has PIL mode '{image.mode}', expected RGB; the dataset differs from the spec.")
+    return np.moveaxis(np.asarray(image.convert("RGB"), dtype=np.float32), -1, 0)
+
+
+def depth_metres(image: Any, rotated: bool) -> np.ndarray:
+    """``[1, H, W]`` depth: metres from a 16-bit PNG (bit-rotated for SUN RGB-D), relative from 8-bit."""
+    values = np.asarray(image)
+    if image.mode == "L":
+        return (values.astype(np.float32) / 255.0)[None]
+    if image.mode not in ("I;16", "I;16B", "I"):
+        raise MMBenchError(f"depth image has PIL mode '{image.mode}', expected 8-bit (L) or 16-bit (I;16) PNG.")
+    raw = values.astype(np.uint32) & 0xFFFF
+    if rotated:
+        raw = ((raw >> 3) | (raw << 13)) & 0xFFFF
+    metres = raw.astype(np.float32) / 1000.0
+    if float(metres.max(initial=0.0)) > MAX_DEPTH_M:
+        raise MMBenchError(f"depth up to {metres.max():.1f} m exceeds {MAX_DEPTH_M:.0f} m: the depth encoding "
+                           "differs from the spec (millimetre PNG expected).")
+    return metres[None]
+
+
+def labels(image: Any, num_classes: int) -> np.ndarray:
+    """``label − 1`` with void (0) and 255 → ignore; values above ``num_classes`` are an error."""
+    raw = np.asarray(image).astype(np.int64)
+    bad = raw[(raw > num_classes) & (raw != IGNORE)]
+    if bad.size:
+        raise MMBenchError(f"label value {int(bad.max())} outside 0..{num_classes} (0 = void): the label encoding "
+                           "differs from the spec.")
+    out = raw - 1
+    out[(raw == 0) | (raw == IGNORE)] = IGNORE
+    return out
+
+
+def _decoder(num_classes: int, rotated_depth: bool):
+    def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {"rgb": rgb_array(row["image"]), "depth": depth_metres(row["depth"], rotated_depth),
+                "target": labels(row["label"], num_classes)}
+    return decode
+
+
+def _dataset(name: str, description: str, repo: str, revision: str, sizes: dict[str, int], classes: tuple[str, ...],
+             rotated: bool, homepage: str, citation: str) -> DatasetSpec:
+    return DatasetSpec(
+        name=name, description=description, modalities={"rgb": 3, "depth": 1},
+        source=HubSource(repo=repo, revision=revision, data_files=DATA_FILES, allow_patterns=("data/*", "README.md")),
+        decode=_decoder(len(classes), rotated), splits=("train", "test"), expected_sizes=sizes,
+        license="research use (no licence stated on the hub copy; cite the original dataset)",
+        homepage=homepage, citation=citation,
+    )
+
+
+# ESANet / MMANet protocol at 640×480. Smoke: a quarter of the resolution, a few epochs, on CPU.
+SMOKE = Recipe(epochs=4, batch_size=16, eval_batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+               scheduler="cosine", width=16, hflip=True, input_scale=0.25, limit_train=320, limit_eval=160)
+FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=16, optimizer="adam", lr=1e-2, weight_decay=1e-4,
+              scheduler="onecycle", backbone="resnet34", width=64, hflip=True)
+
+
+@hookimpl
+def mmbench_datasets() -> list[DatasetSpec]:
+    return [
+        _dataset("nyuv2-seg", "NYU Depth v2 labelled set: 795/654 RGB-D images, NYU-40 labels", NYU_REPO,
+                 NYU_REVISION, NYU_SIZES, NYU_CLASSES, rotated=False,
+                 homepage="https://cs.nyu.edu/~fergus/datasets/nyu_depth_v2.html",
+                 citation="Silberman et al., Indoor Segmentation and Support Inference from RGBD Images, ECCV 2012"),
+        _dataset("sunrgbd-seg", "SUN RGB-D: 5285/5050 RGB-D images, 37 classes", SUN_REPO, SUN_REVISION, SUN_SIZES,
+                 SUN_CLASSES, rotated=True, homepage="https://rgbd.cs.princeton.edu/",
+                 citation="Song, Lichtenberg & Xiao, SUN RGB-D: A RGB-D Scene Understanding Benchmark Suite, CVPR 2015"),
+    ]
+
+
+@hookimpl
+def mmbench_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(name="seg-nyuv2", dataset="nyuv2-seg", kind="segmentation",
+                 description="NYUv2 40-class RGB-D segmentation (hub, pinned), mIoU, 640x480",
+                 num_classes=len(NYU_CLASSES), class_names=NYU_CLASSES, ignore_index=IGNORE, input_size=(480, 640),
+                 recipes={"smoke": SMOKE, "full": FULL}),
+        TaskSpec(name="seg-sunrgbd", dataset="sunrgbd-seg", kind="segmentation",
+                 description="SUN RGB-D 37-class RGB-D segmentation (hub, pinned), mIoU, 640x480",
+                 num_classes=len(SUN_CLASSES), class_names=SUN_CLASSES, ignore_index=IGNORE, input_size=(480, 640),
+                 recipes={"smoke": SMOKE, "full": FULL}),
+    ]
