@@ -241,3 +241,30 @@ def check_task(task: TaskSpec, dataset: DatasetSpec, limit: int = 16) -> dict[st
     assert set(task.metric_names) <= set(scores), f"task '{task.name}': metrics {task.metric_names} not computed"
     return {"task": task.name, "shapes": data.shapes, "subsets": [subset_key(s) for s in task.protocol_subsets(dataset)],
             "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)}}
+
+
+def write_hub_fixture(repo: str, revision: str, files: dict[str, dict[str, list[Any]]], features: Any,
+                      extra_files: dict[str, str] | None = None, row_group_size: int | None = None) -> Path:
+    """Write a dataset repository into the local Hugging Face hub cache exactly as
+    ``snapshot_download`` leaves it (``refs/main`` + ``snapshots/<revision>/...``), so a hub
+    dataset's real loading code runs offline (``HF_HUB_OFFLINE=1``) on a tiny fixture.
+
+    ``files`` maps a parquet path in the repo to its columns (``datasets`` values, e.g. PIL
+    images for ``Image`` features); ``extra_files`` maps paths to text (README with the card's
+    configs, ``id2label.json``); ``row_group_size`` sets the parquet row groups (default: what
+    ``datasets`` writes, as ``push_to_hub`` does). Returns the snapshot folder."""
+    import datasets
+    from huggingface_hub import constants
+
+    root = Path(constants.HF_HUB_CACHE) / f"datasets--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / revision
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+    for name, columns in files.items():
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        table = datasets.Dataset.from_dict(columns, features=features)
+        table.to_parquet(str(snapshot / name), **({"batch_size": row_group_size} if row_group_size else {}))
+    for name, text in (extra_files or {}).items():
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / name).write_text(text)
+    return snapshot

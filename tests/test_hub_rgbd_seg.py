@@ -14,32 +14,19 @@ from PIL import Image
 import mmbench_rgbdseg as plugin
 from conftest import run_cli
 from mmbench.errors import MMBenchError
+from mmbench.testing import write_hub_fixture
 
 RNG = np.random.default_rng(0)
 FIXTURE_SIZES = {"train": 12, "test": 6}
 
 
-def hub_cache() -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
 def write_repo(repo: str, revision: str, files: dict[str, list[dict]], readme: str) -> Path:
-    """``files``: parquet path → rows; written as ``refs/main`` + ``snapshots/<revision>/``."""
+    """``files``: parquet path → rows of the three ``Image`` columns."""
     import datasets
 
-    root = hub_cache() / f"datasets--{repo.replace('/', '--')}"
-    snapshot = root / "snapshots" / revision
-    (root / "refs").mkdir(parents=True, exist_ok=True)
-    (root / "refs" / "main").write_text(revision)
     features = datasets.Features({"image": datasets.Image(), "depth": datasets.Image(), "label": datasets.Image()})
-    for name, rows in files.items():
-        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
-        columns = {key: [row[key] for row in rows] for key in ("image", "depth", "label")}
-        datasets.Dataset.from_dict(columns, features=features).to_parquet(str(snapshot / name))
-    (snapshot / "README.md").write_text(readme)
-    return snapshot
+    columns = {name: {key: [row[key] for row in rows] for key in features} for name, rows in files.items()}
+    return write_hub_fixture(repo, revision, columns, features, {"README.md": readme})
 
 
 def rows(count: int, classes: int, depth: str) -> list[dict]:

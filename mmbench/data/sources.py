@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from mmbench.io import atomic_directory, mmbench_home
 from mmbench.specs import DatasetSpec, GeneratorSource, HubSource, LocalSource
 
 DATA_ENV = "MMBENCH_DATA"
+STREAM_BATCH_ROWS = 16  # rows decoded per parquet read while a cache is built
 
 
 class SplitRows:
@@ -30,20 +31,44 @@ class SplitRows:
         self.count = count
 
 
+def _parquet_rows(directory: Path, patterns: str | Sequence[str]) -> int:
+    """Rows of the parquet files matching ``patterns`` under ``directory``, from their footers."""
+    import pyarrow.parquet as pq
+
+    files = sorted({p for pattern in ([patterns] if isinstance(patterns, str) else patterns)
+                    for p in directory.glob(pattern) if p.is_file()})
+    if not files:
+        raise MMBenchError(f"no data files match {patterns!r} under {directory}.")
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _scan_options() -> Any:
+    """Read parquet column chunks on demand: pyarrow's default pre-buffering reads whole files
+    through the Python file object at once."""
+    import pyarrow.dataset as pads
+
+    return pads.ParquetFragmentScanOptions(pre_buffer=False)
+
+
 def _load_parquet_dir(directory: Path, data_files: Mapping[str, Any], config: str | None, split: str) -> SplitRows:
+    """Stream the split's rows from the parquet files (row group by row group): memory stays
+    bounded by one row group and no Arrow copy of the data is written (``datasets`` would
+    otherwise convert every shard into its own cache first, doubling disk use)."""
     import datasets
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     if split not in data_files:
         raise MMBenchError(f"split '{split}' is not among the data files ({', '.join(data_files)}).")
+    count = _parquet_rows(directory, data_files[split])
     try:
         ds = datasets.load_dataset(
-            str(directory), name=config, data_files={split: data_files[split]}, split=split
+            str(directory), name=config, data_files={split: data_files[split]}, split=split, streaming=True,
+            batch_size=STREAM_BATCH_ROWS, fragment_scan_options=_scan_options(),
         )
     except FileNotFoundError as exc:
         raise MMBenchError(f"data files for split '{split}' missing under {directory}: {exc}") from None
-    return SplitRows(ds, len(ds))
+    return SplitRows(ds, count)
 
 
 def _hub_snapshot(source: HubSource, revision: str) -> Path:
