@@ -19,21 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from mmbench.data.sources import split_rows
+from mmbench.data.sources import local_fingerprint, local_root, split_rows
 from mmbench.errors import MMBenchError
 from mmbench.io import atomic_directory, mmbench_home
-from mmbench.specs import DatasetSpec, TaskSpec
+from mmbench.specs import DatasetSpec, LocalSource, TaskSpec
 
 CACHE_FORMAT = 1
 TARGET = "target"
 
 
-def _cache_dir(spec: DatasetSpec, split: str, revision: str, input_size: Any) -> Path:
-    key = json.dumps(
-        {"format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
-         "input_size": input_size, "modalities": dict(spec.modalities)},
-        sort_keys=True,
-    )
+def _cache_dir(spec: DatasetSpec, split: str, revision: str, input_size: Any, source_key: str | None = None) -> Path:
+    fields = {"format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
+              "input_size": input_size, "modalities": dict(spec.modalities)}
+    if source_key is not None:
+        fields["source"] = source_key
+    key = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     safe_revision = revision.replace("/", "_")
     return mmbench_home() / "cache" / spec.name / safe_revision / f"{split}-{digest}"
@@ -107,7 +107,10 @@ def build_split_cache(
     """Return the cache directory of ``split``, building it on first use (rows are streamed:
     one decoded sample at a time is held in memory, arrays are written to memory maps)."""
     input_size = scaled_input_size(task, input_scale)
-    target = _cache_dir(spec, split, revision, input_size)
+    source_key = None
+    if isinstance(spec.source, LocalSource):  # validated on every use, keyed by the user's copy
+        source_key = local_fingerprint(local_root(spec, spec.source, data_dir))
+    target = _cache_dir(spec, split, revision, input_size, source_key)
     if (target / "meta.json").exists():
         return target
     rows = split_rows(spec, split, revision, data_dir)

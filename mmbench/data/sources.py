@@ -122,6 +122,17 @@ def local_root(spec: DatasetSpec, source: LocalSource, data_dir: str | os.PathLi
     return root
 
 
+def local_fingerprint(root: Path) -> str:
+    """Identity of a bring-your-own copy for the cache key: its resolved path and the names, sizes
+    and modification times of its top-level files (the list files), so another copy or an edited
+    list never reuses a stale cache."""
+    import hashlib
+
+    entries = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file())
+    text = repr((str(root.resolve()), entries))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def split_rows(spec: DatasetSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None) -> SplitRows:
     """Rows of ``split`` from the dataset's source at ``revision``."""
     source = spec.source

@@ -1,0 +1,128 @@
+"""``cls-casia-surf``: CASIA-SURF multi-modal face anti-spoofing (Zhang et al., *A Dataset and
+Benchmark for Large-scale Multi-modal Face Anti-spoofing*, CVPR 2019) — RGB, depth and IR, live
+vs spoof, ACER; the MMANet paper's protocol: every one of the 7 modality subsets, the
+intra-testing split (train / ``val_private`` / ``test_private``), 112×112 inputs.
+
+Bring your own data: the release is under a signed agreement and may not be redistributed.
+mmbench reads the official layout under ``<--data-dir>/CASIA-SURF``: the list files
+``train_list.txt``, ``val_private_list.txt``, ``test_private_list.txt`` — one sample per line,
+``<color path> <depth path> <ir path> <label>`` with paths relative to the root and label 1 = live,
+0 = spoof (as the MMANet code reads them) — and the images they name. The layout is checked
+before anything is trained: lists present, every line well formed, every named file present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmbench import DatasetSpec, LocalSource, Recipe, TaskSpec, hookimpl
+from mmbench.errors import MMBenchError
+
+__version__ = "0.1.0"
+
+LISTS = {"train": "train_list.txt", "val": "val_private_list.txt", "test": "test_private_list.txt"}
+HOW_TO_GET = ("CASIA-SURF is distributed by CASIA / ChaLearn under a signed release agreement "
+              "(https://sites.google.com/view/face-anti-spoofing-challenge); request it there and unpack it with its "
+              "list files train_list.txt, val_private_list.txt and test_private_list.txt at the top.")
+
+
+def parse_list(path: Path) -> list[tuple[str, str, str, int]]:
+    """The samples of one list file; a malformed line is an error naming file and line."""
+    samples = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 4 or fields[3] not in ("0", "1"):
+            raise MMBenchError(f"{path}, line {number}: expected '<color> <depth> <ir> <0|1>', got '{line.strip()}'.")
+        samples.append((fields[0], fields[1], fields[2], int(fields[3])))
+    return samples
+
+
+def check_layout(root: Path) -> str | None:
+    """``None`` when the release is complete, else what is missing (first missing file named)."""
+    missing_lists = [name for name in LISTS.values() if not (root / name).is_file()]
+    if missing_lists:
+        return f"missing list file(s) {', '.join(missing_lists)} at the top of the dataset folder."
+    for split, name in LISTS.items():
+        samples = parse_list(root / name)
+        if not samples:
+            return f"{name} lists no samples."
+        absent = [p for sample in samples for p in sample[:3] if not (root / p).is_file()]
+        if absent:
+            return f"{len(absent)} image(s) named in {name} are missing, e.g. {absent[0]} ({split} split)."
+    return None
+
+
+class ListedRows:
+    """Rows of one split, opened lazily as the cache is built (sized, so nothing is materialised)."""
+
+    def __init__(self, root: Path, samples: list[tuple[str, str, str, int]]):
+        self.root, self.samples = root, samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from PIL import Image, UnidentifiedImageError
+
+        for color, depth, ir, label in self.samples:
+            row: dict[str, Any] = {"label": label}
+            for key, rel in (("color", color), ("depth", depth), ("ir", ir)):
+                try:
+                    with Image.open(self.root / rel) as image:
+                        image.load()
+                        row[key] = image
+                except (OSError, UnidentifiedImageError) as exc:
+                    raise MMBenchError(f"cannot read {self.root / rel}: {exc}; re-extract the dataset.") from None
+            yield row
+
+
+def read_split(root: Path, split: str) -> ListedRows:
+    return ListedRows(root, parse_list(root / LISTS[split]))
+
+
+def _gray(image: Any) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.float32)[None]
+
+
+def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {"rgb": np.moveaxis(np.asarray(row["color"].convert("RGB"), dtype=np.float32), -1, 0),
+            "depth": _gray(row["depth"]), "ir": _gray(row["ir"]),
+            "target": np.asarray(row["label"], dtype=np.int64)}
+
+
+# MMANet classification code: SGD nesterov lr 1e-3, momentum 0.9, wd 5e-4, batch 64, 100 epochs,
+# multi-step at epochs 16/33/50 after a 5-epoch linear warm-up, 112×112 with flips. mmbench's step
+# scheduler (every 17 epochs) matches the first three decays and adds two more after epoch 50.
+FULL = Recipe(epochs=100, batch_size=64, optimizer="sgd", nesterov=True, lr=1e-3, momentum=0.9, weight_decay=5e-4,
+              scheduler="step", step_size=17, gamma=0.1, warmup_epochs=5, width=64, hflip=True)
+SMOKE = Recipe(epochs=5, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, scheduler="cosine", width=16,
+               hflip=True, input_scale=0.5, limit_train=2048, limit_eval=1024)
+
+
+@hookimpl
+def mmbench_datasets() -> list[DatasetSpec]:
+    return [DatasetSpec(
+        name="casia-surf", description="CASIA-SURF: RGB, depth, IR faces, live vs print/cut attacks (bring your own)",
+        modalities={"rgb": 3, "depth": 1, "ir": 1},
+        source=LocalSource(subdir="CASIA-SURF", how_to_get=HOW_TO_GET, read=read_split, check=check_layout),
+        decode=decode, splits=("train", "val", "test"),
+        license="CASIA-SURF release agreement: research use, no redistribution",
+        homepage="https://sites.google.com/view/face-anti-spoofing-challenge",
+        citation="Zhang et al., A Dataset and Benchmark for Large-scale Multi-modal Face Anti-spoofing, CVPR 2019",
+    )]
+
+
+@hookimpl
+def mmbench_tasks() -> list[TaskSpec]:
+    return [TaskSpec(
+        name="cls-casia-surf", dataset="casia-surf", kind="anti-spoofing",
+        description="CASIA-SURF face anti-spoofing, 7 modality subsets, ACER (bring your own data)",
+        num_classes=2, class_names=("spoof", "live"), input_size=(112, 112), val_split="val",
+        recipes={"smoke": SMOKE, "full": FULL},
+    )]
