@@ -1,4 +1,6 @@
-"""``cls-casia-surf``: CASIA-SURF multi-modal face anti-spoofing (Zhang et al., *A Dataset and
+"""Face anti-spoofing, bring your own data: ``cls-casia-surf`` and ``cls-cefa``.
+
+``cls-casia-surf``: CASIA-SURF multi-modal face anti-spoofing (Zhang et al., *A Dataset and
 Benchmark for Large-scale Multi-modal Face Anti-spoofing*, CVPR 2019) — RGB, depth and IR, live
 vs spoof, ACER; the MMANet paper's protocol: every one of the 7 modality subsets, the
 intra-testing split (train / ``val_private`` / ``test_private``), 112×112 inputs.
@@ -9,6 +11,16 @@ mmbench reads the official layout under ``<--data-dir>/CASIA-SURF``: the list fi
 ``<color path> <depth path> <ir path> <label>`` with paths relative to the root and label 1 = live,
 0 = spoof (as the MMANet code reads them) — and the images they name. The layout is checked
 before anything is trained: lists present, every line well formed, every named file present.
+
+``cls-cefa``: CASIA-SURF CeFA (Liu et al., *CASIA-SURF CeFA: A Benchmark for Multi-modal
+Cross-ethnicity Face Anti-spoofing*, WACV 2021) as the MMANet code uses it: the race subset under
+``<--data-dir>/CeFA-Race`` (``<AF|CA|EA>/<subject>/<race_id_device_session_pai>/{profile,depth,ir}/
+<frame>.jpg``) with protocol ``race_prot_rdi_4@5`` — train: East-Asian subjects 0-199, dev:
+200-299, real + screen attacks; test: African subjects 300-499, real + cloth attacks (cross
+ethnicity and cross attack); acquisition devices 1 and 3, sessions 1 and 2; every frame. The
+MMANet code labels real 0 and pairs the three modalities by sorted order; mmbench keeps 1 = live
+(as for CASIA-SURF; ACER is symmetric) and pairs frames by sorted order within each video, after
+checking that the three modalities have as many frames.
 """
 
 from __future__ import annotations
@@ -96,6 +108,64 @@ def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
             "target": np.asarray(row["label"], dtype=np.int64)}
 
 
+RACES = ("AF", "CA", "EA")
+CEFA_MODALS = ("profile", "depth", "ir")
+CEFA_PROTOCOL = {  # race_prot_rdi_4@5 of the MMANet code (CASIA_Race_RDI)
+    "train": {"race": {3}, "ids": range(0, 200), "pai": {1, 4}},
+    "val": {"race": {3}, "ids": range(200, 300), "pai": {1, 4}},
+    "test": {"race": {1}, "ids": range(300, 500), "pai": {1, 2}},
+}
+CEFA_DEVICES, CEFA_SESSIONS = {1, 3}, {1, 2}
+CEFA_HOW_TO_GET = ("CASIA-SURF CeFA is distributed by CASIA / ChaLearn under a signed release agreement "
+                   "(https://sites.google.com/view/face-anti-spoofing-challenge); unpack its race part so that "
+                   "CeFA-Race/<AF|CA|EA>/<subject>/<video>/{profile,depth,ir}/ holds the frames.")
+
+
+def cefa_video_in_split(name: str, split: str) -> bool:
+    """Whether a video folder ``race_id_device_session_pai`` belongs to the protocol's split."""
+    parts = name.split("_")
+    if len(parts) != 5 or not all(p.isdigit() for p in parts):
+        return False
+    race, subject, device, session, pai = (int(p) for p in parts)
+    rule = CEFA_PROTOCOL[split]
+    return (race in rule["race"] and subject in rule["ids"] and device in CEFA_DEVICES
+            and session in CEFA_SESSIONS and pai in rule["pai"])
+
+
+def cefa_samples(root: Path, split: str) -> list[tuple[str, str, str, int]]:
+    """(profile, depth, ir, label) frame paths of a split, label 1 = live (PAI 1)."""
+    samples = []
+    for race in RACES:
+        for video in sorted(p for p in (root / race).glob("*/*") if p.is_dir() and cefa_video_in_split(p.name, split)):
+            frames = [sorted(f.name for f in (video / modal).iterdir() if f.is_file()) if (video / modal).is_dir() else []
+                      for modal in CEFA_MODALS]
+            if not frames[0] or len({len(f) for f in frames}) != 1:
+                raise MMBenchError(f"{video.relative_to(root)}: {', '.join(f'{m} {len(f)}' for m, f in zip(CEFA_MODALS, frames, strict=True))} "
+                                   "frames; every video needs as many profile, depth and ir frames.")
+            live = int(video.name.split("_")[-1] == "1")
+            rel = video.relative_to(root).as_posix()
+            samples += [(*(f"{rel}/{m}/{f[i]}" for m, f in zip(CEFA_MODALS, frames, strict=True)), live)
+                        for i in range(len(frames[0]))]
+    return samples
+
+
+def cefa_check(root: Path) -> str | None:
+    missing = [race for race in RACES if not (root / race).is_dir()]
+    if missing:
+        return f"missing race folder(s) {', '.join(missing)}."
+    for split in CEFA_PROTOCOL:
+        samples = cefa_samples(root, split)
+        if not samples:
+            return f"no video of the {split} split of protocol race_prot_rdi_4@5."
+        if len({s[3] for s in samples}) < 2:
+            return f"the {split} split has only {'live' if samples[0][3] else 'attack'} videos."
+    return None
+
+
+def cefa_read(root: Path, split: str) -> ListedRows:
+    return ListedRows(root, cefa_samples(root, split))
+
+
 # MMANet classification code: SGD nesterov lr 1e-3, momentum 0.9, wd 5e-4, batch 64, 100 epochs,
 # multi-step at epochs 16/33/50 after a 5-epoch linear warm-up, 112×112 with flips. mmbench's step
 # scheduler (every 17 epochs) matches the first three decays and adds two more after epoch 50.
@@ -107,7 +177,16 @@ SMOKE = Recipe(epochs=5, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay
 
 @hookimpl
 def mmbench_datasets() -> list[DatasetSpec]:
-    return [DatasetSpec(
+    cefa = DatasetSpec(
+        name="cefa-race", description="CASIA-SURF CeFA race part, protocol 4@5 (bring your own)",
+        modalities={"rgb": 3, "depth": 1, "ir": 1},
+        source=LocalSource(subdir="CeFA-Race", how_to_get=CEFA_HOW_TO_GET, read=cefa_read, check=cefa_check),
+        decode=decode, splits=("train", "val", "test"),
+        license="CASIA-SURF CeFA release agreement: research use, no redistribution",
+        homepage="https://sites.google.com/view/face-anti-spoofing-challenge",
+        citation="Liu et al., CASIA-SURF CeFA: A Benchmark for Multi-modal Cross-ethnicity Face Anti-spoofing, WACV 2021",
+    )
+    return [cefa, DatasetSpec(
         name="casia-surf", description="CASIA-SURF: RGB, depth, IR faces, live vs print/cut attacks (bring your own)",
         modalities={"rgb": 3, "depth": 1, "ir": 1},
         source=LocalSource(subdir="CASIA-SURF", how_to_get=HOW_TO_GET, read=read_split, check=check_layout),
@@ -120,7 +199,13 @@ def mmbench_datasets() -> list[DatasetSpec]:
 
 @hookimpl
 def mmbench_tasks() -> list[TaskSpec]:
-    return [TaskSpec(
+    cefa = TaskSpec(
+        name="cls-cefa", dataset="cefa-race", kind="anti-spoofing",
+        description="CeFA cross-ethnicity / cross-attack (race_prot_rdi_4@5), 7 subsets, ACER (bring your own)",
+        num_classes=2, class_names=("spoof", "live"), input_size=(112, 112), val_split="val",
+        recipes={"smoke": SMOKE, "full": FULL},
+    )
+    return [cefa, TaskSpec(
         name="cls-casia-surf", dataset="casia-surf", kind="anti-spoofing",
         description="CASIA-SURF face anti-spoofing, 7 modality subsets, ACER (bring your own data)",
         num_classes=2, class_names=("spoof", "live"), input_size=(112, 112), val_split="val",
