@@ -13,6 +13,7 @@ from PIL import Image
 
 import mmbench_rgbdseg as plugin
 from conftest import run_cli
+from mmbench.data.images import depth_metres, rgb_array
 from mmbench.errors import MMBenchError
 from mmbench.testing import write_hub_fixture
 
@@ -124,15 +125,15 @@ def test_uncached_revision_is_one_clear_line(nyu_fixture, tmp_path):
 
 def test_depth_decoding():
     millimetres = np.array([[500, 3000], [9000, 0]], dtype=np.uint16)
-    assert np.allclose(plugin.depth_metres(Image.fromarray(millimetres), rotated=False)[0], millimetres / 1000)
+    assert np.allclose(depth_metres(Image.fromarray(millimetres), rotated=False)[0], millimetres / 1000)
     rotated = (((millimetres.astype(np.uint32) << 3) | (millimetres.astype(np.uint32) >> 13)) & 0xFFFF).astype(np.uint16)
-    assert np.allclose(plugin.depth_metres(Image.fromarray(rotated), rotated=True)[0], millimetres / 1000)
+    assert np.allclose(depth_metres(Image.fromarray(rotated), rotated=True)[0], millimetres / 1000)
     eight = np.array([[0, 255]], dtype=np.uint8)
-    assert np.allclose(plugin.depth_metres(Image.fromarray(eight), rotated=False)[0], [[0.0, 1.0]])
+    assert np.allclose(depth_metres(Image.fromarray(eight), rotated=False)[0], [[0.0, 1.0]])
     with pytest.raises(MMBenchError, match="exceeds 20 m"):  # a rotated PNG read as plain millimetres
-        plugin.depth_metres(Image.fromarray(rotated), rotated=False)
+        depth_metres(Image.fromarray(rotated), rotated=False)
     with pytest.raises(MMBenchError, match="mode 'RGB'"):
-        plugin.depth_metres(Image.new("RGB", (2, 2)), rotated=False)
+        depth_metres(Image.new("RGB", (2, 2)), rotated=False)
 
 
 def test_label_and_image_decoding():
@@ -141,8 +142,8 @@ def test_label_and_image_decoding():
     with pytest.raises(MMBenchError, match="label value 41 outside 0..40"):
         plugin.labels(Image.fromarray(np.array([[41]], dtype=np.uint8)), 40)
     with pytest.raises(MMBenchError, match="mode 'L'"):
-        plugin.rgb_array(Image.new("L", (2, 2)))
-    assert plugin.rgb_array(Image.new("RGB", (4, 2))).shape == (3, 2, 4)
+        rgb_array(Image.new("L", (2, 2)))
+    assert rgb_array(Image.new("RGB", (4, 2))).shape == (3, 2, 4)
 
 
 def test_listing_names_the_source_and_licence():

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from mmbench import DatasetSpec, HubSource, Recipe, TaskSpec, hookimpl
+from mmbench.data.images import depth_metres, rgb_array
 from mmbench.errors import MMBenchError
 
 __version__ = "0.1.0"
@@ -55,30 +56,6 @@ SUN_CLASSES = (
 )
 DATA_FILES = {"train": "data/train-*.parquet", "test": "data/test-*.parquet"}
 IGNORE = 255
-MAX_DEPTH_M = 20.0
-
-
-def rgb_array(image: Any) -> np.ndarray:
-    if image.mode not in ("RGB", "RGBA", "P"):
-        raise MMBenchError(f"RGB image has PIL mode '{image.mode}', expected RGB; the dataset differs from the spec.")
-    return np.moveaxis(np.asarray(image.convert("RGB"), dtype=np.float32), -1, 0)
-
-
-def depth_metres(image: Any, rotated: bool) -> np.ndarray:
-    """``[1, H, W]`` depth: metres from a 16-bit PNG (bit-rotated for SUN RGB-D), relative from 8-bit."""
-    values = np.asarray(image)
-    if image.mode == "L":
-        return (values.astype(np.float32) / 255.0)[None]
-    if image.mode not in ("I;16", "I;16B", "I"):
-        raise MMBenchError(f"depth image has PIL mode '{image.mode}', expected 8-bit (L) or 16-bit (I;16) PNG.")
-    raw = values.astype(np.uint32) & 0xFFFF
-    if rotated:
-        raw = ((raw >> 3) | (raw << 13)) & 0xFFFF
-    metres = raw.astype(np.float32) / 1000.0
-    if float(metres.max(initial=0.0)) > MAX_DEPTH_M:
-        raise MMBenchError(f"depth up to {metres.max():.1f} m exceeds {MAX_DEPTH_M:.0f} m: the depth encoding "
-                           "differs from the spec (millimetre PNG expected).")
-    return metres[None]
 
 
 def labels(image: Any, num_classes: int) -> np.ndarray:
