@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mmbench.cli.leaderboard import add_parser as add_leaderboard
 
     add_leaderboard(sub, _common)
+    from mmbench.cli.sweep import add_parser as add_sweep
+
+    add_sweep(sub, _common)
     return parser
 
 
@@ -93,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmbench.cli.check import check_plugin_command
 
             return check_plugin_command(args)
+        if args.command == "sweep":
+            from mmbench.cli.sweep import sweep_command
+
+            return sweep_command(args)
         if args.command == "leaderboard":
             from mmbench.cli.leaderboard import leaderboard_command
 

@@ -1,0 +1,140 @@
+"""``mmbench sweep``: expand a grid of runs and execute it (local / Ray / Slurm)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mmbench.config import parse_seeds
+from mmbench.errors import MMBenchError
+
+
+def add_parser(sub: argparse._SubParsersAction, common) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of methods x tasks x seeds x settings, restartable",
+        description="Expand a grid (from FILE and/or the options) into runs and execute them; runs already "
+        "recorded in --out are skipped, so a re-run after a crash executes only the missing ones.")
+    sweep.add_argument("file", nargs="?", help="sweep file (.toml or .yaml) with methods, tasks, seeds, set, scenarios")
+    sweep.add_argument("--methods", help="comma-separated methods (overrides the file)")
+    sweep.add_argument("--tasks", help="comma-separated tasks (overrides the file)")
+    sweep.add_argument("--seeds", help="seeds: 3, 0-4 or 0,2,5 (default: the file's, else 0)")
+    sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=V1,V2",
+                       help="a grid axis: every value is a separate run (repeatable)")
+    sweep.add_argument("--scenarios", help="distillation scenarios, e.g. cross-modal,multi-modal")
+    sweep.add_argument("--profile", help="training profile (default: smoke)")
+    sweep.add_argument("--out", default="runs", help="results directory (default: runs)")
+    sweep.add_argument("--executor", default="local", choices=["local", "ray", "slurm"])
+    sweep.add_argument("--jobs", type=int, default=1, help="local: runs in parallel (default: 1)")
+    sweep.add_argument("--address", help="ray: cluster address (default: start a local instance)")
+    sweep.add_argument("--partition", help="slurm: partition")
+    sweep.add_argument("--time-min", type=int, default=240, help="slurm: time limit per run in minutes")
+    sweep.add_argument("--gpus-per-run", type=float, default=0, help="ray / slurm: GPUs per run")
+    sweep.add_argument("--cpus-per-run", type=float, default=1, help="ray / slurm: CPUs per run")
+    sweep.add_argument("--retries", type=int, default=1, help="re-run a failed run up to N times (default: 1)")
+    sweep.add_argument("--device", default=None, help="passed to every run (auto, cpu, cuda)")
+    sweep.add_argument("--data-dir", default=None, help="passed to every run")
+    sweep.add_argument("--force", action="store_true", help="re-run runs that are already recorded")
+    sweep.add_argument("--dry-run", action="store_true", help="print the expanded grid and what would be skipped")
+    common(sweep, suppress=True)
+
+
+def _grid(args: argparse.Namespace):
+    from mmbench.sweep import grid_from_mapping, load_grid_file
+
+    base = load_grid_file(Path(args.file)) if args.file else None
+    data = {"methods": base.methods if base else None, "tasks": base.tasks if base else None,
+            "seeds": base.seeds if base else "0", "set": dict(base.sets) if base else {},
+            "scenarios": base.scenarios if base else [], "profile": base.profile if base else "smoke"}
+    if args.methods:
+        data["methods"] = args.methods
+    if args.tasks:
+        data["tasks"] = args.tasks
+    if args.seeds:
+        data["seeds"] = parse_seeds(args.seeds)
+    if args.scenarios:
+        data["scenarios"] = args.scenarios
+    if args.profile:
+        data["profile"] = args.profile
+    for item in args.sets:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values:
+            raise MMBenchError(f"invalid --set '{item}': expected KEY=V1,V2, e.g. --set logit_standardization=false,true.")
+        data["set"][key.strip()] = values
+    if not data["methods"] or not data["tasks"]:
+        raise MMBenchError("a sweep needs methods and tasks: give a sweep file or --methods and --tasks.")
+    return grid_from_mapping(data, args.file or "the command line")
+
+
+def _executor(args: argparse.Namespace, out: Path):
+    from mmbench.sweep.executors import LocalExecutor, RayExecutor, SlurmExecutor
+
+    extra = [*(["--device", args.device] if args.device else []), *(["--data-dir", args.data_dir] if args.data_dir else []),
+             *(["--force"] if args.force else [])]
+    if args.executor == "ray":
+        return RayExecutor(out, args.address, args.cpus_per_run, args.gpus_per_run, extra)
+    if args.executor == "slurm":
+        return SlurmExecutor(out, args.partition, args.time_min, int(args.gpus_per_run), int(max(args.cpus_per_run, 1)),
+                             extra=extra)
+    return LocalExecutor(out, args.jobs, extra)
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from mmbench.io import ensure_writable
+    from mmbench.plugins import Registry
+    from mmbench.sweep import expand, plan_jobs, run_sweep
+
+    if args.retries < 0:
+        raise MMBenchError(f"--retries must be 0 or more, got {args.retries}.")
+    grid = _grid(args)
+    registry = Registry.load(plugins=args.plugin or ())
+    out = Path(args.out)
+    planned = plan_jobs(expand(grid, registry), registry, out, force=args.force)
+    console = Console(highlight=False)
+    pending = [p for p in planned if p.status == "pending"]
+    if args.dry_run:
+        table = Table(title=f"sweep: {len(planned)} run(s), {len(pending)} to run", title_justify="left")
+        for column in ("run", "run id", "status", "note"):
+            table.add_column(column, overflow="fold")
+        for p in planned:
+            table.add_row(p.job.describe(), p.run_id or "-", "to run" if p.status == "pending" else p.status, p.reason)
+        console.print(table)
+        return 0
+    ensure_writable(out)
+    executor = _executor(args, out)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[last]}"), console=Console(stderr=True), transient=False)
+    with progress:
+        bar = progress.add_task("runs", total=len(pending), last="")
+
+        def on_result(entry, status: str) -> None:
+            if status != "retry":
+                progress.advance(bar)
+            progress.update(bar, last=f"{status}: {entry.job.describe()}")
+
+        try:
+            summary = run_sweep(planned, executor, retries=args.retries, on_result=on_result)
+        except KeyboardInterrupt:
+            progress.stop()
+            raise MMBenchError("sweep interrupted: no new runs were started; finished records are kept. "
+                               "Re-run the same command to continue.") from None
+    table = Table(title=f"sweep summary ({out})", title_justify="left")
+    for column in ("status", "runs", "detail"):
+        table.add_column(column, overflow="fold")
+    table.add_row("done", str(len(summary.done)), "")
+    skipped = {}
+    for p in summary.skipped:
+        skipped[p.status] = skipped.get(p.status, 0) + 1
+    table.add_row("skipped", str(len(summary.skipped)), ", ".join(f"{n} {s}" for s, n in sorted(skipped.items())))
+    table.add_row("failed", str(len(summary.failed)), "")
+    for entry, reason in summary.failed:
+        table.add_row("", "", f"{entry.job.describe()}: {reason}")
+    for p in summary.skipped:
+        if p.status == "invalid":
+            table.add_row("", "", f"invalid: {p.job.describe()}: {p.reason}")
+    console.print(table)
+    return 1 if summary.failed else 0

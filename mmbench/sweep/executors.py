@@ -1,0 +1,174 @@
+"""Where the runs of a sweep execute. Every executor runs one ``mmbench run`` per job (one run
+per process: a crash or out-of-memory error takes down one run, never the sweep) and reports
+``(job, returncode, log)``. Records are written atomically by the runs themselves, so a killed
+sweep loses nothing that finished and a re-run finds it.
+
+* ``local``: a pool of ``--jobs`` subprocesses on this machine; with ``CUDA_VISIBLE_DEVICES``
+  set, jobs get its GPUs round-robin. Subprocesses die with the sweep (``PR_SET_PDEATHSIG``).
+* ``ray``: one Ray task per run with ``num_cpus`` / ``num_gpus``; ``--address`` joins a cluster,
+  otherwise a local Ray instance is started. Needs ``pip install 'mmbench[ray]'``.
+* ``slurm``: a submitit job array (partition, time limit, GPUs per run), logs per run under
+  ``<out>/.sweep/slurm``. Needs ``pip install 'mmbench[slurm]'``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mmbench.errors import MMBenchError
+from mmbench.sweep.grid import PlannedJob
+
+
+@dataclass
+class RunResult:
+    entry: PlannedJob
+    returncode: int
+    log: Path
+
+
+class Executor(Protocol):
+    def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None: ...
+
+
+def command(entry: PlannedJob, out: Path, extra: Iterable[str]) -> list[str]:
+    return [sys.executable, "-m", "mmbench", *entry.job.run_args(), "--out", str(out), *extra]
+
+
+def _die_with_parent() -> None:  # runs in the child before exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    """Run one job, its output appended to ``log``; the child is killed if the sweep dies."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                   preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        try:
+            return process.wait()
+        except BaseException:
+            process.send_signal(signal.SIGINT)  # the run keeps its last checkpoint for --resume
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+
+
+def last_error(log: Path) -> str:
+    """The run's ``error:`` line (or its last line) for the sweep summary."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["no output"])[-1]
+
+
+class LocalExecutor:
+    def __init__(self, out: Path, jobs: int = 1, extra: Iterable[str] = ()):
+        if jobs < 1:
+            raise MMBenchError(f"--jobs must be at least 1, got {jobs}.")
+        self.out, self.jobs, self.extra = out, jobs, list(extra)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+        self.gpus = [g for g in visible.split(",") if g.strip()] if visible else []
+
+    def _env(self, index: int) -> dict[str, str]:
+        return {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}
+
+    def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None:
+        logs = self.out / ".sweep" / "logs"
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs)
+        futures = {}
+        try:
+            for index, entry in enumerate(entries):
+                log = logs / f"{entry.run_id}.log"
+                future = pool.submit(run_logged, command(entry, self.out, self.extra), log, self._env(index))
+                futures[future] = (entry, log)
+            for future in concurrent.futures.as_completed(futures):
+                entry, log = futures[future]
+                done(RunResult(entry, future.result(), log))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # stop scheduling; running jobs are interrupted
+            raise
+        pool.shutdown(wait=True)
+
+
+def _remote_run(argv: list[str], log: str) -> int:
+    return run_logged(argv, Path(log))
+
+
+class RayExecutor:
+    def __init__(self, out: Path, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0,
+                 extra: Iterable[str] = ()):
+        try:
+            import ray
+        except ImportError:
+            raise MMBenchError("--executor ray needs Ray: pip install 'mmbench[ray]'.") from None
+        self.ray, self.out, self.extra = ray, out, list(extra)
+        self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
+
+    def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None:
+        ray = self.ray
+        if not ray.is_initialized():
+            ray.init(address=self.address) if self.address else ray.init()
+        remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(_remote_run)
+        logs = self.out / ".sweep" / "logs"
+        pending = {remote.remote(command(e, self.out, self.extra), str(logs / f"{e.run_id}.log")): e for e in entries}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                entry = pending.pop(ready[0])
+                done(RunResult(entry, ray.get(ready[0]), logs / f"{entry.run_id}.log"))
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref)
+            raise
+
+
+class SlurmExecutor:
+    def __init__(self, out: Path, partition: str | None = None, time_min: int = 240, gpus_per_run: int = 0,
+                 cpus_per_run: int = 4, parallelism: int = 64, cluster: str | None = None, extra: Iterable[str] = ()):
+        try:
+            import submitit
+        except ImportError:
+            raise MMBenchError("--executor slurm needs submitit: pip install 'mmbench[slurm]'.") from None
+        self.out, self.extra = out, list(extra)
+        self.executor = submitit.AutoExecutor(folder=str(out / ".sweep" / "slurm" / "%j"), cluster=cluster)
+        params = {"timeout_min": time_min, "cpus_per_task": cpus_per_run, "slurm_array_parallelism": parallelism}
+        if gpus_per_run:
+            params["gpus_per_node"] = gpus_per_run
+        if partition:
+            params["slurm_partition"] = partition
+        self.executor.update_parameters(**params)
+
+    def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None:
+        logs = self.out / ".sweep" / "logs"
+        argvs = [command(e, self.out, self.extra) for e in entries]
+        jobs = self.executor.map_array(_remote_run, argvs, [str(logs / f"{e.run_id}.log") for e in entries])
+        try:
+            for job, entry in zip(jobs, entries, strict=True):
+                try:
+                    code = job.result()
+                except Exception as exc:  # the job itself died (timeout, node failure)
+                    (logs / f"{entry.run_id}.log").parent.mkdir(parents=True, exist_ok=True)
+                    with open(logs / f"{entry.run_id}.log", "a") as handle:
+                        handle.write(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n")
+                    code = 1
+                done(RunResult(entry, code, logs / f"{entry.run_id}.log"))
+        except BaseException:
+            for job in jobs:
+                job.cancel(check=False)
+            raise

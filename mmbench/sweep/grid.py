@@ -1,0 +1,171 @@
+"""A sweep: a grid of methods × tasks × ``--set`` values × distillation scenarios × seeds,
+expanded into independent runs identified by their content-addressed run ids.
+
+The grid comes from command-line lists or a TOML / YAML file with the same keys::
+
+    methods = ["kd", "dkd", "mlkd"]
+    tasks = ["synth-mssar-cls"]
+    seeds = "0-4"                      # or [0, 1, 2]
+    scenarios = ["cross-modal", "multi-modal"]   # distillation methods only
+    profile = "smoke"
+    [set]
+    logit_standardization = ["false", "true"]
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmbench.config import parse_seeds
+from mmbench.errors import MMBenchError
+from mmbench.plan import plan_run
+from mmbench.plugins import Registry
+from mmbench.records import read_record, record_path
+
+GRID_KEYS = {"methods", "tasks", "seeds", "scenarios", "set", "profile"}
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One run of the grid, as the ``mmbench run`` arguments that reproduce it."""
+
+    method: str
+    task: str
+    seed: int
+    overrides: tuple[tuple[str, str], ...] = ()
+    profile: str = "smoke"
+
+    def run_args(self) -> list[str]:
+        args = ["run", "--method", self.method, "--task", self.task, "--seeds", str(self.seed),
+                "--profile", self.profile, "--no-progress"]
+        for key, value in self.overrides:
+            args += ["--set", f"{key}={value}"]
+        return args
+
+    def describe(self) -> str:
+        sets = " ".join(f"{k}={v}" for k, v in self.overrides)
+        return f"{self.method} on {self.task}, seed {self.seed}" + (f" ({sets})" if sets else "")
+
+
+@dataclass
+class PlannedJob:
+    job: SweepJob
+    run_id: str = ""
+    record: Path | None = None
+    status: str = "pending"  # pending, recorded, invalid
+    reason: str = ""
+
+
+@dataclass
+class Grid:
+    methods: list[str]
+    tasks: list[str]
+    seeds: list[int]
+    sets: dict[str, list[str]] = field(default_factory=dict)
+    scenarios: list[str] = field(default_factory=list)
+    profile: str = "smoke"
+
+
+def _as_list(value: Any, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, Sequence):
+        return [str(v) for v in value]
+    raise MMBenchError(f"sweep key '{key}' must be a list or a comma-separated string, got {value!r}.")
+
+
+def grid_from_mapping(data: Mapping[str, Any], source: str) -> Grid:
+    unknown = sorted(set(data) - GRID_KEYS)
+    if unknown:
+        raise MMBenchError(f"{source}: unknown key(s) {', '.join(unknown)}; a sweep has {', '.join(sorted(GRID_KEYS))}.")
+    for key in ("methods", "tasks"):
+        if not data.get(key):
+            raise MMBenchError(f"{source}: '{key}' is required (e.g. {key} = [\"...\"]).")
+    seeds = data.get("seeds", "0")
+    seed_list = parse_seeds(seeds) if isinstance(seeds, str | int) else [int(s) for s in seeds]
+    sets = data.get("set", {}) or {}
+    if not isinstance(sets, Mapping):
+        raise MMBenchError(f"{source}: 'set' must be a table of key = [values].")
+    return Grid(methods=_as_list(data["methods"], "methods"), tasks=_as_list(data["tasks"], "tasks"),
+                seeds=seed_list, sets={str(k): _as_list(v, f"set.{k}") for k, v in sets.items()},
+                scenarios=_as_list(data.get("scenarios", []), "scenarios"), profile=str(data.get("profile", "smoke")))
+
+
+def load_grid_file(path: Path) -> Grid:
+    """A sweep file (``.toml``, ``.yaml`` / ``.yml``); errors name the file and what is wrong."""
+    if not path.is_file():
+        raise MMBenchError(f"sweep file {path} does not exist.")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise MMBenchError(f"sweep file {path}: use a .toml or .yaml file.")
+    except MMBenchError:
+        raise
+    except Exception as exc:  # tomllib / yaml parse errors
+        raise MMBenchError(f"sweep file {path} does not parse: {exc}".splitlines()[0]) from None
+    if not isinstance(data, Mapping):
+        raise MMBenchError(f"sweep file {path}: expected a table of keys at the top level.")
+    return grid_from_mapping(data, str(path))
+
+
+def expand(grid: Grid, registry: Registry) -> list[SweepJob]:
+    """Every run of the grid, in a stable order (tasks, methods, settings, seeds). Scenarios apply
+    to distillation methods only; other methods run once per setting."""
+    jobs = []
+    keys = sorted(grid.sets)
+    for task, method in itertools.product(grid.tasks, grid.methods):
+        try:
+            distills = registry.method(method).distillation is not None
+        except MMBenchError:
+            distills = False  # reported as invalid by plan_jobs
+        scenarios = grid.scenarios if distills and grid.scenarios else [None]
+        for values in itertools.product(*(grid.sets[k] for k in keys)):
+            for scenario in scenarios:
+                overrides = list(zip(keys, values, strict=True))
+                if scenario is not None:
+                    overrides.append(("scenario", scenario))
+                for seed in grid.seeds:
+                    jobs.append(SweepJob(method, task, seed, tuple(overrides), grid.profile))
+    return list(dict.fromkeys(jobs))
+
+
+def plan_jobs(jobs: list[SweepJob], registry: Registry, out: Path, force: bool = False) -> list[PlannedJob]:
+    """Resolve each job's run id; mark runs already recorded (completed) and invalid combinations
+    (e.g. a segmentation-only method on a classification task) with the reason."""
+    planned = []
+    seen: dict[str, SweepJob] = {}
+    for job in jobs:
+        entry = PlannedJob(job)
+        try:
+            plan = plan_run(registry, job.method, job.task, job.seed, dict(job.overrides), job.profile)
+        except MMBenchError as exc:
+            entry.status, entry.reason = "invalid", str(exc)
+            planned.append(entry)
+            continue
+        entry.run_id = plan.run_id
+        entry.record = record_path(out, job.task, job.method, plan.run_id)
+        if plan.run_id in seen:  # e.g. an explicit --set equal to the default
+            entry.status, entry.reason = "duplicate", f"same run as {seen[plan.run_id].describe()}"
+            planned.append(entry)
+            continue
+        seen[plan.run_id] = job
+        if not force and entry.record.exists():
+            try:
+                if read_record(entry.record).status == "completed":
+                    entry.status, entry.reason = "recorded", str(entry.record)
+            except MMBenchError:
+                pass
+        planned.append(entry)
+    return planned

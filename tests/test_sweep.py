@@ -1,0 +1,159 @@
+"""mmbench sweep: grid expansion and run-id stability, skip-if-recorded, restart after the sweep
+is killed, retries and the summary, the local executor with 2 jobs, the teacher lock across
+processes, and the optional executors' messages."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from mmbench.errors import MMBenchError
+from mmbench.sweep import expand, grid_from_mapping, load_grid_file, plan_jobs
+
+TINY = {"recipe.epochs": "1", "recipe.limit_train": "96", "recipe.limit_eval": "48", "recipe.width": "8",
+        "recipe.batch_size": "32"}
+TINY_ARGS = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+
+
+def test_grid_expansion_and_stable_run_ids(registry, tmp_path):
+    grid = grid_from_mapping({"methods": "kd,fusion,rfnet", "tasks": ["synth-mssar-cls"], "seeds": "0-1",
+                              "scenarios": ["cross-modal", "multi-modal"],
+                              "set": {"recipe.epochs": ["1", "2"]}}, "test")
+    jobs = expand(grid, registry)
+    kd = [j for j in jobs if j.method == "kd"]
+    fusion = [j for j in jobs if j.method == "fusion"]
+    assert len(kd) == 2 * 2 * 2 and len(fusion) == 2 * 2  # scenarios only multiply distillation methods
+    assert {dict(j.overrides).get("scenario") for j in kd} == {"cross-modal", "multi-modal"}
+    first = plan_jobs(jobs, registry, tmp_path)
+    second = plan_jobs(expand(grid, registry), registry, tmp_path)
+    assert [p.run_id for p in first] == [p.run_id for p in second]
+    valid = [p for p in first if p.status == "pending"]
+    assert len({p.run_id for p in valid}) == len(valid) == 12
+    invalid = [p for p in first if p.status == "invalid"]
+    assert invalid and all(p.job.method == "rfnet" and "segmentation" in p.reason for p in invalid)
+
+
+def test_sweep_files(tmp_path, registry):
+    toml = tmp_path / "sweep.toml"
+    toml.write_text('methods = ["fusion"]\ntasks = ["synth-rgbd-cls"]\nseeds = "0-2"\n[set]\n"recipe.lr" = ["0.1", "0.01"]\n')
+    grid = load_grid_file(toml)
+    assert grid.seeds == [0, 1, 2] and grid.sets == {"recipe.lr": ["0.1", "0.01"]} and len(expand(grid, registry)) == 6
+    yaml = tmp_path / "sweep.yaml"
+    yaml.write_text("methods: [fusion]\ntasks: synth-rgbd-cls\nseeds: [3]\n")
+    assert load_grid_file(yaml).seeds == [3]
+    (tmp_path / "bad.toml").write_text('methods = ["fusion"]\ntask = ["x"]\n')
+    with pytest.raises(MMBenchError, match="unknown key"):
+        load_grid_file(tmp_path / "bad.toml")
+    (tmp_path / "broken.toml").write_text("methods = [")
+    with pytest.raises(MMBenchError, match="does not parse"):
+        load_grid_file(tmp_path / "broken.toml")
+
+
+def test_dry_run_lists_and_skips(tmp_path):
+    done = run_cli("sweep", "--methods", "fusion,rfnet", "--tasks", "synth-rgbd-cls", "--seeds", "0-1",
+                   "--out", str(tmp_path), "--dry-run", env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "4 run(s), 2 to run" in done.stdout and "invalid" in done.stdout
+    assert not list(tmp_path.rglob("*.json"))
+
+
+@pytest.mark.slow
+def test_local_sweep_two_jobs_then_skip(tmp_path):
+    args = ["sweep", "--methods", "fusion,unimodal", "--tasks", "synth-rgbd-cls", "--seeds", "0", *TINY_ARGS,
+            "--out", str(tmp_path), "--jobs", "2"]
+    done = run_cli(*args, env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = sorted(tmp_path.rglob("*.json"))
+    assert len(records) == 2 and all(json.loads(r.read_text())["status"] == "completed" for r in records)
+    again = run_cli(*args, env={"COLUMNS": "200"})
+    assert again.returncode == 0 and "2 recorded" in again.stdout
+    assert sorted(tmp_path.rglob("*.json")) == records
+
+
+@pytest.mark.slow
+def test_restart_after_kill_runs_only_the_missing(tmp_path):
+    args = [sys.executable, "-m", "mmbench", "sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls",
+            "--seeds", "0-2", *TINY_ARGS, "--out", str(tmp_path), "--jobs", "1"]
+    sweep = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(tmp_path.rglob("*.json")):
+        time.sleep(0.2)
+    sweep.send_signal(signal.SIGKILL)
+    sweep.wait()
+    time.sleep(1.0)  # the killed sweep's run dies with it (PR_SET_PDEATHSIG)
+    first = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.json")}
+    assert 1 <= len(first) < 3
+    done = run_cli(*args[3:], env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = list(tmp_path.rglob("*.json"))
+    assert len(records) == 3 and len({json.loads(r.read_text())["seed"] for r in records}) == 3
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in first.items())  # not re-run
+
+
+@pytest.mark.slow
+def test_failed_run_is_retried_and_reported(tmp_path):
+    done = run_cli("sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls", "--seeds", "0", *TINY_ARGS,
+                   "--set", "recipe.lr=1e30", "--out", str(tmp_path), "--retries", "1", env={"COLUMNS": "250"})
+    assert done.returncode == 1
+    summary = " ".join(done.stdout.split()).lower()
+    assert "failed │ 1" in summary and "loss" in summary and "recipe.lr" in summary  # the run's error line
+    log = next((tmp_path / ".sweep" / "logs").glob("*.log")).read_text()
+    assert log.count("fusion on synth-rgbd-cls, seed 0") == 2  # first attempt + one retry
+
+
+def _produce_once(root: str, counter: str, barrier) -> None:
+    import torch
+
+    from mmbench.artifacts import ArtifactCache
+
+    def produce():
+        with open(counter, "a") as handle:
+            handle.write("trained\n")
+        time.sleep(1.0)
+        return {"w": torch.ones(2)}
+
+    barrier.wait()
+    state, _ = ArtifactCache(Path(root)).get_or_create("teacher-key", produce)
+    assert float(state["w"].sum()) == 2.0
+
+
+def test_concurrent_processes_train_a_teacher_once(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(3)
+    counter = tmp_path / "count.txt"
+    workers = [context.Process(target=_produce_once, args=(str(tmp_path / "artifacts"), str(counter), barrier))
+               for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert counter.read_text().count("trained") == 1
+
+
+@pytest.mark.parametrize("executor, package", [("ray", "ray"), ("slurm", "submitit")])
+def test_optional_executors_say_how_to_install(executor, package, tmp_path):
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed")
+    done = run_cli("sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls", "--out", str(tmp_path),
+                   "--executor", executor)
+    assert done.returncode == 2 and f"mmbench[{executor}]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_gpus_are_assigned_round_robin(monkeypatch, tmp_path):
+    from mmbench.sweep.executors import LocalExecutor
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    executor = LocalExecutor(tmp_path, jobs=2)
+    assert [executor._env(i)["CUDA_VISIBLE_DEVICES"] for i in range(4)] == ["2", "5", "2", "5"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert LocalExecutor(tmp_path, jobs=1)._env(0) == {}
