@@ -125,15 +125,20 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ensure_writable(out)
 
+    from mmbench.engine.distributed import initialise, world_from_env
     from mmbench.engine.runner import Runner  # imports torch
 
-    interactive = err.is_terminal and not args.no_progress
+    world = world_from_env()  # torchrun: one process per rank; rank 0 reports
+    if not world.main:
+        err = Console(stderr=True, quiet=True)
+    interactive = err.is_terminal and not args.no_progress and world.main
     progress = _progress(err) if interactive else None
     runner = Runner(
         registry, out=out, device=args.device, data_dir=args.data_dir, progress=progress,
         log=lambda message: err.print(message, markup=False),
-        epoch_log=None if interactive else _epoch_printer(err, plans[0]),
+        epoch_log=None if interactive else _epoch_printer(err, plans[0]), world=world,
     )
+    initialise(world, runner.device)
     records: list[RunRecord] = []
     if progress is not None:
         progress.start()
@@ -145,13 +150,16 @@ def run_command(args: argparse.Namespace) -> int:
                 records.append(read_record(existing))
                 continue
             err.print(f"{plan.method.name} on {plan.task.name}, seed {plan.seed}, profile {plan.profile}, "
-                      f"device {runner.device}, run {plan.run_id}", markup=False)
+                      f"device {runner.device}" + (f" x {world.size} processes" if world.active else "")
+                      + f", run {plan.run_id}", markup=False)
             record, path = runner.run(plan, resume=args.resume)
             records.append(record)
             err.print(f"seed {plan.seed}: record written to {path}", markup=False)
     finally:
         if progress is not None:
             progress.stop()
+    if not world.main:
+        return 0
     out_console = Console(file=sys.stdout)
     if not out_console.is_terminal:  # files and pipes get the whole table, not an 80-column wrap
         out_console.width = max(out_console.width, 160)

@@ -7,6 +7,14 @@
 * :mod:`mmbench.data.arrays` serves normalised batches from those arrays to a ``DataLoader``.
 """
 
-from mmbench.data.arrays import ArrayBatches, TaskData, load_task_data, make_loader
+from typing import Any
 
 __all__ = ["ArrayBatches", "TaskData", "load_task_data", "make_loader"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: dataset plugins import mmbench.data.images without torch
+    if name in __all__:
+        from mmbench.data import arrays
+
+        return getattr(arrays, name)
+    raise AttributeError(f"module 'mmbench.data' has no attribute {name!r}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from mmbench.data.cache import TARGET, build_split_cache, open_split_cache
 from mmbench.errors import MMBenchError
@@ -86,11 +86,23 @@ def make_loader(
     drop_last: bool = False,
     num_workers: int = 0,
     pin_memory: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> DataLoader:
-    """A loader over ``batches``; the shuffle order depends only on (seed, epoch)."""
+    """A loader over ``batches``; the shuffle order depends only on (seed, epoch).
+
+    ``shard = (rank, world)`` for a distributed run: training (``shuffle``) batches are the same
+    global batches on every rank, each rank taking every ``world``-th sample of each; evaluation
+    splits the samples themselves, so every sample is seen by exactly one rank."""
+    rank, world = shard
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    base = RandomSampler(batches, generator=generator) if shuffle else SequentialSampler(batches)
-    sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last and len(batches) > batch_size)
+    if shuffle:
+        base = RandomSampler(batches, generator=generator)
+        sampler: Any = BatchSampler(base, batch_size=batch_size, drop_last=drop_last and len(batches) > batch_size)
+        if world > 1:
+            sampler = _ShardedBatches(sampler, rank, world)
+    else:
+        positions = list(range(len(batches)))[rank::world]
+        sampler = BatchSampler(positions, batch_size=batch_size, drop_last=False)
     return DataLoader(
         batches,
         sampler=sampler,
@@ -100,6 +112,20 @@ def make_loader(
         generator=generator,
         persistent_workers=False,
     )
+
+
+class _ShardedBatches:
+    """Every ``world``-th sample (from ``rank``) of each global batch."""
+
+    def __init__(self, batches: BatchSampler, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield batch[self.rank::self.world]
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def _limit(indices: np.ndarray, limit: int | None) -> np.ndarray:

@@ -23,6 +23,13 @@ from mmbench.data.arrays import ArrayBatches, TaskData, make_loader
 from mmbench.data.augment import VIEWS, recipe_view
 from mmbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from mmbench.engine.context import RunContext
+from mmbench.engine.distributed import (
+    SINGLE,
+    World,
+    all_reduce_sum,
+    average_gradients,
+    broadcast_module,
+)
 from mmbench.engine.module import MethodModule
 from mmbench.engine.optim import build_optimizer, build_scheduler
 from mmbench.engine.seeding import rng_state, set_rng_state
@@ -93,18 +100,23 @@ def evaluate(
     batch_size: int,
     amp: bool = False,
     channels_last: bool = False,
+    world: World = SINGLE,
 ) -> dict[str, dict[str, float]]:
-    """Metrics of every deployment subset over the whole split (encode-once via ``predict_subsets``)."""
+    """Metrics of every deployment subset over the whole split (encode-once via ``predict_subsets``);
+    in a distributed run each rank evaluates its share and the confusion matrices are summed."""
     was_training = module.training
     module.eval()
     meters = {subset: meter_for(task) for subset in subsets}
-    for batch in make_loader(batches, batch_size, shuffle=False):
+    for batch in make_loader(batches, batch_size, shuffle=False, shard=(world.rank, world.size)):
         batch = to_device(batch, device, channels_last)
         with autocast_context(device, amp):
             outputs = module.predict_subsets(batch, list(subsets))
         for subset in subsets:
             meters[subset].update(outputs[subset].float(), batch["target"])
     module.train(was_training)
+    if world.active:
+        for meter in meters.values():
+            meter.all_reduce()
     return {subset_key(s): meters[s].compute() for s in subsets}
 
 
@@ -163,9 +175,13 @@ class Trainer:
     fingerprint: str = ""
     progress: Any = None
     on_epoch: Callable[[int, dict[str, float]], None] | None = None
+    world: World = SINGLE
 
     def fit(self) -> FitResult:
         recipe, device = self.ctx.recipe, self.ctx.device
+        if self.world.active and recipe.batch_size % self.world.size:
+            raise MMBenchError(f"recipe.batch_size {recipe.batch_size} is the global batch and must divide by the "
+                               f"{self.world.size} processes; set recipe.batch_size to a multiple of {self.world.size}.")
         self.cuda = device.type == "cuda"
         self.channels_last = self.cuda and recipe.channels_last
         self.module.to(device)
@@ -180,6 +196,8 @@ class Trainer:
         use_scaler = self.cuda and recipe.amp and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         state = self._restore()
+        if self.world.active:
+            broadcast_module(self.module)  # identical start on every rank
         resumed_from = state.epoch
         self.step = state.epoch * self.steps_per_epoch
         self.bar = None
@@ -192,10 +210,12 @@ class Trainer:
             for epoch in range(state.epoch, recipe.epochs):
                 losses, seen, train_seconds = self._train_epoch(epoch, first=epoch == resumed_from)
                 self.module.on_epoch_end(epoch, recipe.epochs)
+                if self.world.active:
+                    broadcast_module(self.module, buffers_only=True)  # rank 0's BatchNorm statistics
                 started = time.perf_counter()
                 val_metrics = evaluate(
                     self.module, self.val_batches, self.ctx.subsets, self.ctx.task, device,
-                    recipe.eval_batch_size, recipe.amp, self.channels_last,
+                    recipe.eval_batch_size, recipe.amp, self.channels_last, self.world,
                 )
                 curve = {
                     "epoch": epoch + 1, "loss": losses, "lr": self.optimizer.param_groups[0]["lr"],
@@ -243,7 +263,7 @@ class Trainer:
         started = time.perf_counter()
         loader = make_loader(
             self.train_batches, recipe.batch_size, shuffle=True, seed=self.ctx.seed, epoch=epoch, drop_last=True,
-            num_workers=recipe.num_workers, pin_memory=self.cuda,
+            num_workers=recipe.num_workers, pin_memory=self.cuda, shard=(self.world.rank, self.world.size),
         )
         for batch in loader:
             batch = training_views(
@@ -254,11 +274,13 @@ class Trainer:
             if first and batches == 0:
                 _check_terms(terms, self.method_name)
             total = torch.stack([v.float() for v in terms.values()]).sum()
-            if self.step % check_every == 0 and not bool(torch.isfinite(total)):
-                bad = next(n for n, v in terms.items() if not bool(torch.isfinite(v)))
+            if self.step % check_every == 0 and not self._finite(total):
+                bad = next((n for n, v in terms.items() if not bool(torch.isfinite(v))), next(iter(terms)))
                 raise NonFiniteLoss(bad, epoch, self.step)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
+            if self.world.active:
+                average_gradients(module.parameters(), self.world)
             if recipe.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(module.parameters(), recipe.grad_clip)
@@ -273,11 +295,21 @@ class Trainer:
             if self.bar is not None:
                 rate = seen / max(time.perf_counter() - started, 1e-9)
                 self.progress.update(self.bar, advance=1, loss=float(total.detach()), rate=rate)
+        if self.world.active:  # the logged loss is the mean over ranks
+            sums = {name: all_reduce_sum(torch.as_tensor(value, dtype=torch.float32)) / self.world.size
+                    for name, value in sums.items()}
         losses = {name: float(value) / max(batches, 1) for name, value in sums.items()}
         for name, value in losses.items():
             if not math.isfinite(value):
                 raise NonFiniteLoss(name, epoch, self.step)
         return losses, seen, time.perf_counter() - started
+
+    def _finite(self, total: torch.Tensor) -> bool:
+        """Whether the loss is finite — on every rank (all ranks stop together)."""
+        finite = torch.isfinite(total.detach()).to(torch.float32)
+        if self.world.active:
+            finite = all_reduce_sum(finite.cpu()) / self.world.size
+        return bool(finite >= 1)
 
     def _end_epoch(self, state: _State, epoch: int, curve: dict[str, Any]) -> None:
         """Best-epoch bookkeeping (validation only), checkpoint, observers."""
@@ -289,13 +321,13 @@ class Trainer:
             }
         state.curves.append(curve)
         state.epoch = epoch + 1
-        if self.checkpoint is not None:
+        if self.checkpoint is not None and self.world.main:
             save_checkpoint(self.checkpoint, {
                 "fingerprint": self.fingerprint, "epoch": state.epoch, "model": self.module.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_state(), "curves": state.curves, "best": state.best,
             })
-        if self.on_epoch is not None:
+        if self.on_epoch is not None and self.world.main:
             logs = {f"loss/{k}": v for k, v in curve["loss"].items()}
             logs.update({f"val/{s}/{k}": v for s, ms in curve["val"].items() for k, v in ms.items()})
             logs.update(lr=curve["lr"], train_seconds=curve["train_seconds"])

@@ -23,6 +23,7 @@ from mmbench.config import to_jsonable
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
 from mmbench.distillation import references as distillation_references
 from mmbench.engine.context import RunContext
+from mmbench.engine.distributed import SINGLE, World
 from mmbench.engine.gallery import save_gallery
 from mmbench.engine.loop import NonFiniteLoss, Trainer, TrainingInterrupted, evaluate, to_device
 from mmbench.engine.module import MethodModule
@@ -112,10 +113,14 @@ class Runner:
         artifacts: ArtifactCache | None = None,
         log: Any = None,
         epoch_log: Any = None,
+        world: World = SINGLE,
     ):
         self.registry = registry
         self.out = Path(out)
+        self.world = world
         self.device = resolve_device(device)
+        if world.active and self.device.type == "cuda":  # torchrun: one GPU per local rank
+            self.device = torch.device("cuda", world.local_rank)
         self.data_dir = data_dir
         self.progress = progress
         self.artifacts = artifacts or ArtifactCache()
@@ -187,7 +192,7 @@ class Runner:
                 role=role, method=method, overrides=overrides, run_id=ref_plan.run_id,
                 trained_modalities=list(ref_plan.trained_modalities),
                 metrics=evaluate(module, test, [ref_plan.trained_modalities], ref_plan.task, self.device,
-                                 ref_plan.recipe.eval_batch_size, ref_plan.recipe.amp),
+                                 ref_plan.recipe.eval_batch_size, ref_plan.recipe.amp, world=self.world),
             ))
         return results
 
@@ -204,7 +209,9 @@ class Runner:
     def run(self, plan: RunPlan, resume: bool = False) -> tuple[RunRecord, Path]:
         path = record_path(self.out, plan.task.name, plan.method.name, plan.run_id)
         checkpoint = path.with_suffix(".ckpt")
-        ensure_writable(path.parent)
+        main = self.world.main
+        if main:
+            ensure_writable(path.parent)
         if resume and not checkpoint.exists():
             self.log(f"no checkpoint for run {plan.run_id}; starting from scratch")
         started = time.perf_counter()
@@ -221,8 +228,8 @@ class Runner:
         self.registry.notify("mmbench_run_start", run=run_info)
         trainer = Trainer(
             module, data, ctx, plan.method.name, checkpoint=checkpoint, resume=resume,
-            fingerprint=plan.run_id, progress=self.progress,
-            on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs),
+            fingerprint=plan.run_id, progress=self.progress if main else None,
+            on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs), world=self.world,
         )
         sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
         base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes)
@@ -230,7 +237,8 @@ class Runner:
             fit = trainer.fit()
         except NonFiniteLoss as exc:
             record = self._record(**base, status="failed", failure=Failure(message=str(exc), epoch=exc.epoch + 1, term=exc.term))
-            write_record(path, record)
+            if main:
+                write_record(path, record)
             self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
             raise RunFailed(
                 f"run stopped: {exc}. The record at {path} is marked failed; lower recipe.lr or set recipe.grad_clip."
@@ -251,7 +259,7 @@ class Runner:
         metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
         test_seconds = time.perf_counter() - t0
         gallery = save_gallery(module, test, plan.task, plan.subsets[0], self.device,
-                               path.parent / plan.run_id / "gallery", relative_to=path.parent)
+                               path.parent / plan.run_id / "gallery", relative_to=path.parent) if main else []
         references = self._references(plan, data, test)
         params = sum(p.numel() for p in module.parameters())
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -267,12 +275,13 @@ class Runner:
             ),
             curves=fit.curves, resources=resources,
             timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
-            extra=self._extra(report, fit),
+            extra={**self._extra(report, fit), **({"world_size": self.world.size} if self.world.active else {})},
             references=references, gallery=gallery,
         )
-        write_record(path, record)
-        with contextlib.suppress(FileNotFoundError):
-            checkpoint.unlink()
+        if main:
+            write_record(path, record)
+            with contextlib.suppress(FileNotFoundError):
+                checkpoint.unlink()
         self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
         return record, path
 
@@ -289,7 +298,8 @@ class Runner:
         self.registry.notify("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
 
     def _test(self, module: MethodModule, test: ArrayBatches, plan: RunPlan) -> dict[str, dict[str, float]]:
-        return evaluate(module, test, plan.subsets, plan.task, self.device, plan.recipe.eval_batch_size, plan.recipe.amp)
+        return evaluate(module, test, plan.subsets, plan.task, self.device, plan.recipe.eval_batch_size, plan.recipe.amp,
+                        world=self.world)
 
     def _record(
         self, plan: RunPlan, data_seconds: float, started: float, status: str, sizes: dict[str, int],

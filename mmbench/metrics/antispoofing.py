@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from mmbench.metrics.confusion import ConfusionAccumulator
+
 LIVE, SPOOF = 1, 0
 
 
@@ -33,18 +35,22 @@ def spoofing_error_rates(pred: torch.Tensor, target: torch.Tensor) -> dict[str, 
     return {"acer": (apcer + bpcer) / 2, "apcer": apcer, "bpcer": bpcer, "accuracy": accuracy}
 
 
-class AntiSpoofingMeter:
-    """Accumulates ``[B, 2]`` logits against ``[B]`` live/spoof labels."""
+def rates_from_confusion(matrix: torch.Tensor) -> dict[str, float]:
+    """The same rates from a 2×2 confusion matrix (rows = truth, columns = decision)."""
+    m = matrix.double()
+    attacks, bona_fide, total = m[SPOOF].sum(), m[LIVE].sum(), m.sum()
+    apcer = float(m[SPOOF, LIVE] / attacks) if attacks > 0 else 0.0
+    bpcer = float(m[LIVE, SPOOF] / bona_fide) if bona_fide > 0 else 0.0
+    accuracy = float(m.trace() / total) if total > 0 else 0.0
+    return {"acer": (apcer + bpcer) / 2, "apcer": apcer, "bpcer": bpcer, "accuracy": accuracy}
+
+
+class AntiSpoofingMeter(ConfusionAccumulator):
+    """Accumulates ``[B, 2]`` logits against ``[B]`` live/spoof labels as a 2×2 confusion matrix
+    (so that several processes' counts add up exactly)."""
 
     def __init__(self) -> None:
-        self._preds: list[torch.Tensor] = []
-        self._targets: list[torch.Tensor] = []
-
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        self._preds.append(logits.argmax(dim=1).cpu())
-        self._targets.append(target.reshape(-1).cpu())
+        super().__init__(2)
 
     def compute(self) -> dict[str, float]:
-        if not self._preds:
-            return spoofing_error_rates(torch.zeros(0), torch.zeros(0))
-        return spoofing_error_rates(torch.cat(self._preds), torch.cat(self._targets))
+        return rates_from_confusion(self.matrix)

@@ -31,3 +31,10 @@ class ConfusionAccumulator:
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         pred = logits.argmax(dim=1)
         self.matrix += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
+
+    def all_reduce(self) -> None:
+        """Sum the counts of every process of a distributed run (a no-op in a single process):
+        metrics are computed from the summed matrix, never averaged per rank."""
+        from mmbench.engine.distributed import all_reduce_sum
+
+        self.matrix = all_reduce_sum(self.matrix)

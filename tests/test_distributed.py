@@ -1,0 +1,59 @@
+"""torchrun with 2 CPU processes (gloo): sharded batches, averaged gradients and summed
+confusion matrices reproduce a single-process run with the same global batch; rank 0 alone
+writes the record."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+PLUGIN = str(Path(__file__).with_name("ddp_plugin.py"))
+ARGS = ["run", "--method", "conv-nobn", "--task", "synth-rgbd-cls", "--no-progress",
+        "--set", "recipe.epochs=2", "--set", "recipe.limit_train=256", "--set", "recipe.limit_eval=128",
+        "--set", "recipe.batch_size=32", "--set", "recipe.hflip=false", "--set", "recipe.lr=0.01"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metrics(out: Path) -> dict:
+    (record,) = list(out.rglob("*.json"))
+    return json.loads(record.read_text())
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path):
+    single = run_cli("--plugin", PLUGIN, *ARGS, "--out", str(tmp_path / "single"))
+    assert single.returncode == 0, single.stderr[-2000:]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+               "-m", "mmbench", "--plugin", PLUGIN, *ARGS, "--out", str(tmp_path / "ddp")]
+    ddp = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("conv-nobn on synth-rgbd-cls — test") == 1  # rank 0 alone reports
+    one, two = metrics(tmp_path / "single"), metrics(tmp_path / "ddp")
+    assert two["extra"]["world_size"] == 2 and "world_size" not in one["extra"]
+    tests = one["dataset"]["sizes"]["test"]
+    assert two["dataset"]["sizes"] == one["dataset"]["sizes"]
+    for subset, values in one["metrics"]["best"].items():
+        assert abs(two["metrics"]["best"][subset]["accuracy"] - values["accuracy"]) <= 1.5 / tests, subset
+    for a, b in zip(one["curves"], two["curves"], strict=True):
+        assert a["loss"]["ce"] == pytest.approx(b["loss"]["ce"], rel=1e-3)
+    assert not list((tmp_path / "ddp").rglob("*.ckpt"))
+
+
+def test_global_batch_must_divide(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+               "-m", "mmbench", "--plugin", PLUGIN, *ARGS[:-6], "--set", "recipe.batch_size=33",
+               "--set", "recipe.epochs=1", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "multiple of 2" in done.stderr
