@@ -111,6 +111,8 @@ class Recipe:
     num_workers: int = 0
     amp: bool = True
     channels_last: bool = True
+    compile: bool = False
+    """``torch.compile`` the method's training step (``mmbench run --compile``)."""
 
     def __post_init__(self) -> None:
         checks = {

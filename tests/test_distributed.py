@@ -57,3 +57,16 @@ def test_global_batch_must_divide(tmp_path):
                "--set", "recipe.epochs=1", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "multiple of 2" in done.stderr
+
+
+@pytest.mark.slow
+def test_compile_flag_trains_the_same_model(tmp_path):
+    """--compile runs the training step through torch.compile (inductor, CPU here): same data,
+    same seed, the same predictions as eager up to float tolerance."""
+    eager = run_cli("--plugin", PLUGIN, *ARGS[:-6], "--set", "recipe.epochs=1", "--out", str(tmp_path / "eager"))
+    compiled = run_cli("--plugin", PLUGIN, *ARGS[:-6], "--set", "recipe.epochs=1", "--compile",
+                       "--out", str(tmp_path / "compiled"))
+    assert eager.returncode == 0 and compiled.returncode == 0, compiled.stderr[-2000:]
+    one, two = metrics(tmp_path / "eager"), metrics(tmp_path / "compiled")
+    assert two["recipe"]["compile"] is True and one["recipe"]["compile"] is False
+    assert one["curves"][0]["loss"]["ce"] == pytest.approx(two["curves"][0]["loss"]["ce"], rel=1e-3)

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="smoke", help="training profile: smoke (CPU minutes) or full (the paper's)")
     run.add_argument("--out", default="runs", help="results directory (default: runs)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the training step (recipe.compile=true)")
     run.add_argument("--data-dir", default=None, help="root of bring-your-own datasets (default: $MMBENCH_DATA)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     run.add_argument("--force", action="store_true", help="re-run even if an identical run is recorded")

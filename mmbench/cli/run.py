@@ -117,6 +117,8 @@ def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
 def run_command(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     overrides = parse_assignments(args.overrides)
+    if getattr(args, "compile", False):
+        overrides["recipe.compile"] = "true"
     registry = Registry.load(plugins=args.plugin or ())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     plans = [plan_run(registry, args.method, args.task, seed, overrides, args.profile) for seed in seeds]

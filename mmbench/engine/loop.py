@@ -195,6 +195,9 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, recipe, self.steps_per_epoch)
         use_scaler = self.cuda and recipe.amp and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.training_step = self.module.training_step
+        if recipe.compile:
+            self.training_step = torch.compile(self.module.training_step)
         state = self._restore()
         if self.world.active:
             broadcast_module(self.module)  # identical start on every rank
@@ -270,7 +273,7 @@ class Trainer:
                 module, to_device(batch, self.ctx.device, self.channels_last), self.data.modalities, recipe, self.ctx.task,
             )
             with autocast_context(self.ctx.device, recipe.amp):
-                terms = module.training_step(batch, self.step)
+                terms = self.training_step(batch, self.step)
             if first and batches == 0:
                 _check_terms(terms, self.method_name)
             total = torch.stack([v.float() for v in terms.values()]).sum()
@@ -292,9 +295,10 @@ class Trainer:
             seen += len(batch["target"])
             batches += 1
             self.step += 1
-            if self.bar is not None:
+            if self.bar is not None:  # the displayed loss syncs the device only every check_every steps
                 rate = seen / max(time.perf_counter() - started, 1e-9)
-                self.progress.update(self.bar, advance=1, loss=float(total.detach()), rate=rate)
+                shown = {"loss": float(total.detach())} if self.step % check_every == 0 else {}
+                self.progress.update(self.bar, advance=1, rate=rate, **shown)
         if self.world.active:  # the logged loss is the mean over ranks
             sums = {name: all_reduce_sum(torch.as_tensor(value, dtype=torch.float32)) / self.world.size
                     for name, value in sums.items()}
