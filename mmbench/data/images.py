@@ -3,13 +3,15 @@ the checks that catch a dataset whose encoding differs from its spec."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from mmbench.errors import MMBenchError
 
 MAX_DEPTH_M = 20.0
+T = TypeVar("T")
 
 
 def rgb_array(image: Any) -> np.ndarray:
@@ -36,3 +38,30 @@ def depth_metres(image: Any, rotated: bool = False) -> np.ndarray:
         raise MMBenchError(f"depth up to {metres.max():.1f} m exceeds {MAX_DEPTH_M:.0f} m: the depth encoding "
                            "differs from the spec (millimetre PNG expected).")
     return metres[None]
+
+
+def open_image(path: Any) -> Any:
+    """A fully loaded PIL image; an unreadable file is one clear error naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except (OSError, UnidentifiedImageError) as exc:
+        raise MMBenchError(f"cannot read {path}: {exc}; re-extract the dataset.") from None
+
+
+class LazyRows(Generic[T]):
+    """The rows of a bring-your-own split: ``load(item)`` for each item, called only as the cache
+    is built (sized, so the split is never materialised)."""
+
+    def __init__(self, items: Sequence[T], load: Callable[[T], dict[str, Any]]):
+        self.items, self.load = items, load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self.items:
+            yield self.load(item)

@@ -18,13 +18,13 @@ from ``train`` (2975). Depth in metres from the 16-bit disparity: ``d = (p − 1
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmbench import DatasetSpec, LocalSource, Recipe, TaskSpec, hookimpl
+from mmbench.data.images import LazyRows, open_image
 from mmbench.errors import MMBenchError
 
 __version__ = "0.1.0"
@@ -79,27 +79,17 @@ def depth_from_disparity(disparity: np.ndarray, camera: dict[str, Any]) -> np.nd
     return depth.astype(np.float32)
 
 
-class CityscapesRows:
-    def __init__(self, found: list[dict[str, Path]]):
-        self.found = found
-
-    def __len__(self) -> int:
-        return len(self.found)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        from PIL import Image, UnidentifiedImageError
-
-        for sample in self.found:
-            try:
-                row = {kind: np.asarray(Image.open(sample[kind])) for kind in ("image", "label", "disparity")}
-                row["camera"] = json.loads(sample["camera"].read_text())
-            except (OSError, UnidentifiedImageError, ValueError) as exc:
-                raise MMBenchError(f"cannot read a file of {sample['image'].name}: {exc}; re-extract the dataset.") from None
-            yield row
+def _load_sample(sample: dict[str, Path]) -> dict[str, Any]:
+    row = {kind: np.asarray(open_image(sample[kind])) for kind in ("image", "label", "disparity")}
+    try:
+        row["camera"] = json.loads(sample["camera"].read_text())
+    except (OSError, ValueError) as exc:
+        raise MMBenchError(f"cannot read {sample['camera']}: {exc}; re-extract camera_trainvaltest.") from None
+    return row
 
 
-def read_split(root: Path, split: str) -> CityscapesRows:
-    return CityscapesRows(samples(root, split))
+def read_split(root: Path, split: str) -> LazyRows:
+    return LazyRows(samples(root, split), _load_sample)
 
 
 def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -25,13 +25,14 @@ checking that the three modalities have as many frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmbench import DatasetSpec, LocalSource, Recipe, TaskSpec, hookimpl
+from mmbench.data.images import LazyRows, open_image
 from mmbench.errors import MMBenchError
 
 __version__ = "0.1.0"
@@ -70,32 +71,14 @@ def check_layout(root: Path) -> str | None:
     return None
 
 
-class ListedRows:
-    """Rows of one split, opened lazily as the cache is built (sized, so nothing is materialised)."""
-
-    def __init__(self, root: Path, samples: list[tuple[str, str, str, int]]):
-        self.root, self.samples = root, samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        from PIL import Image, UnidentifiedImageError
-
-        for color, depth, ir, label in self.samples:
-            row: dict[str, Any] = {"label": label}
-            for key, rel in (("color", color), ("depth", depth), ("ir", ir)):
-                try:
-                    with Image.open(self.root / rel) as image:
-                        image.load()
-                        row[key] = image
-                except (OSError, UnidentifiedImageError) as exc:
-                    raise MMBenchError(f"cannot read {self.root / rel}: {exc}; re-extract the dataset.") from None
-            yield row
+def _load_sample(root: Path, sample: tuple[str, str, str, int]) -> dict[str, Any]:
+    color, depth, ir, label = sample
+    return {"color": open_image(root / color), "depth": open_image(root / depth), "ir": open_image(root / ir),
+            "label": label}
 
 
-def read_split(root: Path, split: str) -> ListedRows:
-    return ListedRows(root, parse_list(root / LISTS[split]))
+def read_split(root: Path, split: str) -> LazyRows:
+    return LazyRows(parse_list(root / LISTS[split]), partial(_load_sample, root))
 
 
 def _gray(image: Any) -> np.ndarray:
@@ -162,8 +145,8 @@ def cefa_check(root: Path) -> str | None:
     return None
 
 
-def cefa_read(root: Path, split: str) -> ListedRows:
-    return ListedRows(root, cefa_samples(root, split))
+def cefa_read(root: Path, split: str) -> LazyRows:
+    return LazyRows(cefa_samples(root, split), partial(_load_sample, root))
 
 
 # MMANet classification code: SGD nesterov lr 1e-3, momentum 0.9, wd 5e-4, batch 64, 100 epochs,

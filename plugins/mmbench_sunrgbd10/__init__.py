@@ -18,14 +18,13 @@ seed) so that every method sees the same test images.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmbench import DatasetSpec, LocalSource, Recipe, TaskSpec, hookimpl
-from mmbench.data.images import depth_metres, rgb_array
+from mmbench.data.images import LazyRows, depth_metres, open_image, rgb_array
 from mmbench.errors import MMBenchError
 
 __version__ = "0.1.0"
@@ -98,30 +97,18 @@ def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
     return {s: np.sort(np.asarray(v, dtype=np.int64)) for s, v in parts.items()}
 
 
-class SceneRows:
-    def __init__(self, samples: list[tuple[Path, int]]):
-        self.samples = samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        from PIL import Image, UnidentifiedImageError
-
-        for scene, label in self.samples:
-            try:
-                with Image.open(_single(scene / "image", "*.jpg")) as rgb, Image.open(_single(scene / "depth", "*.png")) as depth:
-                    rgb.load()
-                    depth.load()
-                    yield {"image": rgb, "depth": depth, "label": label}
-            except (OSError, UnidentifiedImageError, TypeError) as exc:
-                raise MMBenchError(f"cannot read the images of {scene}: {exc}; re-extract SUN RGB-D.") from None
+def _load_sample(sample: tuple[Path, int]) -> dict[str, Any]:
+    scene, label = sample
+    image, depth = _single(scene / "image", "*.jpg"), _single(scene / "depth", "*.png")
+    if image is None or depth is None:
+        raise MMBenchError(f"{scene} lacks its image/*.jpg or depth/*.png; re-extract SUN RGB-D.")
+    return {"image": open_image(image), "depth": open_image(depth), "label": label}
 
 
-def read_split(root: Path, split: str) -> SceneRows:
+def read_split(root: Path, split: str) -> LazyRows:
     samples = read_lists(root)
     chosen = split_indices(np.asarray([label for _, label in samples]))[split]
-    return SceneRows([samples[i] for i in chosen])
+    return LazyRows([samples[i] for i in chosen], _load_sample)
 
 
 def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
