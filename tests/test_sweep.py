@@ -157,3 +157,24 @@ def test_gpus_are_assigned_round_robin(monkeypatch, tmp_path):
     assert [executor._env(i)["CUDA_VISIBLE_DEVICES"] for i in range(4)] == ["2", "5", "2", "5"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert LocalExecutor(tmp_path, jobs=1)._env(0) == {}
+
+
+@pytest.mark.slow
+def test_submitit_local_executor(tmp_path):
+    pytest.importorskip("submitit")
+    args = ["sweep", "--methods", "fusion,unimodal", "--tasks", "synth-rgbd-cls", "--seeds", "0", *TINY_ARGS,
+            "--out", str(tmp_path), "--executor", "slurm", "--submitit-cluster", "local"]
+    done = run_cli(*args, env={"COLUMNS": "200"}, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(list(tmp_path.rglob("*.json"))) == 2
+    assert list((tmp_path / ".sweep" / "slurm").rglob("*")), "submitit keeps its job folders"
+
+
+@pytest.mark.slow
+def test_ray_local_instance(tmp_path):
+    pytest.importorskip("ray")
+    args = ["sweep", "--methods", "fusion,unimodal", "--tasks", "synth-rgbd-cls", "--seeds", "0", *TINY_ARGS,
+            "--out", str(tmp_path), "--executor", "ray", "--cpus-per-run", "1"]
+    done = run_cli(*args, env={"COLUMNS": "200"}, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(list(tmp_path.rglob("*.json"))) == 2

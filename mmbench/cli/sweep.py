@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
     sweep.add_argument("--time-min", type=int, default=240, help="slurm: time limit per run in minutes")
     sweep.add_argument("--gpus-per-run", type=float, default=0, help="ray / slurm: GPUs per run")
     sweep.add_argument("--cpus-per-run", type=float, default=1, help="ray / slurm: CPUs per run")
+    sweep.add_argument("--submitit-cluster", default=None, choices=["slurm", "local", "debug"],
+                       help="slurm: submitit backend (default: auto-detect; 'local' runs the job array on this machine)")
     sweep.add_argument("--retries", type=int, default=1, help="re-run a failed run up to N times (default: 1)")
     sweep.add_argument("--device", default=None, help="passed to every run (auto, cpu, cuda)")
     sweep.add_argument("--data-dir", default=None, help="passed to every run")
@@ -77,7 +79,7 @@ def _executor(args: argparse.Namespace, out: Path):
         return RayExecutor(out, args.address, args.cpus_per_run, args.gpus_per_run, extra)
     if args.executor == "slurm":
         return SlurmExecutor(out, args.partition, args.time_min, int(args.gpus_per_run), int(max(args.cpus_per_run, 1)),
-                             extra=extra)
+                             cluster=args.submitit_cluster, extra=extra)
     return LocalExecutor(out, args.jobs, extra)
 
 
