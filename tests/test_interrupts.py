@@ -17,9 +17,15 @@ ARGS = ["run", "--method", "fusion", "--task", "synth-rgbd-cls", "--set", "recip
         "--no-progress"]
 
 
+def _default_sigint() -> None:
+    # a shell running the suite in the background ignores SIGINT, and children inherit that
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(out):
     return subprocess.Popen([sys.executable, "-m", "mmbench", *ARGS, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=_default_sigint)
 
 
 def wait_for_checkpoint(out, process, timeout=300):
