@@ -159,7 +159,9 @@ class CTKDStudent(DistilledStudent):
 class MLKDStudent(DistilledStudent):
     """MLKD (``KD_ours``): student and teacher on a weak and a strong view of each batch
     (the engine's recipe view and ``strong`` view, independent draws), the four official terms
-    of :func:`mmbench_kd.losses.mlkd_loss`. Under LSKD: T0 = base temperature and the KD, CC and
+    of :func:`mmbench_kd.losses.mlkd_loss`. Under ``torchrun`` the batch- and class-correlation
+    Gram matrices are computed per rank over the rank's shard of the batch, as the official
+    code's per-GPU computation. Under LSKD: T0 = base temperature and the KD, CC and
     BC weight = ``ls_weight``; only the KD terms see standardised logits (LSKD repository).
     The batch- and class-level Gram matrices and the median masks are computed per batch — per
     process under DDP, as the official DataParallel code computes them per GPU shard."""

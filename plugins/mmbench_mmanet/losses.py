@@ -22,7 +22,9 @@ def _entropy_weights(teacher_logits: Tensor) -> Tensor:
 
 
 def mad_loss(student_features: Tensor, teacher_features: Tensor, teacher_logits: Tensor) -> Tensor:
-    """Classification MAD: Σ_ij (N^s_ij − N^t_ij)² · w_j.
+    """Classification MAD: Σ_ij (N^s_ij − N^t_ij)² · w_j. Under ``torchrun`` the relation
+    matrices relate the samples of each rank's shard only (per rank, as the official
+    DataParallel code relates each GPU's chunk).
 
     Features ``[B, ...]`` are flattened per sample; G = F Fᵀ (B × B) is L2-normalised per row
     (N), and w = teacher-entropy weights. As in the official code the ``[B, B]`` error matrix is
