@@ -160,21 +160,16 @@ def test_gpus_are_assigned_round_robin(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_submitit_local_executor(tmp_path):
-    pytest.importorskip("submitit")
+@pytest.mark.parametrize("package, executor", [
+    ("submitit", ["--executor", "slurm", "--submitit-cluster", "local"]),  # submitit's local job array
+    ("ray", ["--executor", "ray", "--cpus-per-run", "1"]),                   # a local Ray instance
+])
+def test_cluster_executors_run_locally(package, executor, tmp_path):
+    pytest.importorskip(package)
     args = ["sweep", "--methods", "fusion,unimodal", "--tasks", "synth-rgbd-cls", "--seeds", "0", *TINY_ARGS,
-            "--out", str(tmp_path), "--executor", "slurm", "--submitit-cluster", "local"]
+            "--out", str(tmp_path), *executor]
     done = run_cli(*args, env={"COLUMNS": "200"}, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert len(list(tmp_path.rglob("*.json"))) == 2
-    assert list((tmp_path / ".sweep" / "slurm").rglob("*")), "submitit keeps its job folders"
-
-
-@pytest.mark.slow
-def test_ray_local_instance(tmp_path):
-    pytest.importorskip("ray")
-    args = ["sweep", "--methods", "fusion,unimodal", "--tasks", "synth-rgbd-cls", "--seeds", "0", *TINY_ARGS,
-            "--out", str(tmp_path), "--executor", "ray", "--cpus-per-run", "1"]
-    done = run_cli(*args, env={"COLUMNS": "200"}, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert len(list(tmp_path.rglob("*.json"))) == 2
+    if package == "submitit":
+        assert list((tmp_path / ".sweep" / "slurm").rglob("*")), "submitit keeps its job folders"

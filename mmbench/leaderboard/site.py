@@ -98,6 +98,18 @@ class SiteBuilder:
         self.labels = variant_labels(self.frame) if not self.frame.empty else {}
         self.env = environment()
         self.pages = 0
+        self._registry: Any = None
+
+    def _method_spec(self, method: str) -> Any:
+        """The installed plugin's spec of ``method`` (plugins loaded once per build), or ``None``."""
+        if self._registry is None:
+            from mmbench.plugins import Registry
+
+            self._registry = Registry.load()
+        try:
+            return self._registry.method(method)
+        except MMBenchError:
+            return None
 
     @staticmethod
     def _latest_versions(frame: pd.DataFrame) -> pd.DataFrame:
@@ -192,9 +204,7 @@ class SiteBuilder:
         if not rows:
             return ""
         means = [[c.sort for c in r.cells] for r in rows]
-        stds = []
-        for r in rows:
-            stds.append([float(c.text.split("±")[1]) / 100 if c.text else None for c in r.cells])
+        stds = [[c.std for c in r.cells] for r in rows]
         svg = plots.subset_bars([r.label for r in rows], table.subsets, means, stds, info["metric"], f"bars-{info['name']}")
         return Markup(svg)
 
@@ -246,7 +256,7 @@ class SiteBuilder:
     def _method_page(self, root: Path, method: str, tables: dict[str, TaskTable], common: dict[str, Any]) -> None:
         records = [r for _, r in self.records if r.method.name == method]
         first = records[0]
-        defaults, note, description = _config_defaults(method)
+        defaults, note, description = _config_defaults(self._method_spec(method))
         results = []
         for task, table in sorted(tables.items()):
             for row in table.rows:
@@ -295,13 +305,9 @@ def _gallery_file(record_path: Path, relative: str) -> Path | None:
     return candidate
 
 
-def _config_defaults(method: str) -> tuple[list[tuple[str, str]], str, str]:
-    """The method's config fields and defaults from the installed plugin, if it is installed."""
-    from mmbench.plugins import Registry
-
-    try:
-        spec = Registry.load().method(method)
-    except MMBenchError:
+def _config_defaults(spec: Any) -> tuple[list[tuple[str, str]], str, str]:
+    """The method's config fields and defaults from its installed plugin (``spec`` ``None``: not installed)."""
+    if spec is None:
         return [], "The plugin of this method is not installed where the site was built.", ""
     fields = dataclasses.fields(spec.config) if dataclasses.is_dataclass(spec.config) else ()
     defaults = []

@@ -26,6 +26,7 @@ SIGNIFICANCE_TEST = "two-sided paired t-test over seeds, α = 0.05"
 class Cell:
     text: str = ""
     sort: float | None = None
+    std: float | None = None
     detail: str = ""
     mark: str = ""
     significance: str = ""
@@ -113,7 +114,7 @@ def _row_cells(rows: pd.DataFrame, subsets: list[str]) -> list[Cell]:
         detail = (f"95% CI [{percent(interval[0])}, {percent(interval[1])}]" if interval else
                   f"n={n}: too few seeds for an interval")
         seeds = ", ".join(f"seed {s}: {percent(v)}" for s, v in values.items())
-        cells.append(Cell(text=f"{percent(mean)} ± {percent(std)}", sort=mean, detail=f"n={n} · {detail}",
+        cells.append(Cell(text=f"{percent(mean)} ± {percent(std)}", sort=mean, std=std, detail=f"n={n} · {detail}",
                           title=seeds))
     return cells
 
