@@ -15,6 +15,8 @@ needs torch.
 from mmbench.errors import MMBenchError
 from mmbench.hookspecs import hookimpl
 from mmbench.specs import (
+    ALL_KINDS,
+    ArraySource,
     DatasetSpec,
     GeneratorSource,
     HubSource,
@@ -27,6 +29,8 @@ from mmbench.specs import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_KINDS",
+    "ArraySource",
     "DatasetSpec",
     "GeneratorSource",
     "HubSource",

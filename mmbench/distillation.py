@@ -19,11 +19,14 @@ same seed shares one teacher and one student reference.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mmbench.errors import MMBenchError
 from mmbench.specs import Subset, TaskSpec, parse_subset, subset_key
+
+__all__ = ["DistillationSetup", "resolve_setup", "teacher_free_setup", "teacher_reference", "student_reference"]
 
 Scenario = Literal["cross-modal", "multi-modal", "teacher-free"]
 SCENARIOS: tuple[str, ...] = ("cross-modal", "multi-modal")
@@ -95,6 +98,21 @@ def resolve_setup(
             f"(that is {derived} KD); set only one of scenario or teacher."
         )
     return DistillationSetup(scenario=derived, teacher=teacher_set, students=(student_set,), task_modalities=tuple(modalities))
+
+
+def resolved_config(config: Any, setup: DistillationSetup) -> Any:
+    """``config`` with its ``scenario`` / ``teacher`` / ``student`` options (where the config has
+    them) replaced by what ``setup`` resolved them to, so that equivalent settings (an explicit
+    ``teacher=ms`` and the default that resolves to ``ms``) are one configuration and one run id."""
+    names = {f.name for f in dataclasses.fields(config)}
+    values: dict[str, Any] = {}
+    if "teacher" in names and setup.teacher is not None:
+        values["teacher"] = subset_key(setup.teacher)
+    if "student" in names and len(setup.students) == 1:
+        values["student"] = subset_key(setup.students[0])
+    if "scenario" in names and setup.scenario in SCENARIOS:
+        values["scenario"] = setup.scenario
+    return dataclasses.replace(config, **values) if values else config
 
 
 def teacher_free_setup(modalities: tuple[str, ...]) -> DistillationSetup:

@@ -67,8 +67,9 @@ def mmbench_run_start(run: dict[str, Any]) -> None:
 
 @hookspec
 def mmbench_epoch_end(run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
-    """Called after every epoch with the epoch's logs: mean loss terms (``loss/<term>``), the
-    learning rate, validation metrics (``val/<subset>/<metric>``) and timing."""
+    """Called after every epoch with the epoch number (1-based, as the console and the record's
+    curves count) and the epoch's logs: mean loss terms (``loss/<term>``), the learning rate,
+    validation metrics (``val/<subset>/<metric>``) and timing."""
 
 
 @hookspec

@@ -1,8 +1,11 @@
 """Resolve a (method, task, seed, --set options, profile) request into a fully specified run.
 
 Everything that determines a result goes into :attr:`RunPlan.identity`, whose hash is the
-content-addressed run id: task + version, dataset + revision, method + plugin version, resolved
-config, recipe, profile and seed. Same identity → same run id → same record path.
+content-addressed run id: task + version, dataset + revision, method + plugin version (plus the
+source hash of file / module / editable plugins, so edited code never reuses an old record), the
+**resolved** config (defaults filled in, the distillation setup resolved: ``--set teacher=ms``
+and the default that resolves to ``ms`` are one run), recipe, profile and seed. Same identity →
+same run id → same record path.
 """
 
 from __future__ import annotations
@@ -10,14 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmbench.config import apply_overrides, split_overrides, to_jsonable
-from mmbench.distillation import DistillationSetup
+from mmbench.distillation import DistillationSetup, resolved_config
 from mmbench.errors import MMBenchError
 from mmbench.plugins import Registry
-from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, Recipe, Subset, TaskSpec, subset_key
+from mmbench.specs import (
+    DatasetSpec,
+    HubSource,
+    MethodSpec,
+    PluginInfo,
+    Recipe,
+    Subset,
+    TaskSpec,
+    subset_key,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,8 @@ class RunPlan:
     subsets: tuple[Subset, ...]
     overrides: Mapping[str, str]
     distillation: DistillationSetup | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Source hashes of the plugins providing the method / task / dataset, where they have one."""
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -51,6 +65,7 @@ class RunPlan:
             "recipe": asdict(self.recipe),
             "profile": self.profile,
             "seed": self.seed,
+            **({"sources": dict(self.sources)} if self.sources else {}),
         }
 
     @property
@@ -88,6 +103,13 @@ def plan_run(
     method_options, recipe_options, dataset_options = split_overrides(overrides)
     config = apply_overrides(method.config, None, method_options)
     recipe = apply_overrides(Recipe, task.recipe(profile), recipe_options, prefix="recipe.")
+    if "revision" in dataset_options and not isinstance(dataset.source, HubSource):
+        kind = {"generator": "generated locally", "local": "read from your own copy"}.get(
+            dataset.source.kind, f"a {dataset.source.kind} dataset")
+        raise MMBenchError(
+            f"dataset.revision applies to hub datasets only; dataset '{dataset.name}' of task '{task.name}' is "
+            f"{kind} (revision {dataset.revision}). Remove --set dataset.revision."
+        )
     revision = dataset_options.get("revision", dataset.revision)
     modalities = task.modality_names(dataset)
     if len(modalities) < method.min_modalities:
@@ -100,6 +122,10 @@ def plan_run(
         if problem:
             raise MMBenchError(f"method '{method.name}' cannot run on task '{task.name}': {problem}")
     setup = method.distillation(task, modalities, config) if method.distillation is not None else None
+    if setup is not None:
+        config = resolved_config(config, setup)
+    if method.resolve_config is not None:
+        config = method.resolve_config(config)
     trained = method.trained_modalities(modalities, config) if method.trained_modalities else modalities
     protocol = task.protocol_subsets(dataset)
     subsets = method.deploy_subsets(protocol, tuple(trained), config) if method.deploy_subsets else protocol
@@ -110,8 +136,11 @@ def plan_run(
             f"method '{method.name}' can serve none of task '{task.name}''s deployment subsets "
             f"({', '.join(subset_key(s) for s in protocol)})."
         )
+    owners = {"method": registry.plugin_of("method", method.name), "task": registry.plugin_of("task", task.name),
+              "dataset": registry.plugin_of("dataset", dataset.name)}
+    sources = {role: info.source_hash for role, info in owners.items() if info.source_hash}
     return RunPlan(
-        method=method, plugin=registry.plugin_of("method", method.name), task=task, dataset=dataset,
+        method=method, plugin=owners["method"], task=task, dataset=dataset, sources=sources,
         config=config, recipe=recipe, profile=profile, seed=seed, revision=revision,
         revision_overridden="revision" in dataset_options, modalities=modalities,
         trained_modalities=tuple(trained), subsets=tuple(subsets), overrides=overrides, distillation=setup,

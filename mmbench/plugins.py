@@ -26,10 +26,12 @@ import pluggy
 
 from mmbench import hookspecs
 from mmbench.errors import MMBenchError, unknown_name_error
+from mmbench.plugin_source import is_editable, source_hash
 from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, TaskSpec
 
 ENTRY_POINT_GROUP = "mmbench"
 PLUGINS_ENV = "MMBENCH_PLUGINS"
+DISABLE_ENV = "MMBENCH_DISABLE"
 
 _REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
     "mmbench_datasets": ("datasets", DatasetSpec),
@@ -53,12 +55,19 @@ def _describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
 
 
+def _is_file_target(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target
+
+
+def local_plugin_name(target: str) -> str:
+    """The plugin name of a ``--plugin`` target: a file's stem, or the module path."""
+    return Path(target).stem if _is_file_target(target) else target
+
+
 def _import_local_plugin(target: str) -> Any:
     """Import a plugin named by ``--plugin``: a module path or a ``.py`` file."""
-    if target.endswith(".py") or os.sep in target:
+    if _is_file_target(target):
         path = Path(target).expanduser().resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"no plugin file at {path}")
         module_name = f"mmbench_local_plugin_{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
@@ -70,10 +79,39 @@ def _import_local_plugin(target: str) -> Any:
     return importlib.import_module(target)
 
 
-def _local_plugin_targets(cli_plugins: Sequence[str]) -> list[str]:
-    env = os.environ.get(PLUGINS_ENV, "")
-    from_env = [part.strip() for part in env.replace(os.pathsep, ",").split(",") if part.strip()]
-    return [*cli_plugins, *from_env]
+def _env_list(name: str) -> list[str]:
+    value = os.environ.get(name, "")
+    return [part.strip() for part in value.replace(os.pathsep, ",").split(",") if part.strip()]
+
+
+def local_plugin_targets(cli_plugins: Sequence[str]) -> list[str]:
+    """``--plugin`` targets then ``$MMBENCH_PLUGINS`` ones (each once). A file that does not exist,
+    or a module that cannot be found, is an error: the user asked for it by name."""
+    targets = list(dict.fromkeys([*cli_plugins, *_env_list(PLUGINS_ENV)]))
+    for target in targets:
+        if _is_file_target(target):
+            if not Path(target).expanduser().is_file():
+                raise MMBenchError(
+                    f"plugin file {target} does not exist; check the path given to --plugin or {PLUGINS_ENV}."
+                )
+        elif _module_missing(target):
+            raise MMBenchError(
+                f"plugin module '{target}' cannot be found; check the name given to --plugin or {PLUGINS_ENV} "
+                "(a file needs its .py suffix)."
+            )
+    return targets
+
+
+def _module_missing(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):  # a parent package that is missing or broken
+        return True
+
+
+def disabled_plugins(cli_disabled: Sequence[str]) -> list[str]:
+    """Plugin names not to load: ``--disable`` and ``$MMBENCH_DISABLE``."""
+    return list(dict.fromkeys([*cli_disabled, *_env_list(DISABLE_ENV)]))
 
 
 class Registry:
@@ -83,6 +121,7 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
+        self.disabled: list[str] = []
         self._entries: dict[str, dict[str, list[Registered]]] = {
             "datasets": {},
             "tasks": {},
@@ -91,39 +130,63 @@ class Registry:
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
-    def load(cls, plugins: Sequence[str] = (), entry_points: bool = True) -> Registry:
-        """Discover and register plugins: local ones first, then the entry-point group."""
+    def load(cls, plugins: Sequence[str] = (), entry_points: bool = True, disabled: Sequence[str] = ()) -> Registry:
+        """Discover and register plugins: local ones first, then the entry-point group. Plugins
+        named in ``disabled`` (or ``$MMBENCH_DISABLE``) are not imported at all."""
         registry = cls()
-        for target in _local_plugin_targets(plugins):
-            name = Path(target).stem if target.endswith(".py") else target
-            registry._add(name, "(local)", None, lambda t=target: _import_local_plugin(t), target)
+        off = set(disabled_plugins(disabled))
+        installed = []
         if entry_points:
             seen: set[tuple[str, str]] = set()
             for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-                if (ep.name, ep.value) in seen:
-                    continue
-                seen.add((ep.name, ep.value))
-                dist = ep.dist
-                registry._add(
-                    ep.name,
-                    dist.name if dist else "(unknown)",
-                    dist.version if dist else None,
-                    ep.load,
-                    ep.value,
-                )
+                if (ep.name, ep.value) not in seen:
+                    seen.add((ep.name, ep.value))
+                    installed.append(ep)
+        installed_names = {ep.name: ep for ep in installed}
+        for target in local_plugin_targets(plugins):
+            name = local_plugin_name(target)
+            if name in off:
+                registry.disabled.append(name)
+                continue
+            clash = installed_names.get(name)
+            if clash is not None:
+                dist = f"{clash.dist.name} {clash.dist.version}" if clash.dist else "an installed distribution"
+                registry.plugins.append(PluginInfo(
+                    name=name, distribution="(local)", version="local", module=target,
+                    error=f"its name '{name}' is already the installed plugin from {dist}; rename {target} "
+                          "(a file plugin is named after its file)",
+                ))
+                continue
+            registry._add(name, "(local)", None, lambda t=target: _import_local_plugin(t), target, hash_source=True)
+        for ep in installed:
+            if ep.name in off:
+                registry.disabled.append(ep.name)
+                continue
+            dist = ep.dist
+            registry._add(
+                ep.name,
+                dist.name if dist else "(unknown)",
+                dist.version if dist else None,
+                ep.load,
+                ep.value,
+                hash_source=is_editable(dist),
+            )
         return registry
 
     def register_object(self, name: str, plugin: Any, version: str = "local") -> None:
         """Register an already-imported plugin object (used by tests and ``mmbench.testing``)."""
         self._add(name, "(in-process)", version, lambda: plugin, repr(plugin))
 
-    def _add(self, name: str, dist: str, version: str | None, importer: Any, module: str) -> None:
+    def _add(self, name: str, dist: str, version: str | None, importer: Any, module: str,
+             hash_source: bool = False) -> None:
         info = PluginInfo(name=name, distribution=dist, version=version or "local", module=module)
         try:
             plugin = importer()
         except Exception as exc:  # a plugin's import error must not break the others
             self.plugins.append(replace(info, error=f"import failed: {_describe_exception(exc)}"))
             return
+        if hash_source:
+            info = replace(info, source_hash=source_hash(plugin))
         if version is None:
             info = replace(info, version=str(getattr(plugin, "__version__", "local")))
         unknown = sorted(
@@ -148,6 +211,10 @@ class Registry:
                 continue
             try:
                 result = impl()
+                if isinstance(result, spec_type):
+                    self._broken(name, info, f"{hook_name}() returned one {spec_type.__name__}; return a list of them: "
+                                             f"[{spec_type.__name__}(...)]")
+                    return
                 items = list(result or [])
             except MMBenchError as exc:
                 self._broken(name, info, f"{hook_name}() failed: {exc}")
@@ -231,6 +298,10 @@ class Registry:
 
     def plugin_versions(self) -> dict[str, str]:
         return {p.name: p.version for p in self.plugins if not p.error}
+
+    def plugin_sources(self) -> dict[str, str]:
+        """Source hashes of the file / module / editable plugins (see :mod:`mmbench.plugin_source`)."""
+        return {p.name: p.source_hash for p in self.plugins if not p.error and p.source_hash}
 
     # -- lifecycle hooks (observers: their failures are reported, never fatal) -------------------
     def notify(self, hook_name: str, **kwargs: Any) -> None:

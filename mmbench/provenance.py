@@ -35,10 +35,12 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def collect(device: torch.device, plugins: dict[str, str]) -> Provenance:
+def collect(device: torch.device, plugins: dict[str, str], sources: dict[str, str] | None = None) -> Provenance:
     return Provenance(
         mmbench=mmbench.__version__,
         plugins=plugins,
+        plugin_sources=dict(sources or {}),
+        threads=torch.get_num_threads(),
         git_sha=git_sha(),
         python=sys.version.split()[0],
         torch=torch.__version__,

@@ -38,7 +38,7 @@ class TaskInfo(_Strict):
 
 class DatasetInfo(_Strict):
     name: str
-    source: Literal["hub", "local", "generator"]
+    source: Literal["hub", "local", "generator", "arrays"]
     repo: str | None = None
     revision: str
     revision_overridden: bool = False
@@ -53,6 +53,8 @@ class MethodInfo(_Strict):
     paper: str = ""
     repo: str = ""
     scenario: str = "baseline"
+    source_hash: str | None = None
+    """Content hash of the method plugin's source (file / module plugins, editable installs)."""
 
 
 class Selection(_Strict):
@@ -94,6 +96,10 @@ class Provenance(_Strict):
     device_name: str
     cpu_count: int
     platform: str
+    plugin_sources: dict[str, str] = Field(default_factory=dict)
+    """Source hashes of the file / module / editable plugins that were loaded."""
+    threads: int | None = None
+    """torch's intra-op threads during the run (``mmbench run --threads``)."""
 
 
 class DistillationInfo(_Strict):

@@ -30,8 +30,11 @@ GROUP = ["task", "task_version", "method", "variant", "profile", "selection", "s
 
 def variant_key(record: RunRecord) -> str:
     """Short hash of everything but the seed that makes runs of one method differ."""
-    text = json.dumps({"config": record.config, "recipe": record.recipe, "profile": record.profile,
-                       "revision": record.dataset.revision}, sort_keys=True)
+    fields = {"config": record.config, "recipe": record.recipe, "profile": record.profile,
+              "revision": record.dataset.revision}
+    if record.method.source_hash:  # edited plugin code is another variant, never merged with the old one
+        fields["source"] = record.method.source_hash
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -171,6 +174,8 @@ def _variant_settings(rows: pd.DataFrame) -> dict[str, str]:
     record = read_record(Path(path))
     settings.update({k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in record.config.items()})
     settings.update({f"recipe.{k}": str(v) for k, v in record.recipe.items()})
+    if record.method.source_hash:
+        settings["source"] = record.method.source_hash
     return settings
 
 

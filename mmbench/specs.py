@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 TaskKind = Literal["classification", "segmentation", "anti-spoofing"]
 TASK_KINDS: tuple[str, ...] = ("classification", "segmentation", "anti-spoofing")
+ALL_KINDS: frozenset[str] = frozenset(TASK_KINDS)
+"""``MethodSpec(kinds=ALL_KINDS)`` for a method that supports every task kind."""
 
 Subset = tuple[str, ...]
 """A deployment subset: the modalities present at test time, in the task's modality order."""
@@ -195,32 +197,61 @@ class GeneratorSource:
 
 
 @dataclass(frozen=True)
+class ArraySource:
+    """Data that already is arrays (NumPy, or anything ``numpy.asarray`` accepts), written straight
+    into the memory-mapped cache: no image files, no parquet.
+
+    ``generate(split)`` returns ``{modality: [N, C, H, W] or [N, D], "target": [N] (or [N, H, W]
+    for segmentation)}`` for one of the dataset's ``splits``; it must be deterministic. The
+    result is cached under the revision ``arrays-v<version>``: bump ``version`` whenever the
+    arrays would change. ``DatasetSpec.decode`` is not used (leave it unset).
+    """
+
+    generate: Callable[[str], Mapping[str, Any]]
+    version: str
+
+    kind = "arrays"
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """Where samples come from and how one raw row becomes arrays.
 
     ``decode(row)`` turns a raw row (a dict as ``datasets`` yields it: PIL images, numbers, bytes)
-    into ``{modality: float32 array [C, H, W] (or [D] for vector data), "target": int array}``.
-    Arrays are resized to the task's input size and cached once (see :mod:`mmbench.data`).
+    into ``{modality: float32 array [C, H, W] (or [D] for vector data), "target": int array}``:
+    channels first, then (height, width); the target is a class index (classification,
+    anti-spoofing) or an ``[H, W]`` label map (segmentation). Arrays are resized to the task's
+    ``input_size`` and cached once (see :mod:`mmbench.data`). An :class:`ArraySource` needs no
+    ``decode``.
     """
 
     name: str
     description: str
     modalities: Mapping[str, int]
-    source: HubSource | LocalSource | GeneratorSource
-    decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+    source: HubSource | LocalSource | GeneratorSource | ArraySource
+    decode: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     splits: tuple[str, ...] = ("train", "test")
     license: str = ""
     homepage: str = ""
     citation: str = ""
     expected_sizes: Mapping[str, int] | None = None
 
+    def __post_init__(self) -> None:
+        if self.decode is None and not isinstance(self.source, ArraySource):
+            raise MMBenchError(
+                f"dataset '{self.name}': decode is required for a {type(self.source).__name__} "
+                "(only an ArraySource goes without one)."
+            )
+
     @property
     def revision(self) -> str:
-        """The revision recorded in run records: the hub sha or the generator version."""
+        """The revision recorded in run records: the hub sha or the generator / arrays version."""
         if isinstance(self.source, HubSource):
             return self.source.revision
         if isinstance(self.source, GeneratorSource):
             return f"generator-v{self.source.version}"
+        if isinstance(self.source, ArraySource):
+            return f"arrays-v{self.source.version}"
         return "local"
 
 
@@ -236,6 +267,11 @@ class TaskSpec:
     tables (default: every non-empty subset, as MMANet and OS-MD report them). ``version`` must be
     bumped whenever data, protocol or metrics change: results of different versions are never
     aggregated together.
+
+    ``input_size`` is **(height, width)** — NYUv2's 640×480 frames are ``(480, 640)``; image
+    modalities and dense targets are resized to it once when the cache is built (``None``: keep the
+    decoded size, which must then be the same for every sample). A decoded sample of the other
+    orientation is an error, since a swapped size would distort every image.
     """
 
     name: str
@@ -319,7 +355,12 @@ class MethodSpec:
     * ``build(task, config, ctx)`` returns a :class:`mmbench.engine.MethodModule`; ``ctx`` is the
       :class:`mmbench.engine.RunContext` (device, recipe, modality specs, the artifact cache for
       teachers).
-    * ``kinds``: the task kinds it supports.
+    * ``scenario``: the method's family, for listings and leaderboard grouping — ``baseline``
+      (unimodal / fusion baselines), ``incomplete`` (missing-modality methods: trained with all
+      modalities, evaluated on every subset) or ``distillation`` (teacher → student methods; the
+      cross-modal / multi-modal *setting* of a run is ``DistillationSetup.scenario``).
+    * ``kinds`` (required): the task kinds it supports, e.g. ``frozenset({"classification"})`` or
+      :data:`ALL_KINDS`; a run on another kind is refused with a message naming them.
     * ``trained_modalities(task_modalities, config)``: the modalities the method sees in training
       (default: all).
     * ``deploy_subsets(task_subsets, trained_modalities, config)``: which of the task's protocol
@@ -329,13 +370,17 @@ class MethodSpec:
     * ``distillation(task, task_modalities, config)``: for distillation methods, the resolved
       :class:`mmbench.distillation.DistillationSetup` (teacher and student modality sets). It
       then decides the trained modalities and the deployment subsets (the students), and the
-      runner reports the TEACHER / STUDENT references next to the method.
+      runner reports the TEACHER / STUDENT references next to the method; the config's
+      ``scenario`` / ``teacher`` / ``student`` options are replaced by the resolved values.
+    * ``resolve_config(config)``: the config with every option that is resolved later (e.g.
+      ``None`` meaning "the paper's value for this variant") filled in. The run id hashes the
+      resolved config, so equivalent settings are recorded once.
     """
 
     name: str
     description: str
     build: Callable[[TaskSpec, Any, RunContext], MethodModule]
-    kinds: frozenset[str] = frozenset(TASK_KINDS)
+    kinds: frozenset[str] | None = None
     config: type = NoConfig
     paper: str = ""
     repo: str = ""
@@ -345,10 +390,22 @@ class MethodSpec:
     check: Callable[[tuple[str, ...], Any], str | None] | None = None
     min_modalities: int = 1
     distillation: Callable[[TaskSpec, tuple[str, ...], Any], Any] | None = None
+    resolve_config: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.build):
             raise MMBenchError(f"method '{self.name}': build must be callable.")
+        if self.kinds is None:
+            raise MMBenchError(
+                f"method '{self.name}' does not declare kinds: set MethodSpec(kinds=...) to the task kinds it "
+                f"supports, e.g. frozenset({{'classification'}}) or mmbench.ALL_KINDS ({', '.join(TASK_KINDS)})."
+            )
+        unknown = sorted(set(self.kinds) - set(TASK_KINDS))
+        if unknown:
+            raise MMBenchError(
+                f"method '{self.name}': unknown task kind(s) {', '.join(unknown)} in kinds; "
+                f"use {', '.join(TASK_KINDS)}."
+            )
         if not hasattr(self.config, "__dataclass_fields__"):
             raise MMBenchError(f"method '{self.name}': config must be a dataclass type.")
 
@@ -365,6 +422,9 @@ class PluginInfo:
     version: str
     module: str
     error: str | None = None
+    source_hash: str | None = None
+    """Content hash of the plugin's source for file / module plugins and editable installs (it
+    enters the run id: edited code never reuses old records); ``None`` for released installs."""
     methods: tuple[str, ...] = field(default=())
     tasks: tuple[str, ...] = field(default=())
     datasets: tuple[str, ...] = field(default=())

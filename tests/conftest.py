@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 # Set before anything imports datasets / huggingface_hub (they read these once at import).
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="mmbench-tests-"))
@@ -36,6 +39,46 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: str | Path | Non
     )
 
 
+def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The single ``error:`` line of a failed CLI run (no traceback, the expected exit code)."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def make_runner(registry, tmp_path, **kwargs):
+    from mmbench.artifacts import ArtifactCache
+    from mmbench.engine.runner import Runner
+
+    return Runner(registry, out=tmp_path / "runs", device="cpu", artifacts=ArtifactCache(tmp_path / "artifacts"), **kwargs)
+
+
+NAN_PLUGIN = """
+from mmbench import MethodSpec, hookimpl
+
+def build(task, config, ctx):
+    from mmbench_baselines import _build_fusion, FusionConfig
+    inner = _build_fusion(task, FusionConfig(), ctx)
+    original = inner.training_step
+
+    def training_step(batch, step):
+        terms = original(batch, step)
+        terms["aux"] = terms["ce"] * (float("nan") if step >= {bad_step} else 0.0)
+        return terms
+
+    inner.training_step = training_step
+    return inner
+
+@hookimpl
+def mmbench_methods():
+    return [MethodSpec(name="goes-nan", description="test", build=build, min_modalities=2,
+                       kinds=frozenset({{"classification"}}))]
+"""
+
+
 @pytest.fixture(scope="session")
 def registry():
     from mmbench.plugins import Registry
@@ -46,3 +89,195 @@ def registry():
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures of the tasks whose data comes from outside (hub, bring your own), in their exact
+# layouts. Each task's own test module uses them; test_conformance loads every such task through
+# its real code path with them.
+
+CASIA_COUNTS = {"train_list.txt": 24, "val_private_list.txt": 8, "test_private_list.txt": 8}
+
+
+def make_casia_release(base: Path) -> Path:
+    """CASIA-SURF in its release layout under ``base`` (list files + images); returns the root."""
+    rng = np.random.default_rng(0)
+    root = base / "CASIA-SURF"
+    for name, count in CASIA_COUNTS.items():
+        lines = []
+        part = name.split("_")[0].capitalize()
+        for i in range(count):
+            label = i % 2
+            folder = f"{part}/{'real' if label else 'fake'}_part/S{i:04d}"
+            paths = [f"{folder}/{kind}/{i}.jpg" for kind in ("color", "depth", "ir")]
+            for rel, channels in zip(paths, (3, 1, 1), strict=True):
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                shape = (40, 36, 3) if channels == 3 else (40, 36)
+                Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(root / rel)
+            lines.append(" ".join([*paths, str(label)]))
+        (root / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+# (race, subject, device, session, pai): train EA 0-199, val EA 200-299 (PAI 1, 4), test AF 300-499 (PAI 1, 2)
+CEFA_VIDEOS = ["3_010_1_1_1", "3_011_3_2_4", "3_012_1_2_1", "3_013_1_1_4",  # train
+          "3_210_1_1_1", "3_211_1_1_4",                                # val
+          "1_310_1_1_1", "1_311_3_1_2",                                # test
+          "3_014_2_1_1", "3_015_1_3_1", "3_016_1_1_2", "2_017_1_1_1", "1_012_1_1_1"]  # outside the protocol
+
+
+def make_cefa_release(base: Path, frames: int = 2) -> Path:
+    """CeFA in its release layout (race / subject / video / modality folders) under ``base``."""
+    import mmbench_faceas as plugin
+
+    rng = np.random.default_rng(0)
+    root = base / "CeFA-Race"
+    for video in CEFA_VIDEOS:
+        race = plugin.RACES[int(video[0]) - 1]
+        for modal in plugin.CEFA_MODALS:
+            folder = root / race / f"{race}-{video.split('_')[1]}" / video / modal
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(frames):
+                shape = (24, 20, 3) if modal == "profile" else (24, 20)
+                Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(folder / f"{i:04d}.jpg")
+    for race in plugin.RACES:
+        (root / race).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+CITYSCAPES_CAMERA = {"extrinsic": {"baseline": 0.209313}, "intrinsic": {"fx": 2262.52}}
+
+
+def make_cityscapes_tree(base: Path, label_high: int = 19) -> Path:
+    """The official Cityscapes tree (leftImg8bit, gtFine train ids, disparity, camera) under ``base``."""
+    rng = np.random.default_rng(0)
+    root = base / "cityscapes"
+    for official, count in (("train", 6), ("val", 3)):
+        for i in range(count):
+            city = "aachen" if i % 2 else "bremen"
+            stem = f"{city}_{i:06d}_000019"
+            files = {
+                "leftImg8bit": (f"{stem}_leftImg8bit.png", rng.integers(0, 255, (32, 64, 3), dtype=np.uint8)),
+                "gtFine": (f"{stem}_gtFine_labelTrainIds.png",
+                           np.where(rng.random((32, 64)) < 0.1, 255, rng.integers(0, label_high, (32, 64))).astype(np.uint8)),
+                "disparity": (f"{stem}_disparity.png", rng.integers(0, 30000, (32, 64)).astype(np.uint16)),
+            }
+            for folder, (name, array) in files.items():
+                path = root / folder / official / city / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(path)
+            camera = root / "camera" / official / city / f"{stem}_camera.json"
+            camera.parent.mkdir(parents=True, exist_ok=True)
+            camera.write_text(json.dumps(CITYSCAPES_CAMERA))
+    return root
+
+
+SUNRGBD10_PER_CLASS = [150, 121, 535, 65, 69, 192, 62, 86, 418, 407]  # the kv2 subset's class sizes
+
+
+def make_sunrgbd10_tree(base: Path) -> Path:
+    """A SUN RGB-D tree with the Ferreri et al. lists (2105 tiny kv2 scenes) under ``base``."""
+    import mmbench_sunrgbd10 as plugin
+
+    rng = np.random.default_rng(0)
+    root = base / "SUNRGBD"
+    kv2, mapping, n = [], [], 4000
+    for label, count in enumerate(SUNRGBD10_PER_CLASS):
+        for _ in range(count):
+            n += 1
+            sub = "align_kv2" if n % 9 == 0 else "kinect2data"
+            scene = f"kv2/{sub}/{n:06d}_2014-06-0{label}_scene"
+            (root / scene / "image").mkdir(parents=True)
+            (root / scene / "depth").mkdir()
+            Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).save(root / scene / "image" / f"{n}.jpg")
+            millimetres = rng.integers(500, 2400, (6, 8)).astype(np.uint32)
+            rotated = ((millimetres << 3) | (millimetres >> 13)) & 0xFFFF
+            Image.fromarray(rotated.astype(np.uint16)).save(root / scene / "depth" / f"{n}.png")
+            kv2.append(f"kv2/{plugin.CLASSES[label]}/{n}.png {label}")
+            mapping.append(f"{n}.png -> /SUNRGBD/{scene}")
+    (root / "kv2.txt").write_text("\n".join(kv2) + "\n")
+    (root / "mapping.txt").write_text("1.png -> /SUNRGBD/kv1/NYUdata/NYU0001\n" + "\n".join(mapping) + "\n")
+    return root
+
+
+HUB_RNG = np.random.default_rng(0)
+HUB_FIXTURE_SIZES = {"train": 12, "test": 6}
+
+
+def write_rgbd_repo(repo: str, revision: str, files: dict[str, list[dict]], readme: str) -> Path:
+    """``files``: parquet path → rows of the three ``Image`` columns."""
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "depth": datasets.Image(), "label": datasets.Image()})
+    columns = {name: {key: [row[key] for row in rows] for key in features} for name, rows in files.items()}
+    from mmbench.testing import write_hub_fixture
+
+    return write_hub_fixture(repo, revision, columns, features, {"README.md": readme})
+
+
+def rgbd_rows(count: int, classes: int, depth: str) -> list[dict]:
+    out = []
+    for _ in range(count):
+        if depth == "8bit":
+            d = Image.fromarray(HUB_RNG.integers(0, 255, (30, 40), dtype=np.uint8))
+        else:
+            millimetres = HUB_RNG.integers(500, 9000, (30, 40)).astype(np.uint16)
+            if depth == "rotated":  # the SUN RGB-D toolbox stores mm rotated left by 3 bits
+                millimetres = (((millimetres.astype(np.uint32) << 3) | (millimetres.astype(np.uint32) >> 13)) & 0xFFFF).astype(np.uint16)
+            d = Image.fromarray(millimetres)
+        out.append({"image": Image.fromarray(HUB_RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)), "depth": d,
+                    "label": Image.fromarray(HUB_RNG.integers(0, classes + 1, (30, 40)).astype(np.uint8))})
+    return out
+
+
+NYU_README = ("---\ndataset_info:\n  features:\n  - name: image\n    dtype: image\n  - name: depth\n    dtype: image\n"
+              "  - name: label\n    dtype: image\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+              "    path: data/train-*\n  - split: teset\n    path: data/test-*\n---\n")
+SUN_README = ("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
+              "  - split: test\n    path: data/test-*\n---\n")
+
+def write_nyuv2_hub_fixture() -> Path:
+    """seg-nyuv2's repository at its pinned revision in the offline hub cache (tiny splits)."""
+    import mmbench_rgbdseg as plugin
+
+    return write_rgbd_repo(plugin.NYU_REPO, plugin.NYU_REVISION, {
+        "data/train-00000-of-00001.parquet": rgbd_rows(HUB_FIXTURE_SIZES["train"], 40, "8bit"),
+        "data/test-00000-of-00001.parquet": rgbd_rows(HUB_FIXTURE_SIZES["test"], 40, "8bit"),
+    }, NYU_README)
+
+
+def write_sunrgbd_hub_fixture() -> Path:
+    """seg-sunrgbd's repository at its pinned revision in the offline hub cache (tiny splits)."""
+    import mmbench_rgbdseg as plugin
+
+    return write_rgbd_repo(plugin.SUN_REPO, plugin.SUN_REVISION, {
+        "data/train-00000-of-00002.parquet": rgbd_rows(6, 37, "rotated"),
+        "data/train-00001-of-00002.parquet": rgbd_rows(6, 37, "rotated"),
+        "data/test-00000-of-00002.parquet": rgbd_rows(3, 37, "rotated"),
+        "data/test-00001-of-00002.parquet": rgbd_rows(3, 37, "rotated"),
+    }, SUN_README)
+
+
+def tiny_hub_sizes(monkeypatch) -> None:
+    """The hub specs expect the real split sizes; the fixtures are tiny."""
+    import mmbench_rgbdseg as plugin
+
+    for sizes in (plugin.NYU_SIZES, plugin.SUN_SIZES):
+        for split, count in HUB_FIXTURE_SIZES.items():
+            monkeypatch.setitem(sizes, split, count)
+
+
+def external_data(task: str, base: Path, monkeypatch) -> Path | None:
+    """Write ``task``'s fixture; returns the ``--data-dir`` it needs (``None`` for hub data)."""
+    writers = {
+        "cls-casia-surf": make_casia_release, "cls-cefa": make_cefa_release,
+        "seg-cityscapes": make_cityscapes_tree, "cls-sunrgbd": make_sunrgbd10_tree,
+    }
+    if task in writers:
+        writers[task](base)
+        return base
+    hub = {"seg-nyuv2": write_nyuv2_hub_fixture, "seg-sunrgbd": write_sunrgbd_hub_fixture}
+    assert task in hub, f"task '{task}' reads external data but tests/conftest.py has no fixture writer for it"
+    hub[task]()
+    tiny_hub_sizes(monkeypatch)
+    return None

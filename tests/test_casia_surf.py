@@ -3,34 +3,10 @@ way a user's copy can be wrong: absent, incomplete, malformed, corrupt — each 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import make_casia_release as make_release
 from conftest import run_cli
-
-RNG = np.random.default_rng(0)
-COUNTS = {"train_list.txt": 24, "val_private_list.txt": 8, "test_private_list.txt": 8}
-
-
-def make_release(base: Path) -> Path:
-    root = base / "CASIA-SURF"
-    for name, count in COUNTS.items():
-        lines = []
-        part = name.split("_")[0].capitalize()
-        for i in range(count):
-            label = i % 2
-            folder = f"{part}/{'real' if label else 'fake'}_part/S{i:04d}"
-            paths = [f"{folder}/{kind}/{i}.jpg" for kind in ("color", "depth", "ir")]
-            for rel, channels in zip(paths, (3, 1, 1), strict=True):
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                shape = (40, 36, 3) if channels == 3 else (40, 36)
-                Image.fromarray(RNG.integers(0, 255, shape, dtype=np.uint8)).save(root / rel)
-            lines.append(" ".join([*paths, str(label)]))
-        (root / name).write_text("\n".join(lines) + "\n")
-    return root
 
 
 @pytest.fixture

@@ -6,35 +6,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import mmbench_faceas as plugin
+from conftest import make_cefa_release as make_release
 from conftest import run_cli
 from mmbench.errors import MMBenchError
-
-RNG = np.random.default_rng(0)
-# (race, subject, device, session, pai): train EA 0-199, val EA 200-299 (PAI 1, 4), test AF 300-499 (PAI 1, 2)
-VIDEOS = ["3_010_1_1_1", "3_011_3_2_4", "3_012_1_2_1", "3_013_1_1_4",  # train
-          "3_210_1_1_1", "3_211_1_1_4",                                # val
-          "1_310_1_1_1", "1_311_3_1_2",                                # test
-          "3_014_2_1_1", "3_015_1_3_1", "3_016_1_1_2", "2_017_1_1_1", "1_012_1_1_1"]  # outside the protocol
-
-
-def make_release(base: Path, frames: int = 2) -> Path:
-    root = base / "CeFA-Race"
-    for video in VIDEOS:
-        race = plugin.RACES[int(video[0]) - 1]
-        for modal in plugin.CEFA_MODALS:
-            folder = root / race / f"{race}-{video.split('_')[1]}" / video / modal
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(frames):
-                shape = (24, 20, 3) if modal == "profile" else (24, 20)
-                Image.fromarray(RNG.integers(0, 255, shape, dtype=np.uint8)).save(folder / f"{i:04d}.jpg")
-    for race in plugin.RACES:
-        (root / race).mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def test_protocol_selects_the_papers_videos(tmp_path):

@@ -4,40 +4,15 @@ and the layout errors."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import mmbench_cityscapes as plugin
+from conftest import CITYSCAPES_CAMERA as CAMERA
+from conftest import make_cityscapes_tree as make_tree
 from conftest import run_cli
 from mmbench.errors import MMBenchError
-
-RNG = np.random.default_rng(0)
-CAMERA = {"extrinsic": {"baseline": 0.209313}, "intrinsic": {"fx": 2262.52}}
-
-
-def make_tree(base: Path, label_high: int = 19) -> Path:
-    root = base / "cityscapes"
-    for official, count in (("train", 6), ("val", 3)):
-        for i in range(count):
-            city = "aachen" if i % 2 else "bremen"
-            stem = f"{city}_{i:06d}_000019"
-            files = {
-                "leftImg8bit": (f"{stem}_leftImg8bit.png", RNG.integers(0, 255, (32, 64, 3), dtype=np.uint8)),
-                "gtFine": (f"{stem}_gtFine_labelTrainIds.png",
-                           np.where(RNG.random((32, 64)) < 0.1, 255, RNG.integers(0, label_high, (32, 64))).astype(np.uint8)),
-                "disparity": (f"{stem}_disparity.png", RNG.integers(0, 30000, (32, 64)).astype(np.uint16)),
-            }
-            for folder, (name, array) in files.items():
-                path = root / folder / official / city / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(array).save(path)
-            camera = root / "camera" / official / city / f"{stem}_camera.json"
-            camera.parent.mkdir(parents=True, exist_ok=True)
-            camera.write_text(json.dumps(CAMERA))
-    return root
 
 
 def test_depth_from_disparity():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import FAST, run_cli
+from conftest import FAST, one_line_error, run_cli
 
 
 def imports_torch(*args: str) -> bool:
@@ -33,15 +33,6 @@ def test_list_json_names_everything():
     assert tasks["synth-rgbdi-pad"]["metric"] == "acer"
     datasets = {d["name"]: d for d in listing["datasets"]}
     assert datasets["synth-rgbd-cls"]["revision"].startswith("generator-v")
-
-
-def one_line_error(result, code=2):
-    assert result.returncode == code, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return errors[0]
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -132,7 +123,7 @@ def test_task_with_unknown_dataset(tmp_path):
 
 @pytest.mark.slow
 def test_nan_loss_and_corrupt_checkpoint_through_the_cli(tmp_path):
-    from test_engine import NAN_PLUGIN
+    from conftest import NAN_PLUGIN
 
     plugin = tmp_path / "nanplugin.py"
     plugin.write_text(NAN_PLUGIN.format(bad_step=3))

@@ -7,12 +7,10 @@ import json
 
 import pytest
 
-from conftest import FAST, FAST_OVERRIDES, run_cli
+from conftest import FAST, FAST_OVERRIDES, make_runner, one_line_error, run_cli
 from mmbench.distillation import resolve_setup, student_reference, teacher_reference
 from mmbench.errors import MMBenchError
 from mmbench.plan import plan_run
-from test_cli import one_line_error
-from test_engine import make_runner
 
 KD_METHODS = ("kd", "kdv1", "kdv2", "dkd", "ctkd", "mlkd")
 

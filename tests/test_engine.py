@@ -7,17 +7,10 @@ import textwrap
 import pytest
 import torch
 
-from conftest import FAST_OVERRIDES
+from conftest import FAST_OVERRIDES, NAN_PLUGIN, make_runner
 from mmbench.errors import MMBenchError
 from mmbench.plan import plan_run
 from mmbench.plugins import Registry
-
-
-def make_runner(registry, tmp_path, **kwargs):
-    from mmbench.artifacts import ArtifactCache
-    from mmbench.engine.runner import Runner
-
-    return Runner(registry, out=tmp_path / "runs", device="cpu", artifacts=ArtifactCache(tmp_path / "artifacts"), **kwargs)
 
 
 def plan(registry, method="fusion-dropout", task="synth-rgbd-cls", seed=0, **extra):
@@ -62,8 +55,8 @@ def test_interrupt_then_resume_matches_uninterrupted(registry, tmp_path):
     overrides = {"recipe.epochs": "3"}
     reference, _ = make_runner(registry, tmp_path / "ref").run(plan(registry, **overrides))
 
-    def interrupt_after_first_epoch(run, epoch, logs):
-        if epoch == 0:
+    def interrupt_after_first_epoch(run, epoch, logs):  # epochs are 1-based for observers
+        if epoch == 1:
             raise KeyboardInterrupt
 
     from mmbench.engine.runner import RunInterrupted
@@ -90,28 +83,6 @@ def test_resume_refuses_other_config_and_corrupt_checkpoint(registry, tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes()[:20])
     with pytest.raises(MMBenchError, match="corrupt or truncated"):
         make_runner(registry, tmp_path).run(the_plan, resume=True)
-
-
-NAN_PLUGIN = """
-from mmbench import MethodSpec, hookimpl
-
-def build(task, config, ctx):
-    from mmbench_baselines import _build_fusion, FusionConfig
-    inner = _build_fusion(task, FusionConfig(), ctx)
-    original = inner.training_step
-
-    def training_step(batch, step):
-        terms = original(batch, step)
-        terms["aux"] = terms["ce"] * (float("nan") if step >= {bad_step} else 0.0)
-        return terms
-
-    inner.training_step = training_step
-    return inner
-
-@hookimpl
-def mmbench_methods():
-    return [MethodSpec(name="goes-nan", description="test", build=build, min_modalities=2)]
-"""
 
 
 def test_non_finite_loss_stops_and_marks_record_failed(tmp_path):
@@ -187,7 +158,7 @@ def build(task, config, ctx):
 
 @hookimpl
 def mmbench_methods():
-    return [MethodSpec(name="needs-teacher", description="test", build=build,
+    return [MethodSpec(name="needs-teacher", description="test", build=build, kinds=frozenset({"classification"}),
                        trained_modalities=lambda mods, cfg: ("depth",),
                        deploy_subsets=lambda subsets, trained, cfg: (("depth",),))]
 """

@@ -5,77 +5,35 @@ loader → task → a one-epoch run. Decoding rules and every validation error a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 import mmbench_rgbdseg as plugin
-from conftest import run_cli
+from conftest import HUB_FIXTURE_SIZES as FIXTURE_SIZES
+from conftest import (
+    run_cli,
+    tiny_hub_sizes,
+    write_nyuv2_hub_fixture,
+    write_sunrgbd_hub_fixture,
+)
 from mmbench.data.images import depth_metres, rgb_array
 from mmbench.errors import MMBenchError
-from mmbench.testing import write_hub_fixture
-
-RNG = np.random.default_rng(0)
-FIXTURE_SIZES = {"train": 12, "test": 6}
-
-
-def write_repo(repo: str, revision: str, files: dict[str, list[dict]], readme: str) -> Path:
-    """``files``: parquet path → rows of the three ``Image`` columns."""
-    import datasets
-
-    features = datasets.Features({"image": datasets.Image(), "depth": datasets.Image(), "label": datasets.Image()})
-    columns = {name: {key: [row[key] for row in rows] for key in features} for name, rows in files.items()}
-    return write_hub_fixture(repo, revision, columns, features, {"README.md": readme})
-
-
-def rows(count: int, classes: int, depth: str) -> list[dict]:
-    out = []
-    for _ in range(count):
-        if depth == "8bit":
-            d = Image.fromarray(RNG.integers(0, 255, (30, 40), dtype=np.uint8))
-        else:
-            millimetres = RNG.integers(500, 9000, (30, 40)).astype(np.uint16)
-            if depth == "rotated":  # the SUN RGB-D toolbox stores mm rotated left by 3 bits
-                millimetres = (((millimetres.astype(np.uint32) << 3) | (millimetres.astype(np.uint32) >> 13)) & 0xFFFF).astype(np.uint16)
-            d = Image.fromarray(millimetres)
-        out.append({"image": Image.fromarray(RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)), "depth": d,
-                    "label": Image.fromarray(RNG.integers(0, classes + 1, (30, 40)).astype(np.uint8))})
-    return out
-
-
-NYU_README = ("---\ndataset_info:\n  features:\n  - name: image\n    dtype: image\n  - name: depth\n    dtype: image\n"
-              "  - name: label\n    dtype: image\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
-              "    path: data/train-*\n  - split: teset\n    path: data/test-*\n---\n")
-SUN_README = ("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
-              "  - split: test\n    path: data/test-*\n---\n")
 
 
 @pytest.fixture(scope="module")
 def nyu_fixture():
-    return write_repo(plugin.NYU_REPO, plugin.NYU_REVISION, {
-        "data/train-00000-of-00001.parquet": rows(FIXTURE_SIZES["train"], 40, "8bit"),
-        "data/test-00000-of-00001.parquet": rows(FIXTURE_SIZES["test"], 40, "8bit"),
-    }, NYU_README)
+    return write_nyuv2_hub_fixture()
 
 
 @pytest.fixture(scope="module")
 def sun_fixture():
-    return write_repo(plugin.SUN_REPO, plugin.SUN_REVISION, {
-        "data/train-00000-of-00002.parquet": rows(6, 37, "rotated"),
-        "data/train-00001-of-00002.parquet": rows(6, 37, "rotated"),
-        "data/test-00000-of-00002.parquet": rows(3, 37, "rotated"),
-        "data/test-00001-of-00002.parquet": rows(3, 37, "rotated"),
-    }, SUN_README)
+    return write_sunrgbd_hub_fixture()
 
 
 @pytest.fixture
 def fixture_sizes(monkeypatch):
-    """The specs expect the real split sizes; the fixtures are tiny."""
-    for sizes in (plugin.NYU_SIZES, plugin.SUN_SIZES):
-        for split, count in FIXTURE_SIZES.items():
-            monkeypatch.setitem(sizes, split, count)
+    tiny_hub_sizes(monkeypatch)
 
 
 FAST = {"recipe.epochs": "1", "recipe.width": "8", "recipe.batch_size": "4", "recipe.input_scale": "0.1",

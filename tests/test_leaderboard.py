@@ -5,6 +5,7 @@ known; the browser test (test_leaderboard_browser.py) renders the committed exam
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -182,14 +183,35 @@ def test_html_in_names_and_config_is_rendered_inert(tmp_path):
     assert len(run_pages) == 3 and "onerror=\\&#34;alert(2)" in run_pages[0].read_text()
 
 
-def test_output_is_deterministic(runs, tmp_path):
-    build_site([runs], tmp_path / "a", reported_dir=REPO / "leaderboards" / "reported")
-    build_site([runs], tmp_path / "b", reported_dir=REPO / "leaderboards" / "reported")
-    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
-    assert files_a == files_b
-    for rel in files_a:
-        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_output_is_deterministic_across_interpreters(runs, tmp_path):
+    """Byte-identical sites from two interpreters with different hash seeds (set iteration order
+    differs between them), pages of tasks with reported rows but no runs included."""
+    sites = {}
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "mmbench", "leaderboard", "build", str(runs), "--out", str(tmp_path / seed),
+             "--reported", str(REPO / "leaderboards" / "reported")],
+            capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        sites[seed] = _tree(tmp_path / seed)
+    assert sites["1"].keys() == sites["2"].keys()
+    assert [name for name in sites["1"] if sites["1"][name] != sites["2"][name]] == []
+    nyu = sites["1"]["tasks/seg-nyuv2.html"].decode()  # reported rows only: the installed task's facts
+    assert "segmentation" in nyu and "rgb+depth" in nyu
+
+
+def test_reported_only_columns_follow_the_installed_protocol(runs, tmp_path):
+    build_site([runs], tmp_path / "site", reported_dir=REPO / "leaderboards" / "reported")
+    page = (tmp_path / "site" / "tasks" / "cls-casia-surf.html").read_text()
+    columns = re.findall(r'<th data-col="([^"]+)" data-order', page)
+    protocol = ["rgb+depth+ir", "rgb+depth", "rgb+ir", "depth+ir", "rgb", "depth", "ir"]
+    assert columns[:-1] == [s for s in protocol if s in columns] and columns[-1] == "mean"
+    assert "anti-spoofing" in page  # the installed task's kind, not "—"
 
 
 def test_invalid_and_foreign_json_are_skipped_newer_schema_is_an_error(runs, tmp_path):
@@ -265,34 +287,20 @@ def test_gallery_paths_outside_the_record_folder_are_refused(runs, tmp_path):
 
 
 def test_reported_numbers_match_the_papers():
-    """A few typed-in cells checked against the papers' text (where the text is available)."""
-    papers = REPO.parent / "shared" / "papers"
-    if not papers.is_dir():
-        pytest.skip(f"the papers' text is not available next to the repository ({papers})")
+    """Typed-in cells equal the numbers of lines quoted from the papers (shipped as test data); where
+    the papers' text is next to the repository, the quotes are checked against it too."""
+    excerpts = json.loads((Path(__file__).parent / "data" / "paper_excerpts.json").read_text())["excerpts"]
     reported = load_reported(REPO / "leaderboards" / "reported")
-
-    def value(**where) -> float:
+    papers = REPO.parent / "shared" / "papers"
+    for excerpt in excerpts:
         rows = reported
-        for k, v in where.items():
-            rows = rows[rows[k] == v]
-        assert len(rows) == 1, where
-        return float(rows["value"].iloc[0])
-
-    mmanet = (papers / "mmanet.txt").read_text()
-    row = "| ● | ○ | ○ | 10.01 | 11.75 | 14.36 | 13.44 | 12.43 | 11.15 | 8.57 |"
-    assert row in mmanet and value(task="cls-casia-surf", subset="rgb", paper_method="MMANet") == 8.57
-    assert "| ● | ● | 49.18 | 47.23 | 37.77 | 47.46 | 48.13 | 48.45 | 49.62 |" in mmanet
-    assert value(task="seg-nyuv2", subset="rgb+depth", paper_method="ESANet-MD") == 47.23
-    osmd = (papers / "os-md.txt").read_text()
-    assert "OS-MD (Ours) RGB, D RGB 6.75 31.26" in osmd
-    assert value(task="cls-cefa", paper_method="OS-MD (trained on rgb+depth)") == 31.26
-    assert "OS-MD RGB, D RGB 45.55 43.64" in osmd
-    assert value(task="seg-sunrgbd", paper_method="OS-MD (trained on rgb+depth)") == 43.64
-    discom = (papers / "discom-kd.txt").read_text()
-    assert "DisCoM-KD - 53.63 (\\uparrow) 47.69 (\\uparrow) 98.12 (\\uparrow) 80.03" in discom
-    assert value(task="cls-eurosat-mssar", subset="sar", paper_method="DisCoM-KD", scenario="multi-modal") == 80.03
-    assert "MLKD ORIG 44.43 (\\uparrow) 47.63 (\\downarrow) 93.06" in discom
-    assert value(task="cls-eurosat-mssar", subset="sar", paper_method="MLKD", scenario="cross-modal") == 47.63
+        for key, value in excerpt["cell"].items():
+            rows = rows[rows[key] == value]
+        assert len(rows) == 1, excerpt["cell"]
+        numbers = [float(n) for n in re.findall(r"\d+\.\d+", excerpt["line"])]
+        assert float(rows["value"].iloc[0]) == numbers[excerpt["column"]], excerpt
+        if papers.is_dir():
+            assert excerpt["line"] in (papers / excerpt["paper"]).read_text(), excerpt["line"]
 
 
 def test_cli_build_and_errors(runs, tmp_path, cli):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import FAST_OVERRIDES
+from conftest import FAST_OVERRIDES, make_runner
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
 from mmbench.plan import plan_run
-from test_engine import make_runner
 
 CASES = [
     ("fusion", "synth-rgbd-seg"), ("fusion-dropout", "synth-rgbdi-pad"), ("se-fusion", "synth-rgbdi-pad"),

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FAST_OVERRIDES
+from conftest import FAST_OVERRIDES, make_runner
 from mmbench.plan import plan_run
 from mmbench_mmanet.models import schedule
-from test_engine import make_runner
 
 
 @pytest.mark.parametrize(("task", "weak_size"), [("synth-rgbdi-pad", (2, 3)), ("synth-rgbd-seg", (1, 1))])

@@ -19,7 +19,8 @@ def _build(task, config, ctx):
 @hookimpl
 def mmbench_methods():
     from mmbench_baselines import FusionConfig
-    return [MethodSpec(name="{name}", description="test plugin", build=_build, config=FusionConfig)]
+    return [MethodSpec(name="{name}", description="test plugin", build=_build, config=FusionConfig,
+                       kinds=frozenset({{"classification"}}))]
 """
 
 

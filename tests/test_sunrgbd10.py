@@ -3,39 +3,17 @@ scenes in the official layout), the fixed stratified split, the layout errors, a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from PIL import Image
 
 import mmbench_sunrgbd10 as plugin
-from conftest import run_cli
-
-RNG = np.random.default_rng(0)
-PER_CLASS = [150, 121, 535, 65, 69, 192, 62, 86, 418, 407]  # the kv2 subset's class sizes
+from conftest import SUNRGBD10_PER_CLASS as PER_CLASS
+from conftest import make_sunrgbd10_tree, run_cli
 
 
 @pytest.fixture(scope="module")
-def sunrgbd(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data") / "SUNRGBD"
-    kv2, mapping, n = [], [], 4000
-    for label, count in enumerate(PER_CLASS):
-        for _ in range(count):
-            n += 1
-            sub = "align_kv2" if n % 9 == 0 else "kinect2data"
-            scene = f"kv2/{sub}/{n:06d}_2014-06-0{label}_scene"
-            (root / scene / "image").mkdir(parents=True)
-            (root / scene / "depth").mkdir()
-            Image.fromarray(RNG.integers(0, 255, (6, 8, 3), dtype=np.uint8)).save(root / scene / "image" / f"{n}.jpg")
-            millimetres = RNG.integers(500, 2400, (6, 8)).astype(np.uint32)
-            rotated = ((millimetres << 3) | (millimetres >> 13)) & 0xFFFF
-            Image.fromarray(rotated.astype(np.uint16)).save(root / scene / "depth" / f"{n}.png")
-            kv2.append(f"kv2/{plugin.CLASSES[label]}/{n}.png {label}")
-            mapping.append(f"{n}.png -> /SUNRGBD/{scene}")
-    (root / "kv2.txt").write_text("\n".join(kv2) + "\n")
-    (root / "mapping.txt").write_text("1.png -> /SUNRGBD/kv1/NYUdata/NYU0001\n" + "\n".join(mapping) + "\n")
-    return root
+def sunrgbd(tmp_path_factory):
+    return make_sunrgbd10_tree(tmp_path_factory.mktemp("data"))
 
 
 def test_lists_lead_to_every_scene(sunrgbd):

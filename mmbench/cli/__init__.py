@@ -8,6 +8,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="show full tracebacks on errors")
     parser.add_argument("--plugin", action="append", metavar="MODULE|FILE.py", default=default,
                         help="load a plugin module or file (repeatable; also $MMBENCH_PLUGINS)")
+    parser.add_argument("--disable", action="append", metavar="PLUGIN", default=default,
+                        help="do not load this plugin (repeatable; also $MMBENCH_DISABLE=a,b)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,10 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     run.add_argument("--force", action="store_true", help="re-run even if an identical run is recorded")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="torch CPU threads (default: the cores this process may use, from its CPU affinity)")
     _common(run, suppress=True)
 
     listing = sub.add_parser("list", help="list methods, tasks and datasets")
     listing.add_argument("kind", nargs="?", choices=["methods", "tasks", "datasets"], help="only this kind")
+    listing.add_argument("name", nargs="?", help="one method / task / dataset in full (its options, recipes, source)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     _common(listing, suppress=True)
 
@@ -64,8 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
     _common(plugins, suppress=True)
 
-    check = sub.add_parser("check-plugin", help="run the conformance kit on everything a plugin registers")
-    check.add_argument("names", nargs="+", metavar="PLUGIN", help="plugin names as 'mmbench plugins' lists them")
+    check = sub.add_parser("check-plugin", help="run the conformance kit on everything a plugin registers",
+                           description="Run the conformance kit on every method and task of the given plugins "
+                           "(plugin names as 'mmbench plugins' lists them, or distribution names). Records go to a "
+                           "temporary folder; the tiny conformance datasets are cached under $MMBENCH_HOME.")
+    check.add_argument("names", nargs="+", metavar="PLUGIN", help="plugin or distribution names")
+    check.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="method option or recipe.<field> for the checked methods (repeatable)")
     _common(check, suppress=True)
 
     from mmbench.cli.leaderboard import add_parser as add_leaderboard
@@ -79,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
     return f"warning: {message}\n"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mmbench.cli.listing import list_command, plugins_command
 
         return list_command(args) if args.command == "list" else plugins_command(args)
+    except BrokenPipeError:  # `mmbench list | head`: the reader left, nothing more to say
+        _silence_stdout()
+        return 0
     except MMBenchError as exc:
         if args.debug:
             raise

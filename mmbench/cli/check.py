@@ -4,44 +4,73 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import traceback
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from mmbench.cli.output import StdoutConsole
+from mmbench.config import parse_assignments
 from mmbench.errors import MMBenchError, unknown_name_error
 from mmbench.plugins import Registry
+from mmbench.specs import PluginInfo
+
+
+def _select(registry: Registry, names: list[str]) -> list[PluginInfo]:
+    """Plugins by plugin name (as ``mmbench plugins`` lists them) or by distribution name (every
+    plugin that distribution registers)."""
+    chosen: list[PluginInfo] = []
+    for name in names:
+        matches = [p for p in registry.plugins if p.name == name] or [
+            p for p in registry.plugins if p.distribution.lower().replace("_", "-") == name.lower().replace("_", "-")
+        ]
+        if not matches:
+            known = {p.name for p in registry.plugins} | {p.distribution for p in registry.plugins}
+            raise unknown_name_error("plugin", name, known, hint="Run 'mmbench plugins' to list plugin and distribution names.")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
 
 
 def check_plugin_command(args: argparse.Namespace) -> int:
+    overrides = parse_assignments(args.overrides)
+    registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
+    plugins = _select(registry, args.names)
+    table = Table(title="Conformance", title_justify="left")
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("result", overflow="fold")
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    with tempfile.TemporaryDirectory(prefix="mmbench-check-") as out:
+        failures = _run_checks(registry, plugins, overrides, out, table, err if args.debug else None)
+    StdoutConsole().print(table)
+    return 1 if failures else 0
+
+
+def _run_checks(registry: Registry, plugins: list[PluginInfo], overrides: dict[str, str], out: str, table: Table,
+                debug: Console | None) -> int:
     from mmbench.testing import check_method, check_task
 
-    registry = Registry.load(plugins=args.plugin or ())
-    infos = {info.name: info for info in registry.plugins}
-    table = Table(title="Conformance", title_justify="left")
-    for column in ("plugin", "kind", "name", "result"):
-        table.add_column(column, overflow="fold")
     failures = 0
-    with tempfile.TemporaryDirectory(prefix="mmbench-check-") as out:
-        for name in args.names:
-            if name not in infos:
-                raise unknown_name_error("plugin", name, infos)
-            info = infos[name]
-            if info.error:
-                table.add_row(name, "plugin", "-", f"[red]broken[/]: {info.error}")
+    for info in plugins:
+        if info.error:
+            table.add_row(info.name, "plugin", "-", f"[red]broken[/]: {escape(info.error)}")
+            failures += 1
+            continue
+        checks = [("method", m, lambda m=m: check_method(registry.method(m), overrides=overrides, out=out))
+                  for m in info.methods]
+        checks += [("task", t, lambda t=t: check_task(task := registry.task(t), registry.dataset_of(task)))
+                   for t in info.tasks]
+        for kind, item, check in checks:
+            try:
+                check()
+                table.add_row(info.name, kind, item, "[green]ok[/]")
+            except Exception as exc:  # plugin code under test may raise anything
                 failures += 1
-                continue
-            checks = [("method", m, lambda m=m: check_method(registry.method(m), out=out)) for m in info.methods]
-            checks += [("task", t, lambda t=t: check_task(task := registry.task(t), registry.dataset_of(task)))
-                       for t in info.tasks]
-            for kind, item, check in checks:
-                try:
-                    check()
-                    table.add_row(name, kind, item, "[green]ok[/]")
-                except (AssertionError, MMBenchError) as exc:
-                    failures += 1
-                    table.add_row(name, kind, item, f"[red]failed[/]: {exc}")
-                except Exception as exc:  # plugin code under test may raise anything
-                    failures += 1
-                    table.add_row(name, kind, item, f"[red]failed[/]: {type(exc).__name__}: {exc}")
-    Console().print(table)
-    return 1 if failures else 0
+                message = str(exc) if isinstance(exc, AssertionError | MMBenchError) else f"{type(exc).__name__}: {exc}"
+                table.add_row(info.name, kind, item, "[red]failed[/]: " + escape(message))
+                if debug is not None:
+                    debug.print(f"--- {kind} {item}: traceback ---", markup=False)
+                    debug.print("".join(traceback.format_exception(exc)), markup=False)
+    return failures

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from mmbench.cli.output import StdoutConsole
 from mmbench.config import parse_assignments, parse_seeds
 from mmbench.io import ensure_writable
 from mmbench.plan import RunPlan, plan_run
@@ -37,7 +37,7 @@ def _epoch_printer(console: Console, plan: RunPlan):
         vals = [v for k, v in logs.items() if k.startswith("val/") and k.endswith("/" + primary)]
         mean = sum(vals) / len(vals) if vals else float("nan")
         console.print(
-            f"[{run['method']} seed {run['seed']}] epoch {epoch + 1}/{plan.recipe.epochs}: {losses} | "
+            f"[{run['method']} seed {run['seed']}] epoch {epoch}/{plan.recipe.epochs}: {losses} | "
             f"val {primary} (mean over subsets) {mean:.4f} | {logs['train_seconds']:.1f} s",
             highlight=False, markup=False,
         )
@@ -115,11 +115,14 @@ def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from mmbench.threads import set_threads
+
+    set_threads(args.threads)
     seeds = parse_seeds(args.seeds)
     overrides = parse_assignments(args.overrides)
     if getattr(args, "compile", False):
         overrides["recipe.compile"] = "true"
-    registry = Registry.load(plugins=args.plugin or ())
+    registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     plans = [plan_run(registry, args.method, args.task, seed, overrides, args.profile) for seed in seeds]
     for info in registry.broken:
@@ -162,8 +165,5 @@ def run_command(args: argparse.Namespace) -> int:
             progress.stop()
     if not world.main:
         return 0
-    out_console = Console(file=sys.stdout)
-    if not out_console.is_terminal:  # files and pipes get the whole table, not an 80-column wrap
-        out_console.width = max(out_console.width, 160)
-    out_console.print(results_table(records, plans[0]))
+    StdoutConsole(min_pipe_width=160).print(results_table(records, plans[0]))
     return 0

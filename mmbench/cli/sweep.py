@@ -70,17 +70,34 @@ def _grid(args: argparse.Namespace):
     return grid_from_mapping(data, args.file or "the command line")
 
 
+def _plugin_options(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The sweep's plugins as ``--plugin`` options for every run (files as absolute paths, so a
+    run on another node or in another folder finds them) and the environment that keeps
+    ``MMBENCH_PLUGINS`` from registering them a second time in the run."""
+    from mmbench.plugins import DISABLE_ENV, PLUGINS_ENV, disabled_plugins, local_plugin_targets
+
+    options = []
+    for target in local_plugin_targets(args.plugin or ()):
+        if target.endswith(".py") or "/" in target:
+            target = str(Path(target).expanduser().resolve())
+        options += ["--plugin", target]
+    for name in disabled_plugins(args.disable or ()):
+        options += ["--disable", name]
+    return options, {PLUGINS_ENV: "", DISABLE_ENV: ""}
+
+
 def _executor(args: argparse.Namespace, out: Path):
     from mmbench.sweep.executors import LocalExecutor, RayExecutor, SlurmExecutor
 
+    plugins, env = _plugin_options(args)
     extra = [*(["--device", args.device] if args.device else []), *(["--data-dir", args.data_dir] if args.data_dir else []),
-             *(["--force"] if args.force else [])]
+             *(["--force"] if args.force else []), *plugins]
     if args.executor == "ray":
-        return RayExecutor(out, args.address, args.cpus_per_run, args.gpus_per_run, extra)
+        return RayExecutor(out, args.address, args.cpus_per_run, args.gpus_per_run, extra, env)
     if args.executor == "slurm":
         return SlurmExecutor(out, args.partition, args.time_min, int(args.gpus_per_run), int(max(args.cpus_per_run, 1)),
-                             cluster=args.submitit_cluster, extra=extra)
-    return LocalExecutor(out, args.jobs, extra)
+                             cluster=args.submitit_cluster, extra=extra, env=env)
+    return LocalExecutor(out, args.jobs, extra, env)
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -91,7 +108,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.retries < 0:
         raise MMBenchError(f"--retries must be 0 or more, got {args.retries}.")
     grid = _grid(args)
-    registry = Registry.load(plugins=args.plugin or ())
+    registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
     out = Path(args.out)
     planned = plan_jobs(expand(grid, registry), registry, out, force=args.force)
     console = Console(highlight=False)

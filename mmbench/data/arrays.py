@@ -20,7 +20,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from mmbench.data.cache import TARGET, build_split_cache, open_split_cache
 from mmbench.errors import MMBenchError
-from mmbench.specs import DatasetSpec, Recipe, TaskSpec
+from mmbench.specs import DatasetSpec, HubSource, Recipe, TaskSpec
 
 VAL_CARVE_SEED = 20240917  # fixed: the carved validation split is the same for every run
 
@@ -170,9 +170,11 @@ def load_task_data(
         arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir, recipe.input_scale))
         expected = (dataset.expected_sizes or {}).get(split)
         if expected is not None and expected != meta["count"]:
+            remedy = ("check the revision (--set dataset.revision)" if isinstance(dataset.source, HubSource)
+                      else "check the dataset's files")
             raise MMBenchError(
                 f"dataset '{dataset.name}' split '{split}' has {meta['count']} samples at revision "
-                f"{revision[:12]}, the spec expects {expected}; check the revision (--set dataset.revision)."
+                f"{revision[:12]}, the spec expects {expected}; {remedy}."
             )
         _validate_labels(task, meta, split)
         return arrays, meta

@@ -22,7 +22,7 @@ import numpy as np
 from mmbench.data.sources import local_fingerprint, local_root, split_rows
 from mmbench.errors import MMBenchError
 from mmbench.io import atomic_directory, mmbench_home
-from mmbench.specs import DatasetSpec, LocalSource, TaskSpec
+from mmbench.specs import ArraySource, DatasetSpec, LocalSource, TaskSpec
 
 CACHE_FORMAT = 1
 TARGET = "target"
@@ -93,6 +93,26 @@ def _check_sample(spec: DatasetSpec, sample: Mapping[str, Any], index: int) -> N
             )
 
 
+def check_orientation(spec: DatasetSpec, task: TaskSpec, sample: Mapping[str, Any]) -> None:
+    """A decoded sample whose aspect ratio is the flip of ``task.input_size`` (which is
+    ``(height, width)``) means the size was given as (width, height): resizing would distort
+    every image, so it is an error rather than a silent stretch."""
+    if task.input_size is None:
+        return
+    height, width = task.input_size
+    for modality in spec.modalities:
+        shape = np.shape(sample[modality])
+        if len(shape) != 3:
+            continue
+        native_h, native_w = shape[1], shape[2]
+        if height != width and native_h != native_w and (height > width) != (native_h > native_w):
+            raise MMBenchError(
+                f"task '{task.name}': input_size is (height, width) = ({height}, {width}) but dataset "
+                f"'{spec.name}' decodes {modality} as {native_h}×{native_w} (height×width), the other "
+                f"orientation; input_size is (H, W): did you mean ({width}, {height})?"
+            )
+
+
 def scaled_input_size(task: TaskSpec, scale: float = 1.0) -> tuple[int, int] | None:
     """The task's ``input_size`` times ``scale`` (``Recipe.input_scale``), at least 8 px a side."""
     if task.input_size is None or scale == 1.0:
@@ -105,7 +125,8 @@ def build_split_cache(
     input_scale: float = 1.0,
 ) -> Path:
     """Return the cache directory of ``split``, building it on first use (rows are streamed:
-    one decoded sample at a time is held in memory, arrays are written to memory maps)."""
+    one decoded sample at a time is held in memory, arrays are written to memory maps; an
+    :class:`mmbench.ArraySource` is written in chunks straight from its arrays)."""
     input_size = scaled_input_size(task, input_scale)
     source_key = None
     if isinstance(spec.source, LocalSource):  # validated on every use, keyed by the user's copy
@@ -113,53 +134,141 @@ def build_split_cache(
     target = _cache_dir(spec, split, revision, input_size, source_key)
     if (target / "meta.json").exists():
         return target
-    rows = split_rows(spec, split, revision, data_dir)
-    if rows.count == 0:
-        raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
-    dense_target = task.kind == "segmentation"
     with atomic_directory(target) as tmp:
-        arrays: dict[str, np.ndarray] = {}
-        stats = {key: ChannelStats() for key in spec.modalities}
-        labels: set[int] = set()
-        written = 0
-        for index, row in enumerate(rows.rows):
-            if index >= rows.count:
-                break
-            sample = spec.decode(row)
-            _check_sample(spec, sample, index)
-            for key in (*spec.modalities, TARGET):
-                is_target = key == TARGET
-                value = np.asarray(sample[key])
-                value = _resize(value, input_size if (not is_target or dense_target) else None, nearest=is_target)
-                if key not in arrays:
-                    dtype = (np.int16 if dense_target else np.int64) if is_target else np.float16
-                    arrays[key] = np.lib.format.open_memmap(
-                        tmp / f"{key}.npy", mode="w+", dtype=dtype, shape=(rows.count, *value.shape)
-                    )
-                elif value.shape != arrays[key].shape[1:]:
-                    raise MMBenchError(
-                        f"dataset '{spec.name}' split '{split}': row {index} has {key} of shape "
-                        f"{value.shape}, earlier rows {arrays[key].shape[1:]}; set the task's input_size."
-                    )
-                arrays[key][index] = value
-                if is_target:
-                    labels.update(np.unique(value).tolist())
-                else:
-                    stats[key].update(value)
-            written += 1
-        if written != rows.count:
-            raise MMBenchError(
-                f"dataset '{spec.name}' split '{split}': expected {rows.count} rows, read {written}."
-            )
+        if isinstance(spec.source, ArraySource):
+            count, arrays, stats, labels = _write_arrays(spec, task, split, input_size, tmp)
+        else:
+            count, arrays, stats, labels = _write_rows(spec, task, split, revision, data_dir, input_size, tmp)
         for array in arrays.values():
             array.flush()
         meta = {
             "format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
-            "count": rows.count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
+            "count": count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
             "shapes": {k: list(a.shape[1:]) for k, a in arrays.items()},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     return target
+
+
+_Written = tuple[int, dict[str, np.ndarray], dict[str, ChannelStats], set[int]]
+
+
+def _storage_dtype(is_target: bool, dense_target: bool) -> type:
+    return (np.int16 if dense_target else np.int64) if is_target else np.float16
+
+
+def _write_rows(
+    spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None,
+    input_size: tuple[int, int] | None, tmp: Path,
+) -> _Written:
+    """Decode the split row by row into pre-sized memory maps under ``tmp``."""
+    rows = split_rows(spec, split, revision, data_dir)
+    if rows.count == 0:
+        raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
+    dense_target = task.kind == "segmentation"
+    assert spec.decode is not None
+    arrays: dict[str, np.ndarray] = {}
+    stats = {key: ChannelStats() for key in spec.modalities}
+    labels: set[int] = set()
+    written = 0
+    for index, row in enumerate(rows.rows):
+        if index >= rows.count:
+            break
+        sample = spec.decode(row)
+        _check_sample(spec, sample, index)
+        if index == 0:
+            check_orientation(spec, task, sample)
+        for key in (*spec.modalities, TARGET):
+            is_target = key == TARGET
+            value = np.asarray(sample[key])
+            value = _resize(value, input_size if (not is_target or dense_target) else None, nearest=is_target)
+            if key not in arrays:
+                arrays[key] = np.lib.format.open_memmap(
+                    tmp / f"{key}.npy", mode="w+", dtype=_storage_dtype(is_target, dense_target),
+                    shape=(rows.count, *value.shape),
+                )
+            elif value.shape != arrays[key].shape[1:]:
+                raise MMBenchError(
+                    f"dataset '{spec.name}' split '{split}': row {index} has {key} of shape "
+                    f"{value.shape}, earlier rows {arrays[key].shape[1:]}; set the task's input_size."
+                )
+            arrays[key][index] = value
+            if is_target:
+                labels.update(np.unique(value).tolist())
+            else:
+                stats[key].update(value)
+        written += 1
+    if written != rows.count:
+        raise MMBenchError(f"dataset '{spec.name}' split '{split}': expected {rows.count} rows, read {written}.")
+    return rows.count, arrays, stats, labels
+
+
+ARRAY_CHUNK = 256  # samples resized and written at a time from an ArraySource
+
+
+def _generated_arrays(spec: DatasetSpec, split: str) -> tuple[int, dict[str, np.ndarray]]:
+    """The arrays an :class:`ArraySource` generates for ``split``, checked for completeness."""
+    source = spec.source
+    assert isinstance(source, ArraySource)
+    if split not in spec.splits:
+        raise MMBenchError(f"dataset '{spec.name}' has no split '{split}' (splits: {', '.join(spec.splits)}).")
+    generated = source.generate(split)
+    if not isinstance(generated, Mapping):
+        raise MMBenchError(
+            f"dataset '{spec.name}': ArraySource.generate('{split}') must return a dict of arrays "
+            f"{{modality: [N, ...], '{TARGET}': [N, ...]}}, got {type(generated).__name__}."
+        )
+    missing = [k for k in (*spec.modalities, TARGET) if k not in generated]
+    if missing:
+        raise MMBenchError(
+            f"dataset '{spec.name}': ArraySource.generate('{split}') returned no {', '.join(missing)}; "
+            f"it must return every modality ({', '.join(spec.modalities)}) and '{TARGET}'."
+        )
+    arrays = {k: np.asarray(generated[k]) for k in (*spec.modalities, TARGET)}
+    counts = {k: (len(a) if a.ndim else 0) for k, a in arrays.items()}
+    count = counts[TARGET]
+    if count == 0:
+        raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
+    uneven = {k: n for k, n in counts.items() if n != count}
+    if uneven:
+        raise MMBenchError(
+            f"dataset '{spec.name}' split '{split}': every array needs {count} samples (as '{TARGET}'); "
+            + ", ".join(f"{k} has {n}" for k, n in uneven.items()) + "."
+        )
+    return count, arrays
+
+
+def _write_arrays(
+    spec: DatasetSpec, task: TaskSpec, split: str, input_size: tuple[int, int] | None, tmp: Path,
+) -> _Written:
+    """Write an :class:`ArraySource` split into memory maps under ``tmp``, chunk by chunk."""
+    count, generated = _generated_arrays(spec, split)
+    first = {k: a[0] for k, a in generated.items()}
+    _check_sample(spec, first, 0)
+    check_orientation(spec, task, first)
+    dense_target = task.kind == "segmentation"
+    arrays: dict[str, np.ndarray] = {}
+    stats = {key: ChannelStats() for key in spec.modalities}
+    labels: set[int] = set()
+    for key, source in generated.items():
+        is_target = key == TARGET
+        size = input_size if (not is_target or dense_target) else None
+        shape = _resize(np.asarray(source[0]), size, nearest=is_target).shape
+        arrays[key] = np.lib.format.open_memmap(
+            tmp / f"{key}.npy", mode="w+", dtype=_storage_dtype(is_target, dense_target), shape=(count, *shape))
+        for start in range(0, count, ARRAY_CHUNK):
+            chunk = np.stack([_resize(np.asarray(v), size, nearest=is_target) for v in source[start:start + ARRAY_CHUNK]])
+            if chunk.shape[1:] != shape:
+                raise MMBenchError(
+                    f"dataset '{spec.name}' split '{split}': {key} samples have different shapes "
+                    f"({chunk.shape[1:]} vs {shape}); set the task's input_size."
+                )
+            arrays[key][start:start + len(chunk)] = chunk
+            if is_target:
+                labels.update(np.unique(chunk).tolist())
+            else:
+                stats[key].update(np.moveaxis(chunk, 0, 1))  # [C, n, ...]: per-channel statistics
+    return count, arrays, stats, labels
 
 
 def open_split_cache(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

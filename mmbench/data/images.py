@@ -10,6 +10,8 @@ import numpy as np
 
 from mmbench.errors import MMBenchError
 
+__all__ = ["LazyRows", "depth_metres", "open_image", "rgb_array"]
+
 MAX_DEPTH_M = 20.0
 T = TypeVar("T")
 

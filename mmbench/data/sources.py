@@ -93,9 +93,20 @@ def _hub_snapshot(source: HubSource, revision: str) -> Path:
     return Path(path)
 
 
+def quiet_datasets() -> None:
+    """Turn off the ``datasets`` progress bars (mmbench shows its own progress), also inside a
+    plugin's generator, which may import ``datasets`` after this is called."""
+    import sys
+
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+
+
 def _generated_dir(spec: DatasetSpec, source: GeneratorSource) -> Path:
     target = mmbench_home() / "generated" / f"{spec.name}-v{source.version}"
     if not target.exists():
+        quiet_datasets()
         with atomic_directory(target) as tmp:
             source.generate(tmp)
     return target

@@ -30,7 +30,7 @@ from mmbench.engine.distributed import (
     average_gradients,
     broadcast_module,
 )
-from mmbench.engine.module import MethodModule
+from mmbench.engine.module import AbsentModalityError, MethodModule
 from mmbench.engine.optim import build_optimizer, build_scheduler
 from mmbench.engine.seeding import rng_state, set_rng_state
 from mmbench.errors import MMBenchError
@@ -110,7 +110,11 @@ def evaluate(
     for batch in make_loader(batches, batch_size, shuffle=False, shard=(world.rank, world.size)):
         batch = to_device(batch, device, channels_last)
         with autocast_context(device, amp):
-            outputs = module.predict_subsets(batch, list(subsets))
+            try:
+                outputs = module.predict_subsets(batch, list(subsets))
+            except AbsentModalityError as exc:
+                raise MMBenchError(f"{type(module).__name__}.predict read an absent modality: {exc}; "
+                                   "predict must use only the modalities it is given.") from None
         for subset in subsets:
             meters[subset].update(outputs[subset].float(), batch["target"])
     module.train(was_training)
@@ -335,5 +339,5 @@ class Trainer:
             logs = {f"loss/{k}": v for k, v in curve["loss"].items()}
             logs.update({f"val/{s}/{k}": v for s, ms in curve["val"].items() for k, v in ms.items()})
             logs.update(lr=curve["lr"], train_seconds=curve["train_seconds"])
-            self.on_epoch(epoch, logs)
+            self.on_epoch(epoch + 1, logs)  # 1-based, as the console and the record count
 

@@ -10,6 +10,40 @@ from torch import nn
 
 Batch = Mapping[str, torch.Tensor]
 
+NON_MODALITY_KEYS = frozenset({"target", "index"})
+"""Batch entries that are not modalities: they are kept when a batch is restricted to a subset."""
+
+
+class AbsentModalityError(KeyError):
+    """A ``predict`` read a modality that its deployment subset says is missing."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SubsetBatch(dict):
+    """A batch restricted to one deployment subset: the absent modalities are not in it, and
+    reading one raises a ``KeyError`` that names the modality and the subset (so a ``predict``
+    that forgets to mask fails loudly instead of silently scoring on data it may not see)."""
+
+    def __init__(self, batch: Batch, subset: Sequence[str]):
+        self.subset = tuple(subset)
+        self.absent = tuple(k for k in batch if k not in NON_MODALITY_KEYS and k not in self.subset)
+        super().__init__((k, v) for k, v in batch.items() if k not in self.absent)
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.absent:
+            raise AbsentModalityError(
+                f"modality '{key}' is absent in deployment subset '{'+'.join(self.subset)}'; "
+                f"predict() may read only {', '.join(self.subset)} (and target/index)"
+            )
+        raise KeyError(key)
+
+
+def restrict_batch(batch: Batch, subset: Sequence[str]) -> SubsetBatch:
+    """``batch`` without the modalities that ``subset`` says are missing (see :class:`SubsetBatch`)."""
+    return SubsetBatch(batch, subset)
+
 
 class MethodModule(nn.Module):
     """Base class of every method's trained model.
@@ -20,12 +54,17 @@ class MethodModule(nn.Module):
       (the engine sums them, back-propagates, steps the optimiser and logs each term). ``batch``
       is ``{modality: float tensor, "target": long tensor, "index": sample ids}`` on the device.
     * ``predict(batch, modalities) -> logits`` — the output when only ``modalities`` (a tuple in
-      task order) are present: ``[B, C]`` or ``[B, C, H, W]``.
+      task order) are present: ``[B, C]`` or ``[B, C, H, W]``. The engine passes a batch that
+      holds only those modalities (plus ``target`` and ``index``): reading an absent one is a
+      ``KeyError`` naming it (:class:`SubsetBatch`).
 
     Optional:
 
     * ``predict_subsets(batch, subsets)`` — all deployment subsets at once; override to encode
-      each modality once and fuse per subset (the default calls ``predict`` per subset);
+      each modality once and fuse per subset (the default calls ``predict`` per subset with the
+      restricted batch). An override necessarily receives every modality: the output of a subset
+      must not depend on the modalities it lacks (``mmbench.testing.check_method`` verifies this
+      by replacing each absent modality with noise, then NaN);
     * ``param_groups(recipe)`` — optimiser parameter groups (dicts with ``params`` and optional
       ``lr_scale`` / ``weight_decay``); default: every trainable parameter in one group;
     * ``extra_views`` — names of additional augmented views of each training batch (from
@@ -48,7 +87,7 @@ class MethodModule(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement predict(batch, modalities)")
 
     def predict_subsets(self, batch: Batch, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
-        return {subset: self.predict(batch, subset) for subset in subsets}
+        return {subset: self.predict(restrict_batch(batch, subset), subset) for subset in subsets}
 
     def param_groups(self, recipe: Any) -> Iterable[dict[str, Any]] | None:
         return None

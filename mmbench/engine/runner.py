@@ -26,7 +26,7 @@ from mmbench.engine.context import RunContext
 from mmbench.engine.distributed import SINGLE, World
 from mmbench.engine.gallery import save_gallery
 from mmbench.engine.loop import NonFiniteLoss, Trainer, TrainingInterrupted, evaluate, to_device
-from mmbench.engine.module import MethodModule
+from mmbench.engine.module import MethodModule, restrict_batch
 from mmbench.engine.seeding import rng_state, seed_everything, set_rng_state
 from mmbench.errors import MMBenchError
 from mmbench.io import ensure_writable
@@ -90,7 +90,7 @@ def _inference_ms(module: MethodModule, batches: ArrayBatches, subset: tuple[str
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        module.predict(batch, subset)
+        module.predict(restrict_batch(batch, subset), subset)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed += time.perf_counter() - start
@@ -320,6 +320,7 @@ class Runner:
             method=MethodInfo(
                 name=plan.method.name, plugin=plan.plugin.name, version=plan.plugin.version,
                 paper=plan.method.paper, repo=plan.method.repo, scenario=plan.method.scenario,
+                source_hash=plan.plugin.source_hash,
             ),
             config=to_jsonable(plan.config), recipe=asdict(plan.recipe), profile=plan.profile, seed=plan.seed,
             trained_modalities=list(plan.trained_modalities), subsets=plan.subset_names,
@@ -328,5 +329,6 @@ class Runner:
                 teacher=None if plan.distillation.teacher is None else list(plan.distillation.teacher),
                 students=[list(s) for s in plan.distillation.students],
             ),
-            timings=timings, provenance=collect(self.device, self.registry.plugin_versions()), **fields,
+            timings=timings, provenance=collect(self.device, self.registry.plugin_versions(), self.registry.plugin_sources()),
+            **fields,
         )

@@ -100,14 +100,26 @@ class SiteBuilder:
         self.pages = 0
         self._registry: Any = None
 
-    def _method_spec(self, method: str) -> Any:
-        """The installed plugin's spec of ``method`` (plugins loaded once per build), or ``None``."""
+    def _installed(self) -> Any:
+        """The installed plugins' registry, loaded once per build."""
         if self._registry is None:
             from mmbench.plugins import Registry
 
             self._registry = Registry.load()
+        return self._registry
+
+    def _method_spec(self, method: str) -> Any:
+        """The installed plugin's spec of ``method``, or ``None``."""
         try:
-            return self._registry.method(method)
+            return self._installed().method(method)
+        except MMBenchError:
+            return None
+
+    def _task_spec(self, name: str) -> tuple[Any, Any] | None:
+        """The installed task ``name`` and its dataset, or ``None``."""
+        try:
+            task = self._installed().task(name)
+            return task, self._installed().dataset_of(task)
         except MMBenchError:
             return None
 
@@ -161,15 +173,20 @@ class SiteBuilder:
             else:
                 metric = str(reported["metric"].iloc[0])
                 higher, kind, dataset, repo, revision = metric not in LOWER_IS_BETTER, "", name, "", ""
-                modalities = sorted({m for s in reported["subset"] if s != "mean" for m in s.split("+")},
-                                    key=lambda m: min(s.split("+").index(m) for s in reported["subset"] if m in s.split("+")))
+                modalities = _reported_modalities(reported["subset"])
+                installed = self._task_spec(name)
+                if installed is not None:  # the installed task's protocol orders the columns
+                    task, spec = installed
+                    modalities, kind, dataset = list(task.modality_names(spec)), task.kind, spec.name
+                    repo, revision = getattr(spec.source, "repo", "") or "", spec.revision
             methods = {m for m in rows["method"].unique() if m not in ("TEACHER", "STUDENT")}
             infos.append({
                 "name": name, "kind": kind, "metric": metric, "higher_is_better": higher, "modalities": list(modalities),
                 "dataset": dataset, "repo": repo, "revision": revision, "n_methods": len(methods),
                 "n_runs": len({r.run_id for r in runs}), "n_reported": len(reported.groupby(["paper", "table", "paper_method"])),
                 "updated": max((r.created for r in runs), default=""),
-                "versions": ", ".join(sorted({r.task.version for r in runs})) or "—",
+                "versions": ", ".join(sorted({r.task.version for r in runs}))
+                or (self._task_spec(name)[0].version if self._task_spec(name) else "—"),
                 "has_distillation": bool((rows["scenario"] != "").any()) if not rows.empty else False,
                 "baseline_present": bool((rows["method"] == self.baseline).any()) if not rows.empty else False,
             })
@@ -320,6 +337,14 @@ def _config_defaults(spec: Any) -> tuple[list[tuple[str, str]], str, str]:
             value = "(required)"
         defaults.append((f.name, json.dumps(value) if not isinstance(value, str) else value))
     return defaults, "This method has no options.", spec.description
+
+
+def _reported_modalities(subsets: Any) -> list[str]:
+    """Modalities named in reported subsets, in the order they appear within subsets (ties by
+    name: never set order, which changes with the interpreter's hash seed)."""
+    parts = [s.split("+") for s in subsets if s != "mean"]
+    names = {m for p in parts for m in p}
+    return sorted(names, key=lambda m: (min(p.index(m) for p in parts if m in p), m))
 
 
 def build_site(inputs: list[Path], out: Path, reported_dir: Path | None = None, profile: str | None = None,

@@ -76,9 +76,9 @@ def _ordered_subsets(frame: pd.DataFrame, modalities: list[str]) -> list[str]:
     """Protocol order (more modalities first, then task modality order), ``mean`` last."""
     names = [s for s in frame["subset"].unique() if s != "mean"]
 
-    def key(subset: str) -> tuple[int, list[int]]:
+    def key(subset: str) -> tuple[int, list[int], str]:
         parts = subset.split("+")
-        return -len(parts), [modalities.index(p) if p in modalities else len(modalities) for p in parts]
+        return -len(parts), [modalities.index(p) if p in modalities else len(modalities) for p in parts], subset
 
     ordered = sorted(names, key=key)
     return [*ordered, "mean"] if (frame["subset"] == "mean").any() else ordered

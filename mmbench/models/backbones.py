@@ -139,7 +139,16 @@ class MLPEncoder(nn.Module):
 
 
 def build_encoder(shape: Sequence[int], arch: str = "resnet18", width: int = 64, stages: int = 4) -> nn.Module:
-    """The encoder for a modality of per-sample ``shape``: MLP for ``[D]``, ResNet for ``[C, H, W]``."""
+    """The encoder for a modality of per-sample ``shape`` (``ctx.shapes[m]``).
+
+    * ``[C, H, W]``: a ResNet (``arch`` resnet18 / resnet34, channels scaled by ``width``, 64 =
+      the standard network; a stride-2 3×3 stem below 96 px, else the 7×7 + max-pool stem) with
+      ``stages`` stages. Called on ``[B, C, H, W]`` it returns a **list** of ``stages`` feature maps
+      ``[B, c_i, H_i, W_i]``, strides 4, 8, 16, 32 (2, 4, 8, 16 with the small stem); channels in
+      ``encoder.out_channels`` (``width × (1, 2, 4, 8)``).
+    * ``[D]`` (vector data): a two-layer MLP; called on ``[B, D]`` it returns a one-element list
+      ``[[B, 8·width]]`` (``out_channels == [8·width]``).
+    """
     if len(shape) == 1:
         return MLPEncoder(shape[0], width)
     stem = "small" if min(shape[-2:]) < SMALL_INPUT else "imagenet"

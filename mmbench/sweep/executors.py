@@ -3,8 +3,12 @@ per process: a crash or out-of-memory error takes down one run, never the sweep)
 ``(job, returncode, log)``. Records are written atomically by the runs themselves, so a killed
 sweep loses nothing that finished and a re-run finds it.
 
-* ``local``: a pool of ``--jobs`` subprocesses on this machine; with ``CUDA_VISIBLE_DEVICES``
-  set, jobs get its GPUs round-robin. Subprocesses die with the sweep (``PR_SET_PDEATHSIG``).
+* ``local``: a pool of ``--jobs`` subprocesses on this machine, each with ``--threads`` set to its
+  share of the cores (no oversubscription); with ``CUDA_VISIBLE_DEVICES`` set, jobs get its GPUs
+  round-robin. Subprocesses die with the sweep (``PR_SET_PDEATHSIG``).
+Every executor passes the sweep's plugins (``--plugin`` and ``MMBENCH_PLUGINS``) to each run as
+``--plugin`` options (file paths made absolute) and threads equal to the CPUs a run is given.
+
 * ``ray``: one Ray task per run with ``num_cpus`` / ``num_gpus``; ``--address`` joins a cluster,
   otherwise a local Ray instance is started. Needs ``pip install 'mmbench[ray]'``.
 * ``slurm``: a submitit job array (partition, time limit, GPUs per run), logs per run under
@@ -26,6 +30,7 @@ from typing import Protocol
 
 from mmbench.errors import MMBenchError
 from mmbench.sweep.grid import PlannedJob
+from mmbench.threads import share_of_cores
 
 
 @dataclass
@@ -78,15 +83,20 @@ def last_error(log: Path) -> str:
 
 
 class LocalExecutor:
-    def __init__(self, out: Path, jobs: int = 1, extra: Iterable[str] = ()):
+    """``jobs`` runs at once, each with an equal share of this process's cores as its threads."""
+
+    def __init__(self, out: Path, jobs: int = 1, extra: Iterable[str] = (), env: dict[str, str] | None = None):
         if jobs < 1:
             raise MMBenchError(f"--jobs must be at least 1, got {jobs}.")
-        self.out, self.jobs, self.extra = out, jobs, list(extra)
+        self.out, self.jobs = out, jobs
+        self.extra = [*extra, "--threads", str(share_of_cores(jobs))]
+        self.env = dict(env or {})
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
         self.gpus = [g for g in visible.split(",") if g.strip()] if visible else []
 
     def _env(self, index: int) -> dict[str, str]:
-        return {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}
+        gpu = {"CUDA_VISIBLE_DEVICES": self.gpus[index % len(self.gpus)]} if self.gpus else {}
+        return {**self.env, **gpu}
 
     def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None:
         logs = self.out / ".sweep" / "logs"
@@ -106,18 +116,19 @@ class LocalExecutor:
         pool.shutdown(wait=True)
 
 
-def _remote_run(argv: list[str], log: str) -> int:
-    return run_logged(argv, Path(log))
+def _remote_run(argv: list[str], log: str, env: dict[str, str] | None = None) -> int:
+    return run_logged(argv, Path(log), env)
 
 
 class RayExecutor:
     def __init__(self, out: Path, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0,
-                 extra: Iterable[str] = ()):
+                 extra: Iterable[str] = (), env: dict[str, str] | None = None):
         try:
             import ray
         except ImportError:
             raise MMBenchError("--executor ray needs Ray: pip install 'mmbench[ray]'.") from None
-        self.ray, self.out, self.extra = ray, out, list(extra)
+        self.ray, self.out, self.env = ray, out, dict(env or {})
+        self.extra = [*extra, "--threads", str(max(int(cpus_per_run), 1))]
         self.address, self.cpus, self.gpus = address, cpus_per_run, gpus_per_run
 
     def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None:
@@ -126,7 +137,8 @@ class RayExecutor:
             ray.init(address=self.address) if self.address else ray.init()
         remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(_remote_run)
         logs = self.out / ".sweep" / "logs"
-        pending = {remote.remote(command(e, self.out, self.extra), str(logs / f"{e.run_id}.log")): e for e in entries}
+        pending = {remote.remote(command(e, self.out, self.extra), str(logs / f"{e.run_id}.log"), self.env): e
+                   for e in entries}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
@@ -140,12 +152,14 @@ class RayExecutor:
 
 class SlurmExecutor:
     def __init__(self, out: Path, partition: str | None = None, time_min: int = 240, gpus_per_run: int = 0,
-                 cpus_per_run: int = 4, parallelism: int = 64, cluster: str | None = None, extra: Iterable[str] = ()):
+                 cpus_per_run: int = 4, parallelism: int = 64, cluster: str | None = None, extra: Iterable[str] = (),
+                 env: dict[str, str] | None = None):
         try:
             import submitit
         except ImportError:
             raise MMBenchError("--executor slurm needs submitit: pip install 'mmbench[slurm]'.") from None
-        self.out, self.extra = out, list(extra)
+        self.out, self.env = out, dict(env or {})
+        self.extra = [*extra, "--threads", str(max(cpus_per_run, 1))]
         self.executor = submitit.AutoExecutor(folder=str(out / ".sweep" / "slurm" / "%j"), cluster=cluster)
         params = {"timeout_min": time_min, "cpus_per_task": cpus_per_run, "slurm_array_parallelism": parallelism}
         if gpus_per_run:
@@ -157,7 +171,8 @@ class SlurmExecutor:
     def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None:
         logs = self.out / ".sweep" / "logs"
         argvs = [command(e, self.out, self.extra) for e in entries]
-        jobs = self.executor.map_array(_remote_run, argvs, [str(logs / f"{e.run_id}.log") for e in entries])
+        jobs = self.executor.map_array(_remote_run, argvs, [str(logs / f"{e.run_id}.log") for e in entries],
+                                       [self.env] * len(entries))
         try:
             for job, entry in zip(jobs, entries, strict=True):
                 try:

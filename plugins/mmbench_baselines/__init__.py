@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import MethodSpec, MMBenchError, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, MMBenchError, hookimpl
 from mmbench.specs import parse_subset
 
 __version__ = "0.1.0"
@@ -140,26 +140,26 @@ def mmbench_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="unimodal", description="One modality, trained and deployed alone",
-            build=_build_unimodal, config=UnimodalConfig, check=_unimodal_check,
+            build=_build_unimodal, config=UnimodalConfig, kinds=ALL_KINDS, check=_unimodal_check,
             trained_modalities=lambda mods, cfg: (_unimodal_modality(mods, cfg),),
             deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == trained),
         ),
         MethodSpec(
             name="fusion", description="Modality-specific encoders + late concat/sum fusion, trained with all modalities",
-            build=_build_fusion, config=FusionConfig, min_modalities=2, check=_fusion_check,
+            build=_build_fusion, config=FusionConfig, kinds=ALL_KINDS, min_modalities=2, check=_fusion_check,
             trained_modalities=_fusion_modalities,
             deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if set(s) <= set(trained)),
         ),
         MethodSpec(
             name="fusion-dropout",
             description="Fusion trained with per-sample modality dropout (the '-MD' baselines)",
-            build=_build_fusion_dropout, config=FusionDropoutConfig, min_modalities=2,
+            build=_build_fusion_dropout, config=FusionDropoutConfig, kinds=ALL_KINDS, min_modalities=2,
             paper="MMANet (Wei et al., CVPR 2023) and OS-MD modality-dropout baselines",
         ),
         MethodSpec(
             name="se-fusion",
             description="CASIA-SURF SF baseline: per-modality SE after layer2, concat, shared layer3-4",
-            build=_build_se_fusion, config=SEFusionConfig, min_modalities=2,
+            build=_build_se_fusion, config=SEFusionConfig, kinds=ALL_KINDS, min_modalities=2,
             paper="Zhang et al., A Dataset and Benchmark for Large-scale Multi-modal Face Anti-spoofing, CVPR 2019",
             repo="https://github.com/shicaiwei123/MMANet-CVPR2023 (classification/models/surf_baseline.py)",
         ),

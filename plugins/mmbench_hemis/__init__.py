@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import MethodSpec, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, hookimpl
 
 __version__ = "0.1.0"
 
@@ -49,7 +49,7 @@ def mmbench_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="hemis", description="HeMIS: per-modality encoders, mean + variance over available modalities",
-            build=_build, config=HeMISConfig, min_modalities=2, scenario="incomplete",
+            build=_build, config=HeMISConfig, kinds=ALL_KINDS, min_modalities=2, scenario="incomplete",
             paper="Havaei et al., HeMIS: Hetero-Modal Image Segmentation, MICCAI 2016",
             repo="https://github.com/ReubenDo/U-HVED (U-HeMIS reimplementation)",
         ),

@@ -42,10 +42,12 @@ def _builder(class_name: str):
     return build
 
 
-def _method(name: str, description: str, module: str, config: type, paper: str, repo: str) -> MethodSpec:
+def _method(name: str, description: str, module: str, config: type, paper: str, repo: str,
+            resolve_config=None) -> MethodSpec:
     return MethodSpec(
         name=name, description=description, build=_builder(module), config=config, kinds=KINDS,
         paper=paper, repo=repo + LSKD_NOTE, scenario="distillation", distillation=_setup, min_modalities=2,
+        resolve_config=resolve_config,
     )
 
 
@@ -63,7 +65,7 @@ def mmbench_methods() -> list[MethodSpec]:
                 "Zhao et al., Decoupled Knowledge Distillation, CVPR 2022", MDISTILLER),
         _method("ctkd", "Curriculum temperature KD: learnable global T through a reversed gradient", "CTKDStudent",
                 CTKDConfig, "Li et al., Curriculum Temperature for Knowledge Distillation, AAAI 2023",
-                "https://github.com/zhengli97/CTKD"),
+                "https://github.com/zhengli97/CTKD", resolve_config=CTKDConfig.resolved),
         _method("mlkd", "Multi-level logit distillation: instance, batch and class levels on weak + strong views",
                 "MLKDStudent", MLKDConfig, "Jin et al., Multi-Level Logit Distillation, CVPR 2023",
                 "https://github.com/Jin-Ying/Multi-Level-Logit-Distillation"),

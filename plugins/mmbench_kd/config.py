@@ -4,7 +4,7 @@ kept for its competitors)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 
@@ -104,6 +104,11 @@ class CTKDConfig(DistillConfig):
         super().__post_init__()
         if self.decay_epochs < 1 or self.t_end <= 0:
             raise ValueError("decay_epochs must be >= 1 and t_end > 0")
+
+    def resolved(self) -> CTKDConfig:
+        """This config with the unset weights filled in from ``base`` (for the run id)."""
+        ce, kd, dkd = self.weights()
+        return replace(self, ce_weight=ce, kd_weight=kd, dkd_weight=dkd)
 
     def weights(self) -> tuple[float, float, float]:
         """(γ CE, α KD, β DKD) with the script defaults of ``base`` for unset ones."""

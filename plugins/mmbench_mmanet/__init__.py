@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmbench import MethodSpec, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, hookimpl
 
 __version__ = "0.1.0"
 
@@ -54,7 +54,7 @@ def mmbench_methods() -> list[MethodSpec]:
         MethodSpec(
             name="mmanet",
             description="MMANet: margin-aware distillation from a full-modality teacher + weak-combination regulariser",
-            build=_build, config=MMANetConfig, min_modalities=2, scenario="incomplete",
+            build=_build, config=MMANetConfig, kinds=ALL_KINDS, min_modalities=2, scenario="incomplete",
             paper="Wei, Luo & Luo, MMANet, CVPR 2023", repo="https://github.com/shicaiwei123/MMANet-CVPR2023",
         ),
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmbench import MethodSpec, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, hookimpl
 
 __version__ = "0.1.0"
 
@@ -57,7 +57,7 @@ def mmbench_methods() -> list[MethodSpec]:
         MethodSpec(
             name="osmd",
             description="OS-MD: one-stage modality distillation, deploys the ordinary modality alone",
-            build=_build, config=OSMDConfig, min_modalities=2, scenario="incomplete", check=_check,
+            build=_build, config=OSMDConfig, kinds=ALL_KINDS, min_modalities=2, scenario="incomplete", check=_check,
             deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == (_ordinary(trained, cfg),)),
             paper="Wei, Luo & Luo, One-stage Modality Distillation for Incomplete Multimodal Learning",
             repo="no official code (model remnant in https://github.com/shicaiwei123/MMANet-CVPR2023)",
