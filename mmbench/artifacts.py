@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from mmbench.errors import MMBenchError
-from mmbench.io import atomic_write, atomic_write_json, mmbench_home
+from mmbench.engine.checkpoint import read_torch, write_torch
+from mmbench.io import atomic_write_json, mmbench_home
 
 
 class ArtifactCache:
@@ -41,10 +41,7 @@ class ArtifactCache:
         path = self.path(key)
         if not path.exists():
             return None
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise MMBenchError(f"artifact {path} is corrupt ({type(exc).__name__}); delete it to retrain.") from None
+        return read_torch(path, "artifact", "delete it to retrain the model it holds.")
 
     def get_or_create(
         self, key: str, produce: Callable[[], dict[str, torch.Tensor]], meta: dict[str, Any] | None = None
@@ -59,7 +56,7 @@ class ArtifactCache:
             if cached is not None:
                 return cached, True
             state = produce()
-            atomic_write(self.path(key), lambda f: torch.save(state, f))
+            write_torch(self.path(key), state, remedy=f"free some space under {self.root} or set MMBENCH_HOME.")
             if meta is not None:
                 atomic_write_json(self.root / f"{key}.json", meta)
             return state, False

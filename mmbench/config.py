@@ -13,12 +13,15 @@ Optional, tuple/list of those); anything else is a one-line error naming the val
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mmbench.errors import MMBenchError, unknown_name_error
+from mmbench.errors import MMBenchError, echo, unknown_name_error
+
+MAX_SEEDS_PER_RANGE = 1_000_000
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -30,7 +33,7 @@ def parse_assignments(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise MMBenchError(f"invalid --set '{item}': expected key=value, e.g. --set recipe.epochs=5.")
+            raise MMBenchError(f"invalid --set {echo(item)}: expected key=value, e.g. --set recipe.epochs=5.")
         result[key.strip()] = value.strip()
     return result
 
@@ -49,11 +52,11 @@ def _convert(text: str, annotation: Any, key: str) -> Any:
                 return _convert(text, arg, key)
             except MMBenchError as exc:
                 errors.append(str(exc))
-        raise MMBenchError(errors[0] if errors else f"invalid value '{text}' for {key}.")
+        raise MMBenchError(errors[0] if errors else f"invalid value {echo(text)} for {key}.")
     if origin is typing.Literal:
         choices = {str(a): a for a in args}
         if text not in choices:
-            raise MMBenchError(f"invalid value '{text}' for {key}: choose one of {', '.join(choices)}.")
+            raise MMBenchError(f"invalid value {echo(text)} for {key}: choose one of {', '.join(choices)}.")
         return choices[text]
     if origin in (tuple, list) or annotation in (tuple, list):
         item_type = args[0] if args else str
@@ -66,14 +69,17 @@ def _convert(text: str, annotation: Any, key: str) -> Any:
             return True
         if lowered in _FALSE:
             return False
-        raise MMBenchError(f"invalid value '{text}' for {key}: expected true or false.")
+        raise MMBenchError(f"invalid value {echo(text)} for {key}: expected true or false.")
     if annotation in (int, float):
         try:
-            return annotation(text)
+            value = annotation(text)
         except ValueError:
             raise MMBenchError(
-                f"invalid value '{text}' for {key}: expected {annotation.__name__}."
+                f"invalid value {echo(text)} for {key}: expected {annotation.__name__}."
             ) from None
+        if annotation is float and not math.isfinite(value):
+            raise MMBenchError(f"invalid value {echo(text)} for {key}: expected a finite number.")
+        return value
     if annotation is str or annotation is Any:
         return text
     raise MMBenchError(f"option {key} of type {annotation} cannot be set from the command line.")
@@ -129,23 +135,31 @@ def to_jsonable(config: Any) -> dict[str, Any]:
     return {f.name: convert(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
+MAX_SEED = 2**32 - 1
+"""Seeds seed NumPy, whose generator takes 32-bit seeds: a larger one would alias seed mod 2³²."""
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-4" -> [0..4]``, ``"1,3,5"``, ``"7"``. Errors name the accepted forms."""
     seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
+    invalid = MMBenchError(f"invalid seed range {echo(text)}: use a number (3), a range (0-4) or a list (0,2,5).")
+    for part in text.split(","):
+        part = part.strip()
+        if len(part) > 40:  # far beyond any valid seed; never parse a huge number
+            raise invalid
+        try:
             if "-" in part[1:]:
                 start, end = (int(x) for x in part.split("-", 1))
                 if end < start:
                     raise ValueError
+                if end - start >= MAX_SEEDS_PER_RANGE:
+                    raise MMBenchError(f"seed range {echo(part)} has {end - start + 1} seeds; at most "
+                                       f"{MAX_SEEDS_PER_RANGE} in one range.")
                 seeds.extend(range(start, end + 1))
             else:
                 seeds.append(int(part))
-    except ValueError:
-        raise MMBenchError(
-            f"invalid seed range '{text}': use a number (3), a range (0-4) or a list (0,2,5)."
-        ) from None
-    if any(s < 0 for s in seeds):
-        raise MMBenchError(f"invalid seed range '{text}': seeds must be >= 0.")
+        except ValueError:
+            raise invalid from None
+    if any(s < 0 or s > MAX_SEED for s in seeds):
+        raise MMBenchError(f"invalid seed range {echo(text)}: seeds must be between 0 and {MAX_SEED} (2³² − 1).")
     return sorted(dict.fromkeys(seeds))

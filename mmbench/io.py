@@ -2,19 +2,30 @@
 
 Everything mmbench persists (run records, checkpoints, caches, generated data) goes through a
 temporary file in the destination directory followed by ``os.replace``, so a crash, ``kill -9``
-or a concurrent writer never leaves a half-written file under the final name.
+or a concurrent writer never leaves a half-written file under the final name. Temporaries carry
+the writer's pid, so the next writer in the same folder removes those of dead processes; the
+final files get the user's umask (a team can share a runs folder or a cache), not the 0600 /
+0700 of ``tempfile``. File-system errors become one line naming the place and the remedy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from mmbench.errors import MMBenchError
+
+_TEMP = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
+STALE_AFTER_SECONDS = 60.0  # a temporary of a live process is never touched; of a dead one, after this
 
 
 def mmbench_home() -> Path:
@@ -25,16 +36,79 @@ def mmbench_home() -> Path:
     return Path(root)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def share_like_created(path: Path, directory: bool = False) -> None:
+    """Give ``path`` the permissions an ordinary ``open`` / ``mkdir`` would have (mode & ~umask)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove the temporaries that dead processes left in ``directory`` (killed during a write);
+    returns what was removed."""
+    removed = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            if now - entry.lstat().st_mtime < STALE_AFTER_SECONDS:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.pid{os.getpid()}."
+
+
+def describe_os_error(exc: OSError, path: Path | str, remedy: str) -> MMBenchError:
+    """One line for a file-system error at ``path``: what the place is (read-only, full, a file,
+    not permitted) and what to do."""
+    reasons = {errno.EROFS: "is on a read-only file system", errno.ENOSPC: "is full (no space left on the device)",
+               errno.EDQUOT: "is over its disk quota", errno.ENOTDIR: "is a file, not a folder",
+               errno.EEXIST: "is a file, not a folder", errno.EACCES: "is not writable (permission denied)",
+               errno.EPERM: "is not writable (operation not permitted)"}
+    reason = reasons.get(exc.errno or -1, f"cannot be written ({exc.strerror or exc})")
+    return MMBenchError(f"{path} {reason}; {remedy}")
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, fsync it, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        share_like_created(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -56,9 +130,11 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    clean_stale_temporaries(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        share_like_created(tmp, directory=True)
         try:
             os.rename(tmp, final)
         except OSError:
@@ -70,10 +146,8 @@ def atomic_directory(final: Path) -> Iterator[Path]:
         raise
 
 
-def ensure_writable(directory: Path) -> None:
+def ensure_writable(directory: Path, remedy: str = "choose a writable --out directory.") -> None:
     """Fail before any work when results could not be written to ``directory``."""
-    from mmbench.errors import MMBenchError
-
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -81,6 +155,4 @@ def ensure_writable(directory: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise MMBenchError(
-            f"cannot write results to {directory}: {exc.strerror or exc}; choose a writable --out directory."
-        ) from None
+        raise describe_os_error(exc, directory, remedy) from None

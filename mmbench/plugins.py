@@ -94,6 +94,11 @@ def local_plugin_targets(cli_plugins: Sequence[str]) -> list[str]:
                 raise MMBenchError(
                     f"plugin file {target} does not exist; check the path given to --plugin or {PLUGINS_ENV}."
                 )
+        elif target.split(".")[0] in sys.stdlib_module_names:
+            raise MMBenchError(
+                f"plugin module '{target}' is part of Python's standard library, not an mmbench plugin; "
+                f"check --plugin or {PLUGINS_ENV}."
+            )
         elif _module_missing(target):
             raise MMBenchError(
                 f"plugin module '{target}' cannot be found; check the name given to --plugin or {PLUGINS_ENV} "
@@ -198,6 +203,10 @@ class Registry:
             self.plugins.append(
                 replace(info, error=f"unknown hook {', '.join(unknown)} (known: {', '.join(sorted(_KNOWN_HOOKS))})")
             )
+            return
+        if not any(callable(getattr(plugin, hook, None)) for hook in _KNOWN_HOOKS):
+            self.plugins.append(replace(info, error=f"defines none of the mmbench hooks ({', '.join(sorted(_KNOWN_HOOKS))}); "
+                                                    "is it the module you meant?"))
             return
         try:
             self.pm.register(plugin, name=name)

@@ -14,9 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mmbench.errors import MMBenchError
-from mmbench.io import atomic_write_json
+from mmbench.io import atomic_write_json, describe_os_error
 
 SCHEMA_VERSION = 1
+
+
+class NewerSchemaError(MMBenchError):
+    """A record written by a newer mmbench: never read as if it were ours, never overwritten."""
 
 SubsetMetrics = dict[str, dict[str, float]]
 """``{subset: {metric: value}}``, e.g. ``{"rgb+depth": {"accuracy": 0.93}}``."""
@@ -169,7 +173,10 @@ def record_path(out: Path, task: str, method: str, run_id: str) -> Path:
 
 
 def write_record(path: Path, record: RunRecord) -> None:
-    atomic_write_json(path, record.model_dump(mode="json"))
+    try:
+        atomic_write_json(path, record.model_dump(mode="json"))
+    except OSError as exc:
+        raise describe_os_error(exc, Path(path).parent, "free some space or choose another --out.") from None
 
 
 def read_record(path: Path) -> RunRecord:
@@ -182,7 +189,7 @@ def read_record(path: Path) -> RunRecord:
         raise MMBenchError(f"{path} is not an mmbench run record (no schema_version).")
     version = data["schema_version"]
     if isinstance(version, int) and version > SCHEMA_VERSION:
-        raise MMBenchError(
+        raise NewerSchemaError(
             f"{path} has schema_version {version}, newer than this mmbench reads ({SCHEMA_VERSION}); upgrade mmbench."
         )
     try:

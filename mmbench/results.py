@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmbench.errors import MMBenchError
-from mmbench.records import RunRecord, read_record
+from mmbench.records import NewerSchemaError, RunRecord, read_record
 
 COLUMNS = [
     "run_id", "task", "task_version", "kind", "dataset", "revision", "method", "method_version", "variant",
@@ -57,7 +57,7 @@ def iter_records(paths: Iterable[str | Path], strict: bool = False) -> Iterable[
             try:
                 yield path, read_record(path)
             except MMBenchError as exc:
-                if strict or "newer than this mmbench" in str(exc):
+                if strict or isinstance(exc, NewerSchemaError):
                     raise
                 warnings.warn(f"skipped {exc}", RuntimeWarning, stacklevel=2)
 

@@ -9,12 +9,14 @@ need when called.
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mmbench.errors import MMBenchError
+from mmbench.errors import MMBenchError, echo
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from mmbench.engine.context import RunContext
@@ -24,6 +26,9 @@ TaskKind = Literal["classification", "segmentation", "anti-spoofing"]
 TASK_KINDS: tuple[str, ...] = ("classification", "segmentation", "anti-spoofing")
 ALL_KINDS: frozenset[str] = frozenset(TASK_KINDS)
 """``MethodSpec(kinds=ALL_KINDS)`` for a method that supports every task kind."""
+
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34")
+"""The core encoders (``recipe.backbone``), see :func:`mmbench.models.build_encoder`."""
 
 Subset = tuple[str, ...]
 """A deployment subset: the modalities present at test time, in the task's modality order."""
@@ -45,6 +50,20 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "segmentation": ("miou", "pixel_accuracy"),
     "anti-spoofing": ("acer", "apcer", "bpcer", "accuracy"),
 }
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+"""Method, task and dataset names: they become folder and file names (``<out>/<task>/<method>/``)."""
+
+
+def check_name(kind: str, name: object) -> None:
+    """A registered name must be a safe slug: letters, digits, ``-``, ``_``, ``.``, at most 100
+    characters, starting with a letter or digit (so ``../x`` can never escape ``--out``)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise MMBenchError(
+            f"{kind} name {echo(name)} is not allowed: use letters, digits, '-', '_' and '.', starting with a "
+            "letter or digit, at most 100 characters."
+        )
 
 
 def subset_key(subset: Sequence[str]) -> str:
@@ -117,26 +136,37 @@ class Recipe:
     """``torch.compile`` the method's training step (``mmbench run --compile``)."""
 
     def __post_init__(self) -> None:
+        floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip")
         checks = {
+            **{name: getattr(self, name) is None or math.isfinite(getattr(self, name)) for name in floats},
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
             "eval_batch_size": self.eval_batch_size >= 1,
-            "lr": self.lr > 0,
+            "lr": math.isfinite(self.lr) and self.lr > 0,
+            "momentum": math.isfinite(self.momentum) and 0 <= self.momentum < 1,
+            "weight_decay": math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            "step_size": self.step_size >= 1,
+            "gamma": math.isfinite(self.gamma) and self.gamma > 0,
             "width": self.width >= 4,
             "warmup_epochs": 0 <= self.warmup_epochs < max(self.epochs, 1),
             "limit_train": self.limit_train is None or self.limit_train >= 1,
             "limit_eval": self.limit_eval is None or self.limit_eval >= 1,
             "num_workers": self.num_workers >= 0,
             "crop_padding": self.crop_padding >= 0,
-            "input_scale": 0 < self.input_scale <= 1,
-            "grad_clip": self.grad_clip is None or self.grad_clip > 0,
+            "input_scale": math.isfinite(self.input_scale) and 0 < self.input_scale <= 1,
+            "grad_clip": self.grad_clip is None or (math.isfinite(self.grad_clip) and self.grad_clip > 0),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise MMBenchError(
                 f"invalid recipe value for {', '.join('recipe.' + b for b in bad)}: "
                 f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)} "
-                "(epochs/batch sizes/limits must be >= 1, lr and grad_clip > 0, warmup < epochs, 0 < input_scale <= 1)."
+                "(epochs, batch sizes, limits and step_size must be >= 1; lr, gamma and grad_clip finite and > 0; "
+                "weight_decay >= 0; 0 <= momentum < 1; warmup < epochs; 0 < input_scale <= 1)."
+            )
+        if self.backbone not in BACKBONES:
+            raise MMBenchError(
+                f"invalid recipe value recipe.backbone={self.backbone!r}: choose one of {', '.join(BACKBONES)}."
             )
 
 
@@ -237,6 +267,7 @@ class DatasetSpec:
     expected_sizes: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
+        check_name("dataset", self.name)
         if self.decode is None and not isinstance(self.source, ArraySource):
             raise MMBenchError(
                 f"dataset '{self.name}': decode is required for a {type(self.source).__name__} "
@@ -298,6 +329,7 @@ class TaskSpec:
     first modality)."""
 
     def __post_init__(self) -> None:
+        check_name("task", self.name)
         if self.kind not in TASK_KINDS:
             raise MMBenchError(
                 f"task '{self.name}': kind '{self.kind}' is not one of {', '.join(TASK_KINDS)}."
@@ -393,6 +425,7 @@ class MethodSpec:
     resolve_config: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
+        check_name("method", self.name)
         if not callable(self.build):
             raise MMBenchError(f"method '{self.name}': build must be callable.")
         if self.kinds is None:

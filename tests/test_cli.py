@@ -58,7 +58,7 @@ def test_unwritable_out(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     line = one_line_error(run_cli("run", "--out", str(blocker / "runs")))
-    assert "cannot write results to" in line
+    assert "runs is a file, not a folder; choose a writable --out directory" in line
 
 
 def test_debug_shows_traceback(tmp_path):

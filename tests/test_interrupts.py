@@ -1,5 +1,5 @@
-"""Crash safety through the real CLI: Ctrl-C and kill -9 leave a checkpoint that --resume
-continues to the same result as an uninterrupted run."""
+"""Crash safety through the real CLI: Ctrl-C, SIGTERM (a scheduler's warning) and kill -9 leave a
+checkpoint that --resume continues to the same result as an uninterrupted run."""
 
 import json
 import os
@@ -69,13 +69,17 @@ def test_kill_9_then_resume_gives_the_same_metrics(tmp_path, reference):
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_checkpoint_and_says_how_to_resume(tmp_path, reference):
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_keeps_checkpoint_and_says_how_to_resume(tmp_path, reference, signum, code, said):
     process = start(tmp_path)
     checkpoint = wait_for_checkpoint(tmp_path, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr
+    assert process.returncode == code, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {said}; ") and "--resume" in errors[0], stderr
+    assert "Traceback" not in stderr
     assert checkpoint.exists() and not list(tmp_path.rglob("*.json"))
     result = run_cli(*ARGS, "--out", str(tmp_path), "--resume")
     assert result.returncode == 0, result.stderr

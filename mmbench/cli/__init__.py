@@ -12,12 +12,20 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
-from mmbench import __version__
-from mmbench.errors import MMBenchError
+from mmbench import __version__, interrupts
+from mmbench.errors import MMBenchError, one_line
 
 DEFAULT_METHOD = "fusion-dropout"
 DEFAULT_TASK = "synth-rgbd-cls"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line (exit 2) like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {one_line(message, 500)} (see '{self.prog} --help').\n")
 
 
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -31,7 +39,7 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mmbench",
         description="Benchmark multimodal learning with missing modalities and cross-modal distillation.",
         epilog="Run 'mmbench run' with no options for the embedded synthetic default.",
@@ -56,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     run.add_argument("--force", action="store_true", help="re-run even if an identical run is recorded")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--rebuild-cache", action="store_true",
+                     help="rebuild the task's preprocessed data cache (and generated data) before training")
+    run.add_argument("--yes", action="store_true", help="confirm a run of more than 100 seeds")
     run.add_argument("--threads", type=int, default=None, metavar="N",
                      help="torch CPU threads (default: the cores this process may use, from its CPU affinity)")
     _common(run, suppress=True)
@@ -108,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command = "run"
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "run"])
     warnings.formatwarning = _format_warning
+    interrupts.install()
     try:
         if args.command == "run":
             from mmbench.cli.run import run_command
@@ -134,15 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MMBenchError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("error: interrupted.", file=sys.stderr)
-        return 130
+        print(f"error: {interrupts.describe()}.", file=sys.stderr)
+        return interrupts.exit_code()
     except Exception as exc:
         if args.debug:
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {one_line(str(exc), 500)} (run with --debug for the traceback)",
+              file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from mmbench.errors import MMBenchError
 
 DEFAULT_REPORTED = Path("leaderboards") / "reported"
+DEFAULT_BASELINE = "fusion-dropout"
 
 
 def add_parser(sub: argparse._SubParsersAction, common) -> None:
@@ -25,8 +26,9 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
                        help=f"CSVs of paper-reported numbers (default: {DEFAULT_REPORTED} if it exists; 'none' to omit)")
     build.add_argument("--profile", default="all", choices=["all", "smoke", "full"],
                        help="only runs of this training profile (default: all, smoke rows flagged)")
-    build.add_argument("--baseline", default="fusion-dropout",
-                       help="reference method of the significance markers (default: fusion-dropout)")
+    build.add_argument("--baseline", default=None,
+                       help="reference method of the significance markers (default: fusion-dropout; a method "
+                            "given here must be among the runs)")
     common(build, suppress=True)
     serve = actions.add_parser("serve", help="preview a built site on http://127.0.0.1:PORT",
                                description="Serve a built site locally (http.server, 127.0.0.1 only).")
@@ -53,7 +55,8 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     from mmbench.leaderboard import build_site
 
     summary = build_site([Path(p) for p in args.inputs], Path(args.out), _reported_dir(args.reported),
-                         profile=None if args.profile == "all" else args.profile, baseline=args.baseline)
+                         profile=None if args.profile == "all" else args.profile,
+                         baseline=args.baseline or DEFAULT_BASELINE, require_baseline=args.baseline is not None)
     print(f"built {summary.pages} page(s) for {summary.tasks} task(s) from {summary.records} run record(s) "
           f"into {summary.out}/ (open {summary.out / 'index.html'})")
     return 0
@@ -62,6 +65,8 @@ def leaderboard_command(args: argparse.Namespace) -> int:
 def _serve(site: Path, port: int) -> int:
     from mmbench.leaderboard.site import SITE_MARKER
 
+    if not 0 <= port <= 65535:
+        raise MMBenchError(f"--port {port} is not a TCP port; use 1-65535 (0 picks a free one).")
     if not (site / SITE_MARKER).is_file():
         raise MMBenchError(f"{site} is not a site built by 'mmbench leaderboard build'; build one first.")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from mmbench.cli.output import StdoutConsole
 from mmbench.config import parse_assignments, parse_seeds
-from mmbench.io import ensure_writable
+from mmbench.errors import MMBenchError, echo
+from mmbench.io import ensure_writable, mmbench_home
 from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.records import RunRecord, read_record
@@ -114,14 +115,19 @@ def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
     return table
 
 
-def run_command(args: argparse.Namespace) -> int:
-    from mmbench.threads import set_threads
+MAX_SEEDS_WITHOUT_YES = 100
 
-    set_threads(args.threads)
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise MMBenchError(f"invalid --threads {args.threads}: use a number of threads >= 1.")
     seeds = parse_seeds(args.seeds)
     overrides = parse_assignments(args.overrides)
     if getattr(args, "compile", False):
         overrides["recipe.compile"] = "true"
+    if len(seeds) > MAX_SEEDS_WITHOUT_YES and not args.yes:
+        raise MMBenchError(f"--seeds {echo(args.seeds)} asks for {len(seeds)} runs; add --yes to confirm more than "
+                           f"{MAX_SEEDS_WITHOUT_YES}.")
     registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     plans = [plan_run(registry, args.method, args.task, seed, overrides, args.profile) for seed in seeds]
@@ -129,9 +135,13 @@ def run_command(args: argparse.Namespace) -> int:
         err.print(f"warning: plugin '{info.name}' is broken and was skipped: {info.error}", markup=False)
     out = Path(args.out)
     ensure_writable(out)
+    ensure_writable(mmbench_home(), remedy="set MMBENCH_HOME to a writable folder with space for the data caches.")
 
     from mmbench.engine.distributed import initialise, world_from_env
     from mmbench.engine.runner import Runner  # imports torch
+    from mmbench.threads import set_threads
+
+    set_threads(args.threads)
 
     world = world_from_env()  # torchrun: one process per rank; rank 0 reports
     if not world.main:
@@ -139,7 +149,7 @@ def run_command(args: argparse.Namespace) -> int:
     interactive = err.is_terminal and not args.no_progress and world.main
     progress = _progress(err) if interactive else None
     runner = Runner(
-        registry, out=out, device=args.device, data_dir=args.data_dir, progress=progress,
+        registry, out=out, device=args.device, data_dir=args.data_dir, progress=progress, rebuild_cache=args.rebuild_cache,
         log=lambda message: err.print(message, markup=False),
         epoch_log=None if interactive else _epoch_printer(err, plans[0]), world=world,
     )
@@ -157,7 +167,7 @@ def run_command(args: argparse.Namespace) -> int:
             err.print(f"{plan.method.name} on {plan.task.name}, seed {plan.seed}, profile {plan.profile}, "
                       f"device {runner.device}" + (f" x {world.size} processes" if world.active else "")
                       + f", run {plan.run_id}", markup=False)
-            record, path = runner.run(plan, resume=args.resume)
+            record, path = runner.run(plan, resume=args.resume, force=args.force)
             records.append(record)
             err.print(f"seed {plan.seed}: record written to {path}", markup=False)
     finally:

@@ -109,8 +109,15 @@ def sweep_command(args: argparse.Namespace) -> int:
         raise MMBenchError(f"--retries must be 0 or more, got {args.retries}.")
     grid = _grid(args)
     registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
+    for method in grid.methods:  # a misspelled name is a mistake, not an "invalid combination"
+        registry.method(method)
+    for task in grid.tasks:
+        registry.task(task)
     out = Path(args.out)
     planned = plan_jobs(expand(grid, registry), registry, out, force=args.force)
+    if planned and all(p.status == "invalid" for p in planned):
+        raise MMBenchError(f"none of the sweep's {len(planned)} run(s) is valid; the first: "
+                           f"{planned[0].job.describe()}: {planned[0].reason}")
     console = Console(highlight=False)
     pending = [p for p in planned if p.status == "pending"]
     if args.dry_run:

@@ -152,8 +152,10 @@ def load_task_data(
     recipe: Recipe,
     revision: str | None = None,
     data_dir: str | os.PathLike | None = None,
+    rebuild: bool = False,
 ) -> TaskData:
-    """Build (once) and open the caches of the task's splits, carving validation if needed."""
+    """Build (once) and open the caches of the task's splits, carving validation if needed;
+    ``rebuild`` (``--rebuild-cache``) deletes and rebuilds them first."""
     revision = revision or dataset.revision
     modalities = task.modality_names(dataset)
     missing = [m for m in modalities if m not in dataset.modalities]
@@ -167,7 +169,8 @@ def load_task_data(
             raise MMBenchError(
                 f"task '{task.name}' needs split '{split}', dataset '{dataset.name}' has {', '.join(dataset.splits)}."
             )
-        arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir, recipe.input_scale))
+        arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir, recipe.input_scale,
+                                                            rebuild=rebuild))
         expected = (dataset.expected_sizes or {}).get(split)
         if expected is not None and expected != meta["count"]:
             remedy = ("check the revision (--set dataset.revision)" if isinstance(dataset.source, HubSource)

@@ -10,19 +10,27 @@ accumulated on the way (float64) and stored in ``meta.json``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmbench.data.sources import local_fingerprint, local_root, split_rows
+from mmbench.data.sources import (
+    REBUILD_HINT,
+    generated_dir,
+    local_fingerprint,
+    local_root,
+    split_rows,
+)
 from mmbench.errors import MMBenchError
-from mmbench.io import atomic_directory, mmbench_home
-from mmbench.specs import ArraySource, DatasetSpec, LocalSource, TaskSpec
+from mmbench.io import atomic_directory, describe_os_error, mmbench_home
+from mmbench.specs import ArraySource, DatasetSpec, GeneratorSource, LocalSource, TaskSpec
 
 CACHE_FORMAT = 1
 TARGET = "target"
@@ -120,37 +128,99 @@ def scaled_input_size(task: TaskSpec, scale: float = 1.0) -> tuple[int, int] | N
     return tuple(max(8, int(round(side * scale))) for side in task.input_size)  # type: ignore[return-value]
 
 
+_rebuilt: set[Path] = set()  # caches rebuilt by this process (--rebuild-cache rebuilds each once)
+
+
 def build_split_cache(
     spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None,
-    input_scale: float = 1.0,
+    input_scale: float = 1.0, rebuild: bool = False,
 ) -> Path:
     """Return the cache directory of ``split``, building it on first use (rows are streamed:
-    one decoded sample at a time is held in memory, arrays are written to memory maps; an
-    :class:`mmbench.ArraySource` is written in chunks straight from its arrays)."""
+    one decoded sample at a time is held in memory and written with ordinary file writes; an
+    :class:`mmbench.ArraySource` is written in chunks straight from its arrays). ``rebuild``
+    deletes the cache (and a generator's output) first, once per process."""
     input_size = scaled_input_size(task, input_scale)
     source_key = None
     if isinstance(spec.source, LocalSource):  # validated on every use, keyed by the user's copy
         source_key = local_fingerprint(local_root(spec, spec.source, data_dir))
     target = _cache_dir(spec, split, revision, input_size, source_key)
+    if rebuild and target not in _rebuilt:
+        _rebuilt.add(target)
+        shutil.rmtree(target, ignore_errors=True)
+        if isinstance(spec.source, GeneratorSource) and generated_dir(spec, spec.source) not in _rebuilt:
+            _rebuilt.add(generated_dir(spec, spec.source))
+            shutil.rmtree(generated_dir(spec, spec.source), ignore_errors=True)
     if (target / "meta.json").exists():
         return target
-    with atomic_directory(target) as tmp:
-        if isinstance(spec.source, ArraySource):
-            count, arrays, stats, labels = _write_arrays(spec, task, split, input_size, tmp)
-        else:
-            count, arrays, stats, labels = _write_rows(spec, task, split, revision, data_dir, input_size, tmp)
-        for array in arrays.values():
-            array.flush()
-        meta = {
-            "format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
-            "count": count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
-            "shapes": {k: list(a.shape[1:]) for k, a in arrays.items()},
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    try:
+        with atomic_directory(target) as tmp:
+            if isinstance(spec.source, ArraySource):
+                count, writers, stats, labels = _write_arrays(spec, task, split, input_size, tmp)
+            else:
+                count, writers, stats, labels = _write_rows(spec, task, split, revision, data_dir, input_size, tmp)
+            for writer in writers.values():
+                writer.close()
+            meta = {
+                "format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
+                "count": count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
+                "shapes": {k: list(w.sample_shape) for k, w in writers.items()},
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _no_space(spec, split, target.parent) from None
+        raise describe_os_error(exc, mmbench_home(), "set MMBENCH_HOME to a writable folder for the data caches.") from None
     return target
 
 
-_Written = tuple[int, dict[str, np.ndarray], dict[str, ChannelStats], set[int]]
+class NpyWriter:
+    """Appends samples to a ``.npy`` file with ordinary writes: a full disk is an ``OSError``
+    (reported as such), never the SIGBUS a memory-mapped write dies of."""
+
+    def __init__(self, path: Path, dtype: Any, count: int, sample_shape: tuple[int, ...]):
+        self.dtype, self.count, self.sample_shape, self.written = np.dtype(dtype), count, tuple(sample_shape), 0
+        self.handle = open(path, "wb")  # closed in close()
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": (count, *self.sample_shape)}
+        np.lib.format.write_array_header_2_0(self.handle, header)
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * self.dtype.itemsize * int(np.prod(self.sample_shape, dtype=np.int64))
+
+    def append(self, values: np.ndarray) -> None:
+        """Write one sample (``stacked=False``) or a stack of samples ``[n, *sample_shape]``."""
+        values = np.asarray(values)
+        stacked = values.shape[1:] == self.sample_shape and values.ndim == len(self.sample_shape) + 1
+        self.handle.write(np.ascontiguousarray(values, dtype=self.dtype).tobytes())
+        self.written += len(values) if stacked else 1
+
+    def close(self) -> None:
+        self.handle.close()
+        if self.written != self.count:
+            raise MMBenchError(f"internal error: wrote {self.written} of {self.count} samples to {self.handle.name}")
+
+
+def _no_space(spec: DatasetSpec, split: str, where: Path, need: int | None = None) -> MMBenchError:
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        free = 0
+    needed = f"need ~{need / 2**20:.0f} MB, " if need else ""
+    return MMBenchError(
+        f"not enough space under $MMBENCH_HOME ({mmbench_home()}) for the data cache of dataset '{spec.name}' "
+        f"split '{split}' ({needed}have {free / 2**20:.0f} MB); free some space or set MMBENCH_HOME to a larger disk."
+    )
+
+
+def _check_space(spec: DatasetSpec, split: str, tmp: Path, writers: Mapping[str, NpyWriter]) -> None:
+    """Refuse before writing a cache that cannot fit (with a 5 % margin)."""
+    need = sum(w.nbytes for w in writers.values())
+    if need * 1.05 > shutil.disk_usage(tmp).free:
+        raise _no_space(spec, split, tmp, need)
+
+
+_Written = tuple[int, dict[str, "NpyWriter"], dict[str, ChannelStats], set[int]]
 
 
 def _storage_dtype(is_target: bool, dense_target: bool) -> type:
@@ -167,7 +237,7 @@ def _write_rows(
         raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
     dense_target = task.kind == "segmentation"
     assert spec.decode is not None
-    arrays: dict[str, np.ndarray] = {}
+    writers: dict[str, NpyWriter] = {}
     stats = {key: ChannelStats() for key in spec.modalities}
     labels: set[int] = set()
     written = 0
@@ -178,29 +248,30 @@ def _write_rows(
         _check_sample(spec, sample, index)
         if index == 0:
             check_orientation(spec, task, sample)
+        values = {}
         for key in (*spec.modalities, TARGET):
             is_target = key == TARGET
             value = np.asarray(sample[key])
-            value = _resize(value, input_size if (not is_target or dense_target) else None, nearest=is_target)
-            if key not in arrays:
-                arrays[key] = np.lib.format.open_memmap(
-                    tmp / f"{key}.npy", mode="w+", dtype=_storage_dtype(is_target, dense_target),
-                    shape=(rows.count, *value.shape),
-                )
-            elif value.shape != arrays[key].shape[1:]:
+            values[key] = _resize(value, input_size if (not is_target or dense_target) else None, nearest=is_target)
+        if not writers:
+            writers = {key: NpyWriter(tmp / f"{key}.npy", _storage_dtype(key == TARGET, dense_target), rows.count,
+                                      value.shape) for key, value in values.items()}
+            _check_space(spec, split, tmp, writers)
+        for key, value in values.items():
+            if value.shape != writers[key].sample_shape:
                 raise MMBenchError(
                     f"dataset '{spec.name}' split '{split}': row {index} has {key} of shape "
-                    f"{value.shape}, earlier rows {arrays[key].shape[1:]}; set the task's input_size."
+                    f"{value.shape}, earlier rows {writers[key].sample_shape}; set the task's input_size."
                 )
-            arrays[key][index] = value
-            if is_target:
+            writers[key].append(value)
+            if key == TARGET:
                 labels.update(np.unique(value).tolist())
             else:
                 stats[key].update(value)
         written += 1
     if written != rows.count:
         raise MMBenchError(f"dataset '{spec.name}' split '{split}': expected {rows.count} rows, read {written}.")
-    return rows.count, arrays, stats, labels
+    return rows.count, writers, stats, labels
 
 
 ARRAY_CHUNK = 256  # samples resized and written at a time from an ArraySource
@@ -247,39 +318,55 @@ def _write_arrays(
     _check_sample(spec, first, 0)
     check_orientation(spec, task, first)
     dense_target = task.kind == "segmentation"
-    arrays: dict[str, np.ndarray] = {}
     stats = {key: ChannelStats() for key in spec.modalities}
     labels: set[int] = set()
+    sizes = {key: input_size if (key != TARGET or dense_target) else None for key in generated}
+    writers = {key: NpyWriter(tmp / f"{key}.npy", _storage_dtype(key == TARGET, dense_target), count,
+                              _resize(np.asarray(source[0]), sizes[key], nearest=key == TARGET).shape)
+               for key, source in generated.items()}
+    _check_space(spec, split, tmp, writers)
     for key, source in generated.items():
-        is_target = key == TARGET
-        size = input_size if (not is_target or dense_target) else None
-        shape = _resize(np.asarray(source[0]), size, nearest=is_target).shape
-        arrays[key] = np.lib.format.open_memmap(
-            tmp / f"{key}.npy", mode="w+", dtype=_storage_dtype(is_target, dense_target), shape=(count, *shape))
+        is_target, writer = key == TARGET, writers[key]
         for start in range(0, count, ARRAY_CHUNK):
-            chunk = np.stack([_resize(np.asarray(v), size, nearest=is_target) for v in source[start:start + ARRAY_CHUNK]])
-            if chunk.shape[1:] != shape:
+            chunk = np.stack([_resize(np.asarray(v), sizes[key], nearest=is_target)
+                              for v in source[start:start + ARRAY_CHUNK]])
+            if chunk.shape[1:] != writer.sample_shape:
                 raise MMBenchError(
                     f"dataset '{spec.name}' split '{split}': {key} samples have different shapes "
-                    f"({chunk.shape[1:]} vs {shape}); set the task's input_size."
+                    f"({chunk.shape[1:]} vs {writer.sample_shape}); set the task's input_size."
                 )
-            arrays[key][start:start + len(chunk)] = chunk
+            writer.append(chunk)
             if is_target:
                 labels.update(np.unique(chunk).tolist())
             else:
                 stats[key].update(np.moveaxis(chunk, 0, 1))  # [C, n, ...]: per-channel statistics
-    return count, arrays, stats, labels
+    return count, writers, stats, labels
 
 
 def open_split_cache(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Memory-map the arrays of a built split cache; a damaged cache is a clear error."""
+    """Memory-map the arrays of a built split cache. A damaged file (unreadable, truncated, of the
+    wrong length, per-sample labels the cache's own metadata does not list) is one line naming it."""
+    meta_file = directory / "meta.json"
     try:
-        meta = json.loads((directory / "meta.json").read_text())
-        arrays = {
-            key: np.load(directory / f"{key}.npy", mmap_mode="r") for key in meta["shapes"]
-        }
-    except (OSError, ValueError, KeyError) as exc:
-        raise MMBenchError(
-            f"the data cache at {directory} is damaged ({exc}); delete that directory to rebuild it."
-        ) from None
+        meta = json.loads(meta_file.read_text())
+        shapes, count, labels = dict(meta["shapes"]), int(meta["count"]), set(meta["labels"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MMBenchError(f"the data cache file {meta_file} is damaged ({type(exc).__name__}); "
+                           f"{REBUILD_HINT}.") from None
+    arrays = {}
+    for key, shape in shapes.items():
+        file = directory / f"{key}.npy"
+        try:
+            array = np.load(file, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as exc:
+            raise MMBenchError(f"the data cache file {file} is damaged ({type(exc).__name__}: {exc}); "
+                               f"{REBUILD_HINT}.") from None
+        if array.shape != (count, *shape):
+            raise MMBenchError(f"the data cache file {file} holds {array.shape}, its metadata says "
+                               f"{(count, *shape)}; {REBUILD_HINT}.")
+        arrays[key] = array
+    target = arrays.get(TARGET)
+    if target is not None and target.ndim == 1 and not set(np.unique(target).tolist()) <= labels:
+        raise MMBenchError(f"the data cache file {directory / (TARGET + '.npy')} holds labels its metadata does not "
+                           f"list (the file is damaged); {REBUILD_HINT}.")
     return arrays, meta

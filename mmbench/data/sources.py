@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mmbench.errors import MMBenchError
-from mmbench.io import atomic_directory, mmbench_home
+from mmbench.io import atomic_directory, describe_os_error, mmbench_home
 from mmbench.specs import DatasetSpec, GeneratorSource, HubSource, LocalSource
 
 DATA_ENV = "MMBENCH_DATA"
@@ -39,7 +39,31 @@ def _parquet_rows(directory: Path, patterns: str | Sequence[str]) -> int:
                     for p in directory.glob(pattern) if p.is_file()})
     if not files:
         raise MMBenchError(f"no data files match {patterns!r} under {directory}.")
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    total = 0
+    for file in files:
+        try:
+            total += pq.ParquetFile(file).metadata.num_rows
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
+            raise MMBenchError(f"the data file {file} is not readable parquet ({type(exc).__name__}); "
+                               f"{REBUILD_HINT}.") from None
+    return total
+
+
+def guarded_rows(rows: Iterable[Mapping[str, Any]], where: Path | str) -> Iterator[Mapping[str, Any]]:
+    """``rows``, with a failure *to read* the next row (a damaged file under ``where``) turned
+    into one line; errors of the code that consumes each row pass through unchanged."""
+    iterator = iter(rows)
+    while True:
+        try:
+            row = next(iterator)
+        except StopIteration:
+            return
+        except MMBenchError:
+            raise
+        except Exception as exc:
+            raise MMBenchError(f"the data under {where} cannot be read ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); {REBUILD_HINT}.") from None
+        yield row
 
 
 def _scan_options() -> Any:
@@ -68,13 +92,15 @@ def _load_parquet_dir(directory: Path, data_files: Mapping[str, Any], config: st
         )
     except FileNotFoundError as exc:
         raise MMBenchError(f"data files for split '{split}' missing under {directory}: {exc}") from None
-    return SplitRows(ds, count)
+    return SplitRows(guarded_rows(ds, directory), count)
 
 
 def _hub_snapshot(source: HubSource, revision: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.utils import logging as hub_logging
 
+    hub_logging.set_verbosity_error()  # the client's per-retry warnings: the outcome is one line below
     try:
         path = snapshot_download(
             source.repo,
@@ -103,12 +129,24 @@ def quiet_datasets() -> None:
         sys.modules["datasets"].disable_progress_bars()
 
 
+REBUILD_HINT = "delete it or run with --rebuild-cache"
+
+
+def generated_dir(spec: DatasetSpec, source: GeneratorSource) -> Path:
+    """Where a generator's output is kept (``$MMBENCH_HOME/generated/<dataset>-v<version>``)."""
+    return mmbench_home() / "generated" / f"{spec.name}-v{source.version}"
+
+
 def _generated_dir(spec: DatasetSpec, source: GeneratorSource) -> Path:
-    target = mmbench_home() / "generated" / f"{spec.name}-v{source.version}"
+    target = generated_dir(spec, source)
     if not target.exists():
         quiet_datasets()
-        with atomic_directory(target) as tmp:
-            source.generate(tmp)
+        try:
+            with atomic_directory(target) as tmp:
+                source.generate(tmp)
+        except OSError as exc:
+            raise describe_os_error(exc, mmbench_home(), f"set MMBENCH_HOME to a folder with space for dataset "
+                                                         f"'{spec.name}'.") from None
     return target
 
 

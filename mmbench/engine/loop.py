@@ -41,9 +41,17 @@ from mmbench.specs import Subset, TaskSpec, subset_key
 class NonFiniteLoss(Exception):
     """A loss term became NaN or infinite."""
 
-    def __init__(self, term: str, epoch: int, step: int):
-        super().__init__(f"loss term '{term}' became non-finite at epoch {epoch + 1}, step {step}")
+    def __init__(self, term: str, epoch: int, step: int, what: str = "loss term"):
+        super().__init__(f"{what} '{term}' became non-finite at epoch {epoch + 1}, step {step}")
         self.term, self.epoch, self.step = term, epoch, step
+
+
+class NonFinitePrediction(Exception):
+    """A model's output on an evaluation split has NaN or infinite values."""
+
+    def __init__(self, subset: str):
+        super().__init__(f"predictions for subset {subset} became non-finite")
+        self.subset = subset
 
 
 class TrainingInterrupted(Exception):
@@ -116,7 +124,11 @@ def evaluate(
                 raise MMBenchError(f"{type(module).__name__}.predict read an absent modality: {exc}; "
                                    "predict must use only the modalities it is given.") from None
         for subset in subsets:
-            meters[subset].update(outputs[subset].float(), batch["target"])
+            logits = outputs[subset].float()
+            if not bool(torch.isfinite(logits).all()):
+                module.train(was_training)
+                raise NonFinitePrediction(subset_key(subset))
+            meters[subset].update(logits, batch["target"])
     module.train(was_training)
     if world.active:
         for meter in meters.values():
@@ -176,6 +188,9 @@ class Trainer:
     method_name: str
     checkpoint: Path | None = None
     resume: bool = False
+    keep_epochs: int = 0
+    """An existing checkpoint with this many completed epochs is not replaced until training has
+    completed more (a run restarted without ``--resume`` never loses a longer one)."""
     fingerprint: str = ""
     progress: Any = None
     on_epoch: Callable[[int, dict[str, float]], None] | None = None
@@ -219,11 +234,15 @@ class Trainer:
                 self.module.on_epoch_end(epoch, recipe.epochs)
                 if self.world.active:
                     broadcast_module(self.module, buffers_only=True)  # rank 0's BatchNorm statistics
+                self._check_state(epoch)
                 started = time.perf_counter()
-                val_metrics = evaluate(
-                    self.module, self.val_batches, self.ctx.subsets, self.ctx.task, device,
-                    recipe.eval_batch_size, recipe.amp, self.channels_last, self.world,
-                )
+                try:
+                    val_metrics = evaluate(
+                        self.module, self.val_batches, self.ctx.subsets, self.ctx.task, device,
+                        recipe.eval_batch_size, recipe.amp, self.channels_last, self.world,
+                    )
+                except NonFinitePrediction as exc:
+                    raise NonFiniteLoss(exc.subset, epoch, self.step, what="validation predictions of subset") from None
                 curve = {
                     "epoch": epoch + 1, "loss": losses, "lr": self.optimizer.param_groups[0]["lr"],
                     "val": val_metrics, "train_seconds": train_seconds,
@@ -312,6 +331,13 @@ class Trainer:
                 raise NonFiniteLoss(name, epoch, self.step)
         return losses, seen, time.perf_counter() - started
 
+    def _check_state(self, epoch: int) -> None:
+        """Parameters and buffers must be finite after an epoch: a finite loss computed *before*
+        the last update (e.g. a single step with an infinite learning rate) does not say so."""
+        for name, value in self.module.state_dict().items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise NonFiniteLoss(name, epoch, self.step, what="weights")
+
     def _finite(self, total: torch.Tensor) -> bool:
         """Whether the loss is finite — on every rank (all ranks stop together)."""
         finite = torch.isfinite(total.detach()).to(torch.float32)
@@ -329,7 +355,7 @@ class Trainer:
             }
         state.curves.append(curve)
         state.epoch = epoch + 1
-        if self.checkpoint is not None and self.world.main:
+        if self.checkpoint is not None and self.world.main and state.epoch >= self.keep_epochs:
             save_checkpoint(self.checkpoint, {
                 "fingerprint": self.fingerprint, "epoch": state.epoch, "model": self.module.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),

@@ -14,18 +14,28 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
+from mmbench import interrupts
 from mmbench.artifacts import ArtifactCache
 from mmbench.config import to_jsonable
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
 from mmbench.distillation import references as distillation_references
+from mmbench.engine.checkpoint import checkpoint_epochs
 from mmbench.engine.context import RunContext
 from mmbench.engine.distributed import SINGLE, World
 from mmbench.engine.gallery import save_gallery
-from mmbench.engine.loop import NonFiniteLoss, Trainer, TrainingInterrupted, evaluate, to_device
+from mmbench.engine.locks import run_lock
+from mmbench.engine.loop import (
+    NonFiniteLoss,
+    NonFinitePrediction,
+    Trainer,
+    TrainingInterrupted,
+    evaluate,
+    to_device,
+)
 from mmbench.engine.module import MethodModule, restrict_batch
 from mmbench.engine.seeding import rng_state, seed_everything, set_rng_state
 from mmbench.errors import MMBenchError
@@ -38,6 +48,7 @@ from mmbench.records import (
     DistillationInfo,
     Failure,
     MethodInfo,
+    NewerSchemaError,
     ReferenceResult,
     Resources,
     RunRecord,
@@ -51,9 +62,11 @@ from mmbench.records import (
 
 
 class RunInterrupted(MMBenchError):
-    """Ctrl-C: the checkpoint of the last completed epoch is kept for ``--resume``."""
+    """Ctrl-C or SIGTERM: the checkpoint of the last completed epoch is kept for ``--resume``."""
 
-    exit_code = 130
+    @property
+    def exit_code(self) -> int:
+        return interrupts.exit_code()
 
 
 class RunFailed(MMBenchError):
@@ -100,6 +113,19 @@ def _inference_ms(module: MethodModule, batches: ArrayBatches, subset: tuple[str
     return 1000 * elapsed / max(count, 1)
 
 
+def _read_existing(path: Path) -> RunRecord | None:
+    """The record at ``path``, or ``None`` if there is none or it is unreadable (it will be
+    replaced); a record of a newer schema is an error (never read as ours, never overwritten)."""
+    if not path.exists():
+        return None
+    try:
+        return read_record(path)
+    except NewerSchemaError:
+        raise
+    except MMBenchError:
+        return None
+
+
 class Runner:
     """Runs plans against one registry, output directory, device and artifact cache."""
 
@@ -114,8 +140,10 @@ class Runner:
         log: Any = None,
         epoch_log: Any = None,
         world: World = SINGLE,
+        rebuild_cache: bool = False,
     ):
         self.registry = registry
+        self.rebuild_cache = rebuild_cache
         self.out = Path(out)
         self.world = world
         self.device = resolve_device(device)
@@ -160,7 +188,7 @@ class Runner:
             {**parent.inherited_overrides(), **overrides}, parent.profile,
         )
         if plan.recipe != parent.recipe or plan.revision != parent.revision:
-            data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir)
+            data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache)
         ctx = self.context(plan, data)
         saved_rng = rng_state()  # the parent's randomness must not depend on whether this was cached
 
@@ -200,23 +228,46 @@ class Runner:
     def existing(self, plan: RunPlan) -> Path | None:
         """The record of a completed identical run, if one is already in the output directory."""
         path = record_path(self.out, plan.task.name, plan.method.name, plan.run_id)
-        if path.exists():
-            with contextlib.suppress(MMBenchError):
-                if read_record(path).status == "completed":
-                    return path
-        return None
+        record = _read_existing(path)
+        return path if record is not None and record.status == "completed" else None
 
-    def run(self, plan: RunPlan, resume: bool = False) -> tuple[RunRecord, Path]:
+    def run(self, plan: RunPlan, resume: bool = False, force: bool = False) -> tuple[RunRecord, Path]:
+        """Train, test and record ``plan``. ``resume`` continues from its checkpoint; without it an
+        existing checkpoint is kept until this run has completed more epochs, unless ``force``."""
         path = record_path(self.out, plan.task.name, plan.method.name, plan.run_id)
+        if not self.world.main:
+            return self._run(plan, path, resume, keep_epochs=0)
+        ensure_writable(self.out)
+        with run_lock(self.out, plan.run_id):
+            _read_existing(path)  # a record of a newer schema is never overwritten
+            return self._run(plan, path, resume, keep_epochs=self._checkpoint_notice(plan, path, resume, force))
+
+    def _checkpoint_notice(self, plan: RunPlan, path: Path, resume: bool, force: bool) -> int:
+        """Say what happens to an existing checkpoint; returns the epochs it must not be replaced
+        below (0: it may be replaced)."""
+        checkpoint = path.with_suffix(".ckpt")
+        if resume:
+            if not checkpoint.exists():
+                self.log(f"no checkpoint for run {plan.run_id}; starting from scratch")
+            return 0
+        epochs = checkpoint_epochs(checkpoint)
+        if not epochs:
+            return 0
+        if force:
+            self.log(f"--force: starting from scratch; the checkpoint with {epochs} completed epoch(s) at "
+                     f"{checkpoint} will be replaced")
+            return 0
+        self.log(f"a checkpoint of this run with {epochs} completed epoch(s) exists at {checkpoint}; starting from "
+                 "scratch without replacing it until this run has completed more epochs (Ctrl-C and re-run with "
+                 "--resume to continue it, or with --force to replace it)")
+        return epochs
+
+    def _run(self, plan: RunPlan, path: Path, resume: bool, keep_epochs: int) -> tuple[RunRecord, Path]:
         checkpoint = path.with_suffix(".ckpt")
         main = self.world.main
-        if main:
-            ensure_writable(path.parent)
-        if resume and not checkpoint.exists():
-            self.log(f"no checkpoint for run {plan.run_id}; starting from scratch")
         started = time.perf_counter()
         seed_everything(plan.seed)
-        data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir)
+        data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache)
         data_seconds = time.perf_counter() - started
         ctx = self.context(plan, data)
         seed_everything(plan.seed)
@@ -227,7 +278,7 @@ class Runner:
         }
         self.registry.notify("mmbench_run_start", run=run_info)
         trainer = Trainer(
-            module, data, ctx, plan.method.name, checkpoint=checkpoint, resume=resume,
+            module, data, ctx, plan.method.name, checkpoint=checkpoint, resume=resume, keep_epochs=keep_epochs,
             fingerprint=plan.run_id, progress=self.progress if main else None,
             on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs), world=self.world,
         )
@@ -236,27 +287,25 @@ class Runner:
         try:
             fit = trainer.fit()
         except NonFiniteLoss as exc:
-            record = self._record(**base, status="failed", failure=Failure(message=str(exc), epoch=exc.epoch + 1, term=exc.term))
-            if main:
-                write_record(path, record)
-            self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
-            raise RunFailed(
-                f"run stopped: {exc}. The record at {path} is marked failed; lower recipe.lr or set recipe.grad_clip."
-            ) from None
+            self._fail(base, run_info, path, Failure(message=str(exc), epoch=exc.epoch + 1, term=exc.term), str(exc))
         except TrainingInterrupted as exc:
             raise RunInterrupted(
-                f"interrupted; {exc.completed_epochs} completed epoch(s) are checkpointed at {checkpoint}. "
+                f"{interrupts.describe()}; {exc.completed_epochs} completed epoch(s) are checkpointed at {checkpoint}. "
                 "Re-run the same command with --resume to continue."
             ) from None
 
         report = module.report()  # the method's facts after training, before best-epoch weights are loaded
         test = ArrayBatches(data.test, data.stats, data.modalities)
         t0 = time.perf_counter()
-        metrics = {"last": self._test(module, test, plan)}
         last_epoch = len(fit.curves)
-        if fit.best_epoch != last_epoch:
-            module.load_state_dict(fit.best_state)
-        metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
+        try:
+            metrics = {"last": self._test(module, test, plan)}
+            if fit.best_epoch != last_epoch:
+                module.load_state_dict(fit.best_state)
+            metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
+        except NonFinitePrediction as exc:
+            message = f"{exc} on the test split"
+            self._fail(base, run_info, path, Failure(message=message, epoch=last_epoch, term="predictions"), message)
         test_seconds = time.perf_counter() - t0
         gallery = save_gallery(module, test, plan.task, plan.subsets[0], self.device,
                                path.parent / plan.run_id / "gallery", relative_to=path.parent) if main else []
@@ -284,6 +333,16 @@ class Runner:
                 checkpoint.unlink()
         self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
         return record, path
+
+    def _fail(self, base: dict[str, Any], run_info: dict[str, Any], path: Path, failure: Failure, what: str) -> NoReturn:
+        """Record the run as failed (never as completed with broken weights) and stop."""
+        record = self._record(**base, status="failed", failure=failure)
+        if self.world.main:
+            write_record(path, record)
+        self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
+        raise RunFailed(
+            f"run stopped: {what}. The record at {path} is marked failed; lower recipe.lr or set recipe.grad_clip."
+        )
 
     @staticmethod
     def _extra(report: dict[str, Any], fit: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -29,8 +30,8 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from mmbench.errors import MMBenchError
-from mmbench.io import atomic_write
+from mmbench.errors import MMBenchError, unknown_name_error
+from mmbench.io import atomic_write, describe_os_error, share_like_created
 from mmbench.leaderboard import plots
 from mmbench.leaderboard.reported import load_reported
 from mmbench.leaderboard.tables import (
@@ -348,9 +349,11 @@ def _reported_modalities(subsets: Any) -> list[str]:
 
 
 def build_site(inputs: list[Path], out: Path, reported_dir: Path | None = None, profile: str | None = None,
-               baseline: str = DEFAULT_BASELINE) -> BuildSummary:
+               baseline: str = DEFAULT_BASELINE, require_baseline: bool = False) -> BuildSummary:
     """Render the site for the records under ``inputs`` into ``out`` (replaced atomically; an
-    existing non-site folder is never overwritten)."""
+    existing non-site folder is never overwritten, and nothing but this build's own temporary
+    folders is ever deleted). ``require_baseline``: the baseline was asked for by name and must
+    be among the runs."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SITE_MARKER).exists())):
         raise MMBenchError(f"{out} exists and is not an mmbench site; choose an empty or new --out folder.")
@@ -359,21 +362,35 @@ def build_site(inputs: list[Path], out: Path, reported_dir: Path | None = None, 
     if not records and reported.empty:
         raise MMBenchError(f"no run records under {', '.join(map(str, inputs))}"
                            + (f" with profile '{profile}'" if profile else "") + "; nothing to build.")
+    methods = {record.method.name for _, record in records}
+    if require_baseline and baseline not in methods:
+        raise unknown_name_error("baseline method", baseline, methods,
+                                 hint="--baseline must be a method with runs among the inputs; no ▲/▼ markers "
+                                      "could be drawn against it.")
     builder = SiteBuilder(records, reported, baseline, profile)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise describe_os_error(exc, out.parent, "choose another --out folder.") from None
     try:
         pages = builder.render(staging)
         (staging / SITE_MARKER).write_text("built by mmbench leaderboard build\n")
-        staging.chmod(0o755)
+        share_like_created(staging, directory=True)
         if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            staging.rename(out)
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", suffix=".tmp", dir=out.parent))
+            os.rename(out, old)  # onto our own empty folder: never a path that merely matches a pattern
+            try:
+                os.rename(staging, out)
+            except OSError:
+                os.rename(old, out)  # put the previous site back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
-            staging.rename(out)
+            os.rename(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise describe_os_error(exc, out, "choose another --out folder.") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
