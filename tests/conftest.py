@@ -160,7 +160,7 @@ def make_cityscapes_tree(base: Path, label_high: int = 19) -> Path:
                 "leftImg8bit": (f"{stem}_leftImg8bit.png", rng.integers(0, 255, (32, 64, 3), dtype=np.uint8)),
                 "gtFine": (f"{stem}_gtFine_labelTrainIds.png",
                            np.where(rng.random((32, 64)) < 0.1, 255, rng.integers(0, label_high, (32, 64))).astype(np.uint8)),
-                "disparity": (f"{stem}_disparity.png", rng.integers(0, 30000, (32, 64)).astype(np.uint16)),
+                "disparity": (f"{stem}_disparity.png", rng.integers(2000, 30000, (32, 64)).astype(np.uint16)),
             }
             for folder, (name, array) in files.items():
                 path = root / folder / official / city / name
