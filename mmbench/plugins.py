@@ -55,18 +55,19 @@ def _describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
 
 
-def _is_file_target(target: str) -> bool:
+def is_file_target(target: str) -> bool:
+    """Whether a ``--plugin`` target names a file (``x.py`` or a path) rather than a module."""
     return target.endswith(".py") or os.sep in target
 
 
 def local_plugin_name(target: str) -> str:
     """The plugin name of a ``--plugin`` target: a file's stem, or the module path."""
-    return Path(target).stem if _is_file_target(target) else target
+    return Path(target).stem if is_file_target(target) else target
 
 
 def _import_local_plugin(target: str) -> Any:
     """Import a plugin named by ``--plugin``: a module path or a ``.py`` file."""
-    if _is_file_target(target):
+    if is_file_target(target):
         path = Path(target).expanduser().resolve()
         module_name = f"mmbench_local_plugin_{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
@@ -89,7 +90,7 @@ def local_plugin_targets(cli_plugins: Sequence[str]) -> list[str]:
     or a module that cannot be found, is an error: the user asked for it by name."""
     targets = list(dict.fromkeys([*cli_plugins, *_env_list(PLUGINS_ENV)]))
     for target in targets:
-        if _is_file_target(target):
+        if is_file_target(target):
             if not Path(target).expanduser().is_file():
                 raise MMBenchError(
                     f"plugin file {target} does not exist; check the path given to --plugin or {PLUGINS_ENV}."

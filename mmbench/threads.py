@@ -37,10 +37,15 @@ def share_of_cores(jobs: int) -> int:
     return max(available_cores() // max(jobs, 1), 1)
 
 
-def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads (``None``: :func:`default_threads`); returns the count set."""
+def check_threads(threads: int | None) -> None:
+    """A thread count the user gave must be at least one (``None``: the default)."""
     if threads is not None and threads < 1:
         raise MMBenchError(f"invalid --threads {threads}: use a number of threads >= 1.")
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (``None``: :func:`default_threads`); returns the count set."""
+    check_threads(threads)
     import torch
 
     count = threads or default_threads()

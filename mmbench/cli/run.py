@@ -18,6 +18,7 @@ from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.records import RunRecord, read_record
 from mmbench.specs import subset_key
+from mmbench.threads import check_threads, set_threads
 
 
 def _progress(console: Console) -> Any:
@@ -119,8 +120,7 @@ MAX_SEEDS_WITHOUT_YES = 100
 
 
 def run_command(args: argparse.Namespace) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise MMBenchError(f"invalid --threads {args.threads}: use a number of threads >= 1.")
+    check_threads(args.threads)  # before any data or torch import, like every other input check
     seeds = parse_seeds(args.seeds)
     overrides = parse_assignments(args.overrides)
     if getattr(args, "compile", False):
@@ -139,7 +139,6 @@ def run_command(args: argparse.Namespace) -> int:
 
     from mmbench.engine.distributed import initialise, world_from_env
     from mmbench.engine.runner import Runner  # imports torch
-    from mmbench.threads import set_threads
 
     set_threads(args.threads)
 

@@ -74,11 +74,17 @@ def _plugin_options(args: argparse.Namespace) -> tuple[list[str], dict[str, str]
     """The sweep's plugins as ``--plugin`` options for every run (files as absolute paths, so a
     run on another node or in another folder finds them) and the environment that keeps
     ``MMBENCH_PLUGINS`` from registering them a second time in the run."""
-    from mmbench.plugins import DISABLE_ENV, PLUGINS_ENV, disabled_plugins, local_plugin_targets
+    from mmbench.plugins import (
+        DISABLE_ENV,
+        PLUGINS_ENV,
+        disabled_plugins,
+        is_file_target,
+        local_plugin_targets,
+    )
 
     options = []
     for target in local_plugin_targets(args.plugin or ()):
-        if target.endswith(".py") or "/" in target:
+        if is_file_target(target):
             target = str(Path(target).expanduser().resolve())
         options += ["--plugin", target]
     for name in disabled_plugins(args.disable or ()):

@@ -115,6 +115,7 @@ def evaluate(
     was_training = module.training
     module.eval()
     meters = {subset: meter_for(task) for subset in subsets}
+    finite = {subset: torch.ones((), dtype=torch.bool, device=device) for subset in subsets}
     for batch in make_loader(batches, batch_size, shuffle=False, shard=(world.rank, world.size)):
         batch = to_device(batch, device, channels_last)
         with autocast_context(device, amp):
@@ -125,11 +126,12 @@ def evaluate(
                                    "predict must use only the modalities it is given.") from None
         for subset in subsets:
             logits = outputs[subset].float()
-            if not bool(torch.isfinite(logits).all()):
-                module.train(was_training)
-                raise NonFinitePrediction(subset_key(subset))
+            finite[subset] &= torch.isfinite(logits).all()  # on the device: no host sync per batch
             meters[subset].update(logits, batch["target"])
     module.train(was_training)
+    broken = next((s for s in subsets if not bool(finite[s])), None)
+    if broken is not None:
+        raise NonFinitePrediction(subset_key(broken))
     if world.active:
         for meter in meters.values():
             meter.all_reduce()

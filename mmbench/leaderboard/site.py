@@ -163,6 +163,7 @@ class SiteBuilder:
         names = sorted(set(self.frame["task"]) | set(self.reported["task"]))
         infos = []
         for name in names:
+            installed = self._task_spec(name)
             runs = [r for _, r in self.records if r.task.name == name]
             rows = self.frame[self.frame["task"] == name]
             reported = self.reported[self.reported["task"] == name]
@@ -175,7 +176,6 @@ class SiteBuilder:
                 metric = str(reported["metric"].iloc[0])
                 higher, kind, dataset, repo, revision = metric not in LOWER_IS_BETTER, "", name, "", ""
                 modalities = _reported_modalities(reported["subset"])
-                installed = self._task_spec(name)
                 if installed is not None:  # the installed task's protocol orders the columns
                     task, spec = installed
                     modalities, kind, dataset = list(task.modality_names(spec)), task.kind, spec.name
@@ -187,7 +187,7 @@ class SiteBuilder:
                 "n_runs": len({r.run_id for r in runs}), "n_reported": len(reported.groupby(["paper", "table", "paper_method"])),
                 "updated": max((r.created for r in runs), default=""),
                 "versions": ", ".join(sorted({r.task.version for r in runs}))
-                or (self._task_spec(name)[0].version if self._task_spec(name) else "—"),
+                or (installed[0].version if installed else "—"),
                 "has_distillation": bool((rows["scenario"] != "").any()) if not rows.empty else False,
                 "baseline_present": bool((rows["method"] == self.baseline).any()) if not rows.empty else False,
             })
