@@ -23,7 +23,7 @@ from PIL import Image
 import mmbench_rgbdseg as plugin
 from mmbench.data.arrays import ArrayBatches, make_loader
 from mmbench.data.cache import build_split_cache, open_split_cache
-from mmbench.io import mmbench_home
+from mmbench.files import mmbench_home
 from mmbench.plugins import Registry
 from mmbench.testing import write_hub_fixture
 
@@ -100,7 +100,7 @@ def test_loader_throughput_vs_model_step(benchmark, report, nyu_shaped):
 
     runner = Runner(registry, out=mmbench_home() / "bench-runs", device="cpu")
     ctx = runner.context(plan, SimpleNamespace(shapes={k: tuple(v) for k, v in meta["shapes"].items()}))
-    module = plan.method.build(plan.task, plan.config, ctx)
+    module = plan.method.builder()(plan.task, plan.config, ctx)
     optimiser = torch.optim.AdamW(module.parameters(), lr=1e-3)
 
     def step() -> None:

@@ -51,7 +51,7 @@ def plain_loop(module, data, recipe, device) -> float:
 def engine_epoch(runner, plan, data) -> float:
     ctx = runner.context(plan, data)
     seed_everything(0)
-    module = plan.method.build(plan.task, plan.config, ctx)
+    module = plan.method.builder()(plan.task, plan.config, ctx)
     fit = Trainer(module, data, ctx, plan.method.name).fit()
     return fit.curves[0]["samples_per_second"]
 
@@ -62,7 +62,7 @@ def test_engine_vs_plain_loop(benchmark, report):
     plain, engine = [], []
     for _ in range(3):  # interleaved so both see the same machine state
         seed_everything(0)
-        plain.append(plain_loop(plan.method.build(plan.task, plan.config, ctx), data, plan.recipe, runner.device))
+        plain.append(plain_loop(plan.method.builder()(plan.task, plan.config, ctx), data, plan.recipe, runner.device))
         engine.append(engine_epoch(runner, plan, data))
     benchmark.pedantic(engine_epoch, args=(runner, plan, data), rounds=1, iterations=1)
     benchmark.extra_info["device"] = str(runner.device)

@@ -23,7 +23,7 @@ def test_all_subsets_vs_full_pass(benchmark, report):
         plan = plan_run(registry, method, "synth-rgbdi-pad", 0, {"recipe.limit_eval": "500"})
         runner = Runner(registry, out="/tmp/mmbench-bench-runs", device="cpu")
         data = load_task_data(plan.task, plan.dataset, plan.recipe)
-        module = plan.method.build(plan.task, plan.config, runner.context(plan, data))
+        module = plan.method.builder()(plan.task, plan.config, runner.context(plan, data))
         test = ArrayBatches(data.test, data.stats, data.modalities)
         full = [plan.subsets[0]]
 

@@ -1,21 +1,31 @@
 """mmbench: a plugin-based benchmark suite for multimodal learning with missing modalities and
 cross-modal knowledge distillation.
 
-The public API is small and importing it never imports torch:
+The public API — every name a plugin or a script may use — is re-exported from four modules;
+everything else in the package is internal and may change:
 
-* specs a plugin returns — :class:`TaskSpec`, :class:`DatasetSpec`, :class:`MethodSpec`,
-  :class:`Recipe` and the dataset sources;
-* :data:`hookimpl`, the marker plugin hook implementations are decorated with;
-* :class:`MMBenchError`, the error type whose message is shown to users as one line.
-
-``MethodModule`` (the base class of a trained model) lives in :mod:`mmbench.engine` because it
-needs torch.
+* ``mmbench`` (this module; importing it never imports torch): the specs a plugin registers —
+  :class:`TaskSpec`, :class:`DatasetSpec`, :class:`MethodSpec`, :class:`Recipe`, the dataset
+  sources, :class:`Reference` (a declared dependency on a protocol reference model); the
+  :data:`hookimpl` marker; :class:`MMBenchError` (shown to users as one line); subset helpers;
+  the distillation protocol's setups; the image decoding helpers for dataset plugins; and the
+  Python entry points :func:`run` and :func:`sweep`, with exactly the CLI's semantics;
+* :mod:`mmbench.engine`: ``MethodModule`` (a method's model), ``RunContext``, ``TrainedModel``,
+  ``Features`` and the subset-batch types;
+* :mod:`mmbench.models`: the shared building blocks (encoders, fusion, decoders, losses, masks);
+* :mod:`mmbench.testing`: the conformance kit (``check_method``, ``check_task``).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from mmbench.distillation import DistillationSetup, resolve_setup, teacher_free_setup
 from mmbench.errors import MMBenchError
 from mmbench.hookspecs import hookimpl
 from mmbench.specs import (
     ALL_KINDS,
+    CPU_SMOKE,
     ArraySource,
     DatasetSpec,
     GeneratorSource,
@@ -23,22 +33,56 @@ from mmbench.specs import (
     LocalSource,
     MethodSpec,
     Recipe,
+    Reference,
+    Subset,
     TaskSpec,
+    all_subsets,
+    parse_subset,
+    subset_key,
 )
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "LazyRows": "mmbench.data.images", "open_image": "mmbench.data.images", "depth_metres": "mmbench.data.images",
+    "rgb_array": "mmbench.data.images", "run": "mmbench.api", "sweep": "mmbench.api",
+}
+
 __all__ = [
     "ALL_KINDS",
     "ArraySource",
+    "CPU_SMOKE",
     "DatasetSpec",
+    "DistillationSetup",
     "GeneratorSource",
     "HubSource",
+    "LazyRows",
     "LocalSource",
     "MMBenchError",
     "MethodSpec",
     "Recipe",
+    "Reference",
+    "Subset",
     "TaskSpec",
     "__version__",
+    "all_subsets",
+    "depth_metres",
     "hookimpl",
+    "open_image",
+    "parse_subset",
+    "resolve_setup",
+    "rgb_array",
+    "run",
+    "subset_key",
+    "sweep",
+    "teacher_free_setup",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Names whose modules import numpy / torch are imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mmbench' has no attribute {name!r}")

@@ -2,14 +2,17 @@
 
 An artifact's key is the run id of the run that produces it: a hash of task + version, dataset
 revision, method + plugin version, resolved config, recipe, profile and seed. The cache lives
-under ``$MMBENCH_HOME/artifacts``. Producing an artifact holds an exclusive file lock on its key,
-so two processes that need the same teacher train it once: the second waits and then loads it.
+under ``$MMBENCH_HOME/artifacts``. The runner trains a missing dependency while holding an
+exclusive file lock on its key (:meth:`ArtifactCache.lock`), so two processes that need the same
+teacher train it once: the second waits and then loads it. ``mmbench sweep`` runs dependencies
+as jobs of their own before the runs that need them; the lock is the safety net.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 
 from mmbench.engine.checkpoint import read_torch, write_torch
-from mmbench.io import atomic_write_json, mmbench_home
+from mmbench.files import atomic_write_json, mmbench_home
 
 
 class ArtifactCache:
@@ -28,7 +31,8 @@ class ArtifactCache:
         return self.root / f"{key}.pt"
 
     @contextlib.contextmanager
-    def _lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold the exclusive lock of ``key`` (blocks while another process holds it)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / f"{key}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -43,6 +47,23 @@ class ArtifactCache:
             return None
         return read_torch(path, "artifact", "delete it to retrain the model it holds.")
 
+    def store(self, key: str, state: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
+        """Write ``state`` under ``key`` (atomically: a reader never sees half a file)."""
+        write_torch(self.path(key), state, remedy=f"free some space under {self.root} or set MMBENCH_HOME.")
+        if meta is not None:
+            atomic_write_json(self.root / f"{key}.json", meta)
+
+    def digest(self, key: str) -> str | None:
+        """sha256 of the stored artifact's file, or ``None`` when there is none."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        sha = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+        return sha.hexdigest()
+
     def get_or_create(
         self, key: str, produce: Callable[[], dict[str, torch.Tensor]], meta: dict[str, Any] | None = None
     ) -> tuple[dict[str, torch.Tensor], bool]:
@@ -51,12 +72,10 @@ class ArtifactCache:
         cached = self.load(key)
         if cached is not None:
             return cached, True
-        with self._lock(key):
+        with self.lock(key):
             cached = self.load(key)  # another process may have produced it while we waited
             if cached is not None:
                 return cached, True
             state = produce()
-            write_torch(self.path(key), state, remedy=f"free some space under {self.root} or set MMBENCH_HOME.")
-            if meta is not None:
-                atomic_write_json(self.root / f"{key}.json", meta)
+            self.store(key, state, meta)
             return state, False

@@ -67,12 +67,24 @@ def method_options(spec: MethodSpec) -> list[dict[str, str]]:
 
 
 def describe_method(spec: MethodSpec, plugin: PluginInfo) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    facts = {"name": spec.name, "description": spec.description, "family": spec.scenario,
+    facts = {"name": spec.name, "description": spec.description, "family": spec.family,
              "kinds": sorted(spec.kinds or ()), "paper": spec.paper or "-", "code": spec.repo or "-",
              "plugin": f"{plugin.name} ({plugin.distribution} {plugin.version})",
              "minimum modalities": spec.min_modalities,
-             "distillation": "teacher → student, resolved per task" if spec.distillation else "no"}
+             "distillation": "teacher → student, resolved per task" if spec.distillation else "no",
+             "needs": _needs(spec),
+             "serves as": "the distillation protocol's TEACHER / STUDENT reference" if spec.reference else "-"}
     return facts, method_options(spec)
+
+
+def _needs(spec: MethodSpec) -> str:
+    """The trained models a method depends on, in words (``mmbench run --dry-run`` lists them)."""
+    needs = []
+    if spec.distillation is not None:
+        needs.append("the protocol's TEACHER / STUDENT references")
+    if spec.requires is not None:
+        needs.append("the trained models it declares (requires)")
+    return " and ".join(needs) + ", trained first (see mmbench run --dry-run)" if needs else "-"
 
 
 def describe_task(task: TaskSpec, registry: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:

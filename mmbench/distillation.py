@@ -12,9 +12,10 @@ A distillation method declares ``MethodSpec.distillation``; the plan resolves it
 :class:`DistillationSetup` from the method's ``teacher`` / ``student`` / ``scenario`` options, the
 engine hands it to the method (``ctx.distillation``), and the runner evaluates the TEACHER and the
 undistilled STUDENT references next to the method, as the paper's tables do. Both references
-are ordinary baseline runs (``unimodal`` / ``fusion`` from the built-in baselines plugin) taken
-from the content-addressed artifact cache, so every method distilled from the same teacher on the
-same seed shares one teacher and one student reference.
+are ordinary runs of whichever installed method declares it serves the role
+(``MethodSpec.reference``: ``unimodal`` / ``fusion`` of the built-in baselines plugin), trained
+before the method and kept in the content-addressed artifact cache, so every method distilled
+from the same teacher on the same seed shares one teacher and one student reference.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from mmbench.errors import MMBenchError
 from mmbench.specs import Subset, TaskSpec, parse_subset, subset_key
 
-__all__ = ["DistillationSetup", "resolve_setup", "teacher_free_setup", "teacher_reference", "student_reference"]
+__all__ = ["DistillationSetup", "reference_roles", "resolve_setup", "teacher_free_setup"]
 
 Scenario = Literal["cross-modal", "multi-modal", "teacher-free"]
 SCENARIOS: tuple[str, ...] = ("cross-modal", "multi-modal")
@@ -123,28 +124,19 @@ def teacher_free_setup(modalities: tuple[str, ...]) -> DistillationSetup:
     )
 
 
-def teacher_reference(teacher: Subset) -> tuple[str, dict[str, str]]:
-    """The baseline run that is the teacher: a unimodal network on one modality, or per-modality
-    encoders fused by element-wise addition at the penultimate layer (the DisCoM-KD paper)."""
-    if len(teacher) == 1:
-        return "unimodal", {"modality": teacher[0]}
-    return "fusion", {"modalities": subset_key(teacher), "fusion": "sum"}
-
-
-def student_reference(student: Subset) -> tuple[str, dict[str, str]]:
-    """The undistilled student: the same network as the distilled one, trained with labels only."""
-    if len(student) == 1:
-        return "unimodal", {"modality": student[0]}
-    return "fusion", {"modalities": subset_key(student)}
-
-
-def references(setup: DistillationSetup) -> list[tuple[str, str, dict[str, str]]]:
-    """``(role, method, overrides)`` of the TEACHER and STUDENT reference runs of a setup."""
-    refs = []
+def reference_roles(setup: DistillationSetup) -> dict[str, tuple[str, Subset]]:
+    """The TEACHER and STUDENT reference models of a setup, as ``{role key: (role, modalities)}``:
+    ``teacher``, and ``student`` (``student:<subset>`` for each of several students). Which
+    method is trained for each is up to the plugins (``MethodSpec.reference``); the built-in
+    baselines plugin trains a unimodal network, or per-modality encoders fused by element-wise
+    addition at the penultimate layer for a multi-modal teacher (the DisCoM-KD paper)."""
+    roles: dict[str, tuple[str, Subset]] = {}
     if setup.teacher is not None:
-        refs.append(("teacher", *teacher_reference(setup.teacher)))
-    refs.extend(("student", *student_reference(s)) for s in setup.students)
-    return refs
+        roles["teacher"] = ("teacher", setup.teacher)
+    for student in setup.students:
+        key = "student" if len(setup.students) == 1 else f"student:{subset_key(student)}"
+        roles[key] = ("student", student)
+    return roles
 
 
 def protocol_setups(task: TaskSpec, modalities: tuple[str, ...]) -> list[DistillationSetup]:

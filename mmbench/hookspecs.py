@@ -9,9 +9,27 @@ hooks below. It is registered through the ``mmbench`` entry-point group of a dis
 or, without packaging, with ``mmbench --plugin my_plugin.py`` / ``MMBENCH_PLUGINS=mod1,path/to/p.py``.
 
 *Registration hooks* return lists of plain specs; they are called once per process and must be
-cheap (no torch import: do heavy imports inside ``MethodSpec.build`` or ``DatasetSpec.decode``).
-*Lifecycle hooks* observe runs (loggers for TensorBoard, MLflow, W&B, ...); they never change
-a run's result and nothing requires them. Every hook is optional.
+cheap (no torch import: give ``MethodSpec.build`` as an import string, ``"pkg.models:MyMethod"``,
+or import inside it). *Lifecycle hooks* observe runs (loggers for TensorBoard, MLflow, W&B, ...);
+they never change a run's result and nothing requires them. Every hook is optional.
+
+The whole contract a plugin sees, besides these hooks (every name re-exported from the four
+public modules; the rest of the package is internal):
+
+* ``mmbench`` — the specs (:class:`~mmbench.MethodSpec`, :class:`~mmbench.TaskSpec`,
+  :class:`~mmbench.DatasetSpec`, :class:`~mmbench.Recipe` and ``CPU_SMOKE``, the four dataset
+  sources, :class:`~mmbench.Reference`), ``MMBenchError``, the subset helpers, the distillation
+  setups (``resolve_setup``, ``teacher_free_setup``), the image readers and ``run`` / ``sweep``;
+* ``mmbench.engine`` — ``MethodModule`` (``training_step``, ``predict`` / ``predict_subsets``, the
+  trained-model contract ``features`` / ``encoder``, optional epoch hooks), ``RunContext`` (what
+  ``build(task, config, ctx)`` receives: recipe, modalities, shapes, subsets, validation batches,
+  the distillation setup and ``models`` — the declared dependencies by role), ``TrainedModel`` (a
+  frozen dependency), ``Features``, ``SubsetBatch``, ``restrict_batch``, ``AbsentModalityError``;
+* ``mmbench.models`` — the shared building blocks (encoders, fusion, decoders, losses, masks);
+* ``mmbench.testing`` — the conformance kit (``check_method``, ``check_task``).
+
+A method declares the trained models it needs (``MethodSpec.requires``); a method that can serve
+as the distillation protocol's TEACHER / STUDENT reference declares it (``MethodSpec.reference``).
 """
 
 from __future__ import annotations

@@ -4,12 +4,17 @@ Everything that determines a result goes into :attr:`RunPlan.identity`, whose ha
 content-addressed run id: task + version, dataset + revision, method + plugin version (plus the
 source hash of file / module / editable plugins, so edited code never reuses an old record), the
 **resolved** config (defaults filled in, the distillation setup resolved: ``--set teacher=ms``
-and the default that resolves to ``ms`` are one run), recipe, profile and seed. Same identity →
+and the default that resolves to ``ms`` are one run), recipe, profile and seed, and — when a
+dependency (teacher) comes from edited code — the run ids of the dependencies. Same identity →
 same run id → same record path.
+
+A plan also lists the runs it depends on (:class:`Dependency`): planned here, before anything is
+built, so ``--dry-run`` and ``mmbench sweep`` see them and run them first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmbench.config import apply_overrides, split_overrides, to_jsonable
-from mmbench.distillation import DistillationSetup, resolved_config
+from mmbench.distillation import DistillationSetup, reference_roles, resolved_config
 from mmbench.errors import MMBenchError
 from mmbench.plugins import Registry
 from mmbench.specs import (
@@ -26,10 +31,24 @@ from mmbench.specs import (
     MethodSpec,
     PluginInfo,
     Recipe,
+    Reference,
     Subset,
     TaskSpec,
     subset_key,
 )
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A trained model a run needs: its role (``ctx.models[role]``) and the run that produces it."""
+
+    role: str
+    plan: RunPlan
+    options: Mapping[str, str] = field(default_factory=dict)
+    """The method options the dependent run asked for (without the inherited recipe options)."""
+    reference: str | None = None
+    """``"teacher"`` / ``"student"`` when it is one of the distillation protocol's references
+    (reported next to the run as the TEACHER / STUDENT rows)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,9 @@ class RunPlan:
     distillation: DistillationSetup | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     """Source hashes of the plugins providing the method / task / dataset, where they have one."""
+    dependencies: tuple[Dependency, ...] = ()
+    """The trained models this run needs first (``MethodSpec.requires`` and, for a distillation
+    method, the protocol's TEACHER / STUDENT references), each an ordinary run plan."""
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -66,7 +88,15 @@ class RunPlan:
             "profile": self.profile,
             "seed": self.seed,
             **({"sources": dict(self.sources)} if self.sources else {}),
+            **({"dependencies": {d.role: d.plan.run_id for d in self.dependencies}} if self._edited_dependency else {}),
         }
+
+    @property
+    def _edited_dependency(self) -> bool:
+        """A dependency comes from a file / module / editable plugin: its run id (which hashes
+        that source) enters this run's identity, so an edited teacher never reuses a student's
+        record. Released plugins keep version-only ids."""
+        return any(p.sources for p in self.all_dependencies())
 
     @property
     def run_id(self) -> str:
@@ -81,6 +111,14 @@ class RunPlan:
         """The ``recipe.*`` / ``dataset.*`` options a dependency (teacher) run inherits."""
         return {k: v for k, v in self.overrides.items() if k.startswith(("recipe.", "dataset."))}
 
+    def all_dependencies(self) -> list[RunPlan]:
+        """Every run this one needs, transitively, dependencies before their dependents, each once."""
+        ordered: dict[str, RunPlan] = {}
+        for dependency in self.dependencies:
+            for plan in [*dependency.plan.all_dependencies(), dependency.plan]:
+                ordered.setdefault(plan.run_id, plan)
+        return list(ordered.values())
+
 
 def plan_run(
     registry: Registry,
@@ -89,9 +127,13 @@ def plan_run(
     seed: int,
     overrides: Mapping[str, str] | None = None,
     profile: str = "smoke",
+    _needed_by: tuple[str, ...] = (),
 ) -> RunPlan:
-    """Validate the request and resolve every default. Errors are one clear line."""
+    """Validate the request and resolve every default, dependencies included. Errors are one
+    clear line."""
     overrides = dict(overrides or {})
+    if method_name in _needed_by:
+        raise MMBenchError(f"dependency cycle: {' → '.join([*_needed_by, method_name])}; a method cannot need itself.")
     method = registry.method(method_name)
     task = registry.task(task_name)
     dataset = registry.dataset_of(task)
@@ -139,9 +181,42 @@ def plan_run(
     owners = {"method": registry.plugin_of("method", method.name), "task": registry.plugin_of("task", task.name),
               "dataset": registry.plugin_of("dataset", dataset.name)}
     sources = {role: info.source_hash for role, info in owners.items() if info.source_hash}
-    return RunPlan(
+    plan = RunPlan(
         method=method, plugin=owners["method"], task=task, dataset=dataset, sources=sources,
         config=config, recipe=recipe, profile=profile, seed=seed, revision=revision,
         revision_overridden="revision" in dataset_options, modalities=modalities,
         trained_modalities=tuple(trained), subsets=tuple(subsets), overrides=overrides, distillation=setup,
     )
+    dependencies = _dependencies(registry, plan, (*_needed_by, method.name))
+    return dataclasses.replace(plan, dependencies=dependencies) if dependencies else plan
+
+
+def _dependencies(registry: Registry, plan: RunPlan, chain: tuple[str, ...]) -> tuple[Dependency, ...]:
+    """Plan the runs ``plan`` needs: the protocol's references of a distillation method, then the
+    method's own ``requires``. Each inherits the run's task, seed, profile and ``recipe.*`` /
+    ``dataset.*`` options."""
+    needs: dict[str, Any] = {}
+    protocol = reference_roles(plan.distillation) if plan.distillation is not None else {}
+    needs.update({key: Reference(role, modalities) for key, (role, modalities) in protocol.items()})  # type: ignore[arg-type]
+    if plan.method.requires is not None:
+        needs.update(plan.method.requires(plan.task, plan.modalities, plan.config))
+    dependencies = []
+    for role, need in needs.items():
+        reference = None
+        if isinstance(need, Reference):
+            reference = need.role if role in protocol else None
+            method, options = registry.reference(need.role, tuple(need.modalities))
+        elif isinstance(need, tuple) and len(need) == 2 and isinstance(need[0], str):
+            method, options = need[0], {str(k): str(v) for k, v in dict(need[1]).items()}
+        else:
+            raise MMBenchError(
+                f"method '{plan.method.name}': requires() returned {need!r} for role '{role}'; use "
+                "(method name, {option: value}) or mmbench.Reference(role, modalities)."
+            )
+        try:
+            dependency = plan_run(registry, method, plan.task.name, plan.seed,
+                                  {**plan.inherited_overrides(), **options}, plan.profile, chain)
+        except MMBenchError as exc:
+            raise MMBenchError(f"method '{plan.method.name}' needs {method} as its {role}, which cannot run: {exc}") from None
+        dependencies.append(Dependency(role=role, plan=dependency, options=options, reference=reference))
+    return tuple(dependencies)

@@ -27,7 +27,7 @@ import pluggy
 from mmbench import hookspecs
 from mmbench.errors import MMBenchError, unknown_name_error
 from mmbench.plugin_source import is_editable, source_hash
-from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, TaskSpec
+from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, Subset, TaskSpec
 
 ENTRY_POINT_GROUP = "mmbench"
 PLUGINS_ENV = "MMBENCH_PLUGINS"
@@ -240,6 +240,7 @@ class Registry:
                 )
                 return
             collected[kind] = items
+        _inline_datasets(collected)
         info = replace(
             info,
             datasets=tuple(s.name for s in collected.get("datasets", [])),
@@ -297,6 +298,20 @@ class Registry:
         except MMBenchError as exc:
             raise MMBenchError(f"task '{task.name}' uses a dataset that is not available: {exc}") from None
 
+    def reference(self, role: str, modalities: Subset) -> tuple[str, dict[str, str]]:
+        """The installed method (and its options) that serves as the distillation protocol's
+        ``role`` reference model on ``modalities`` (see ``MethodSpec.reference``); the first one
+        in name order when several plugins offer one."""
+        for registered in self.all("method"):
+            spec = registered.spec
+            overrides = spec.reference(role, tuple(modalities)) if spec.reference is not None else None
+            if overrides is not None:
+                return spec.name, {str(k): str(v) for k, v in overrides.items()}
+        raise MMBenchError(
+            f"no installed method serves as the {role} reference model on {'+'.join(modalities)}: install or enable "
+            "the baselines plugin (mmbench_baselines), or register a MethodSpec with reference=..."
+        )
+
     def plugin_of(self, kind: str, name: str) -> PluginInfo:
         return self._get(kind + "s", name).plugin
 
@@ -325,6 +340,20 @@ class Registry:
                     RuntimeWarning,
                     stacklevel=2,
                 )
+
+
+def _inline_datasets(collected: dict[str, list[Any]]) -> None:
+    """A task may carry its dataset spec inline (``TaskSpec(dataset=DatasetSpec(...))``): the
+    dataset is registered by the same plugin and the task refers to it by name."""
+    tasks = collected.get("tasks", [])
+    inline = [t.dataset for t in tasks if isinstance(t.dataset, DatasetSpec)]
+    if not inline:
+        return
+    datasets = collected.setdefault("datasets", [])
+    for dataset in inline:
+        if not any(d is dataset for d in datasets):
+            datasets.append(dataset)
+    collected["tasks"] = [replace(t, dataset=t.dataset.name) if isinstance(t.dataset, DatasetSpec) else t for t in tasks]
 
 
 def _duplicate_message(kind: str, name: str, regs: list[Registered]) -> str:

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from mmbench.errors import MMBenchError
-from mmbench.io import atomic_write_json, describe_os_error
+from mmbench.files import atomic_write_json, describe_os_error
 
 SCHEMA_VERSION = 1
 
@@ -56,7 +56,8 @@ class MethodInfo(_Strict):
     version: str
     paper: str = ""
     repo: str = ""
-    scenario: str = "baseline"
+    family: str = Field(default="baseline", validation_alias=AliasChoices("family", "scenario"))
+    """``baseline``, ``incomplete`` or ``distillation`` (older records call it ``scenario``)."""
     source_hash: str | None = None
     """Content hash of the method plugin's source (file / module plugins, editable installs)."""
 
@@ -127,6 +128,17 @@ class ReferenceResult(_Strict):
     metrics: SubsetMetrics
 
 
+class DependencyInfo(_Strict):
+    """A trained model the run was built on (a teacher, a pretrained encoder): its role, the run
+    that produced it (a record in the same output directory) and the sha256 of its weights."""
+
+    role: str
+    method: str
+    overrides: dict[str, str] = Field(default_factory=dict)
+    run_id: str
+    weights_sha256: str | None = None
+
+
 class GalleryImage(_Strict):
     """One PNG of a segmentation run's qualitative gallery: a modality, the ``target`` or the
     ``prediction`` (of ``subset``) for test sample ``sample``; ``path`` is relative to the
@@ -164,6 +176,7 @@ class RunRecord(_Strict):
     failure: Failure | None = None
     distillation: DistillationInfo | None = None
     references: list[ReferenceResult] = Field(default_factory=list)
+    dependencies: list[DependencyInfo] = Field(default_factory=list)
     gallery: list[GalleryImage] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 

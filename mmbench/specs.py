@@ -8,19 +8,17 @@ need when called.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import itertools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from mmbench.errors import MMBenchError, echo
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from mmbench.engine.context import RunContext
-    from mmbench.engine.module import MethodModule
 
 TaskKind = Literal["classification", "segmentation", "anti-spoofing"]
 TASK_KINDS: tuple[str, ...] = ("classification", "segmentation", "anti-spoofing")
@@ -135,6 +133,10 @@ class Recipe:
     compile: bool = False
     """``torch.compile`` the method's training step (``mmbench run --compile``)."""
 
+    def but(self, **changes: Any) -> Recipe:
+        """This recipe with ``changes`` (e.g. ``CPU_SMOKE.but(epochs=4, input_scale=0.25)``)."""
+        return dataclasses.replace(self, **changes)
+
     def __post_init__(self) -> None:
         floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip")
         checks = {
@@ -168,6 +170,12 @@ class Recipe:
             raise MMBenchError(
                 f"invalid recipe value recipe.backbone={self.backbone!r}: choose one of {', '.join(BACKBONES)}."
             )
+
+
+CPU_SMOKE = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, scheduler="cosine", width=16)
+"""The shared base of the ``smoke`` profiles (minutes on a 2-core CPU): AdamW at 2e-3 with weight
+decay 0.05 and a cosine schedule, 16-wide encoders; tasks adjust epochs, batch sizes, input
+scale and limits with :meth:`Recipe.but`."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +315,8 @@ class TaskSpec:
 
     name: str
     description: str
-    dataset: str
+    dataset: str | DatasetSpec
+    """The dataset's name, or its spec inline (registered with the task by the same plugin)."""
     kind: TaskKind
     num_classes: int
     recipes: Mapping[str, Recipe]
@@ -385,12 +394,14 @@ class MethodSpec:
     * ``config`` is a (frozen) dataclass whose fields are the method's options with the paper's
       defaults; users set them with ``--set key=value`` (types are checked).
     * ``build(task, config, ctx)`` returns a :class:`mmbench.engine.MethodModule`; ``ctx`` is the
-      :class:`mmbench.engine.RunContext` (device, recipe, modality specs, the artifact cache for
-      teachers).
-    * ``scenario``: the method's family, for listings and leaderboard grouping — ``baseline``
+      :class:`mmbench.engine.RunContext` (device, recipe, modality shapes, the trained models the
+      method declared in ``requires``). ``build`` may be an import string, ``"package.module:Name"``,
+      so that registering a method imports nothing heavy (a class whose ``__init__`` takes
+      ``(task, config, ctx)`` is a valid ``build``).
+    * ``family``: the method's family, for listings and leaderboard grouping — ``baseline``
       (unimodal / fusion baselines), ``incomplete`` (missing-modality methods: trained with all
       modalities, evaluated on every subset) or ``distillation`` (teacher → student methods; the
-      cross-modal / multi-modal *setting* of a run is ``DistillationSetup.scenario``).
+      cross-modal / multi-modal *scenario* of a run is ``DistillationSetup.scenario``).
     * ``kinds`` (required): the task kinds it supports, e.g. ``frozenset({"classification"})`` or
       :data:`ALL_KINDS`; a run on another kind is refused with a message naming them.
     * ``trained_modalities(task_modalities, config)``: the modalities the method sees in training
@@ -407,27 +418,47 @@ class MethodSpec:
     * ``resolve_config(config)``: the config with every option that is resolved later (e.g.
       ``None`` meaning "the paper's value for this variant") filled in. The run id hashes the
       resolved config, so equivalent settings are recorded once.
+    * ``requires(task, task_modalities, config)``: the trained models the method needs, declared
+      before it is built — ``{role: (method, {option: value})}`` or ``{role: Reference(...)}``
+      (the protocol's TEACHER / STUDENT reference model on some modalities, whichever plugin
+      provides it). The runner trains each as an ordinary run first (or takes it from the
+      artifact cache) and hands it to ``build`` frozen, as ``ctx.models[role]``. A distillation
+      method needs not declare its teacher and student references: they are ``ctx.models["teacher"]``
+      and ``ctx.models["student"]`` (``"student:<subset>"`` with several students).
+    * ``reference(role, modalities)``: for a method that can serve as the distillation protocol's
+      ``"teacher"`` or ``"student"`` reference model on ``modalities``, the options that make it
+      so (e.g. ``{"modality": "rgb"}``); ``None`` where it cannot. The built-in baselines plugin
+      declares ``unimodal`` and ``fusion`` this way.
     """
 
     name: str
     description: str
-    build: Callable[[TaskSpec, Any, RunContext], MethodModule]
+    build: Callable[[TaskSpec, Any, Any], Any] | str
+    """``(task, config, ctx: RunContext) -> MethodModule`` or ``"package.module:Name"``."""
     kinds: frozenset[str] | None = None
     config: type = NoConfig
     paper: str = ""
     repo: str = ""
-    scenario: Literal["baseline", "incomplete", "distillation"] = "baseline"
+    family: Literal["baseline", "incomplete", "distillation"] = "baseline"
     trained_modalities: Callable[[tuple[str, ...], Any], tuple[str, ...]] | None = None
     deploy_subsets: Callable[[tuple[Subset, ...], tuple[str, ...], Any], tuple[Subset, ...]] | None = None
     check: Callable[[tuple[str, ...], Any], str | None] | None = None
     min_modalities: int = 1
     distillation: Callable[[TaskSpec, tuple[str, ...], Any], Any] | None = None
     resolve_config: Callable[[Any], Any] | None = None
+    requires: Callable[[TaskSpec, tuple[str, ...], Any], Mapping[str, Any]] | None = None
+    reference: Callable[[str, Subset], Mapping[str, str] | None] | None = None
 
     def __post_init__(self) -> None:
         check_name("method", self.name)
-        if not callable(self.build):
-            raise MMBenchError(f"method '{self.name}': build must be callable.")
+        if isinstance(self.build, str):
+            if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", self.build):
+                raise MMBenchError(
+                    f"method '{self.name}': build={self.build!r} is not an import string; use "
+                    "'package.module:Name' or pass the callable."
+                )
+        elif not callable(self.build):
+            raise MMBenchError(f"method '{self.name}': build must be callable or an import string.")
         if self.kinds is None:
             raise MMBenchError(
                 f"method '{self.name}' does not declare kinds: set MethodSpec(kinds=...) to the task kinds it "
@@ -444,6 +475,31 @@ class MethodSpec:
 
     def option_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self.config))
+
+    def builder(self) -> Callable[[TaskSpec, Any, Any], Any]:
+        """``build`` as a callable (an import string is imported now)."""
+        if not isinstance(self.build, str):
+            return self.build
+        module_name, _, attribute = self.build.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise MMBenchError(f"method '{self.name}': cannot import build={self.build!r} ({exc}).") from None
+        return target
+
+
+@dataclass(frozen=True)
+class Reference:
+    """In ``MethodSpec.requires``: the distillation protocol's ``role`` (``"teacher"`` or
+    ``"student"``) reference model trained on ``modalities`` — whichever installed method declares
+    it serves that role (``MethodSpec.reference``); the built-in baselines plugin provides a
+    ``unimodal`` network for one modality and a ``fusion`` network (element-wise sum for a teacher)
+    for several."""
+
+    role: Literal["teacher", "student"]
+    modalities: Subset
 
 
 @dataclass(frozen=True)

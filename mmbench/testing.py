@@ -195,11 +195,10 @@ def check_method(spec: MethodSpec, overrides: dict[str, str] | None = None, out:
     assert setups, f"{spec.name}: MethodSpec.kinds is empty; list the task kinds the method supports"
     tasks, datasets_ = zip(*(conformance_specs(k, m) for k, m in setups), strict=True)
     registry = Registry()
-    # the baselines are the TEACHER / STUDENT references of the distillation protocol
-    from mmbench_baselines import mmbench_methods as baseline_methods
-
-    references = [m for m in baseline_methods() if m.name != spec.name]
-    registry.register_object("conformance", _SpecPlugin(list(datasets_), list(tasks), [spec, *references]))
+    # the installed methods the one under test may depend on: the protocol's TEACHER / STUDENT
+    # references (``MethodSpec.reference``) and the methods its ``requires`` names
+    installed = [r.spec for r in Registry.load().all("method") if r.spec.name != spec.name]
+    registry.register_object("conformance", _SpecPlugin(list(datasets_), list(tasks), [spec, *installed]))
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="mmbench-conformance-"))
     runner = Runner(registry, out=out_dir, device="cpu")
     records = []
@@ -229,7 +228,7 @@ def _check_on_task(spec: MethodSpec, registry: Registry, runner: Any, task: Task
     data = load_task_data(plan.task, plan.dataset, plan.recipe)
     ctx = runner.context(plan, data)
     torch.manual_seed(0)
-    module = plan.method.build(plan.task, plan.config, ctx)
+    module = plan.method.builder()(plan.task, plan.config, ctx)
     assert isinstance(module, MethodModule), (
         f"{spec.name}: build() must return an mmbench.engine.MethodModule, got {type(module).__name__}"
     )

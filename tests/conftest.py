@@ -60,8 +60,9 @@ NAN_PLUGIN = """
 from mmbench import MethodSpec, hookimpl
 
 def build(task, config, ctx):
-    from mmbench_baselines import _build_fusion, FusionConfig
-    inner = _build_fusion(task, FusionConfig(), ctx)
+    from mmbench_baselines import FusionConfig
+    from mmbench_baselines.models import build_fusion
+    inner = build_fusion(task, FusionConfig(), ctx)
     original = inner.training_step
 
     def training_step(batch, step):

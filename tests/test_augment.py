@@ -77,12 +77,13 @@ def test_vector_modalities_pass_through():
 def test_engine_gives_independent_extra_views(tmp_path):
     from mmbench import MethodSpec
     from mmbench.testing import check_method
-    from mmbench_baselines import UnimodalConfig, _build_unimodal
+    from mmbench_baselines import UnimodalConfig
+    from mmbench_baselines.models import build_unimodal
 
     seen = {}
 
     def build(task, config, ctx):
-        module = _build_unimodal(task, UnimodalConfig(), ctx)
+        module = build_unimodal(task, UnimodalConfig(), ctx)
         module.extra_views = ("strong",)
         base_step = module.training_step
 

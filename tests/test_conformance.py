@@ -42,9 +42,10 @@ def test_kit_explains_a_wrong_training_step(tmp_path):
     from mmbench import MethodSpec
 
     def build(task, config, ctx):
-        from mmbench_baselines import FusionConfig, _build_fusion
+        from mmbench_baselines import FusionConfig
+        from mmbench_baselines.models import build_fusion
 
-        module = _build_fusion(task, FusionConfig(), ctx)
+        module = build_fusion(task, FusionConfig(), ctx)
         module.training_step = lambda batch, step: module.net(batch, batch["rgb"].new_ones(len(batch["target"]), 2)).sum()
         return module
 
@@ -57,9 +58,10 @@ def test_kit_explains_wrong_output_shape(tmp_path):
     from mmbench import MethodSpec
 
     def build(task, config, ctx):
-        from mmbench_baselines import FusionConfig, _build_fusion
+        from mmbench_baselines import FusionConfig
+        from mmbench_baselines.models import build_fusion
 
-        module = _build_fusion(task, FusionConfig(), ctx)
+        module = build_fusion(task, FusionConfig(), ctx)
         module.predict_subsets = lambda batch, subsets: {s: batch["target"].float() for s in subsets}
         return module
 

@@ -101,7 +101,7 @@ def test_model_terms_and_deployment(registry):
                      profile="smoke", seed=0, device=torch.device("cpu"), modalities=("rgb", "depth", "ir"),
                      shapes={"rgb": (3, 16, 16), "depth": (1, 16, 16), "ir": (1, 16, 16)})
     torch.manual_seed(0)
-    model = DisCoMKD(task, ctx, DisCoMKDConfig())
+    model = DisCoMKD(task, DisCoMKDConfig(), ctx)
     batch = {"rgb": torch.randn(4, 3, 16, 16), "depth": torch.randn(4, 1, 16, 16), "ir": torch.randn(4, 1, 16, 16),
              "target": torch.tensor([0, 1, 1, 0])}
     terms = model.training_step(batch, 0)
@@ -114,7 +114,7 @@ def test_model_terms_and_deployment(registry):
     assert model.predict(batch, ("depth",)).shape == (4, 2)
     with pytest.raises(ValueError, match="one modality at a time"):
         model.predict(batch, ("rgb", "depth"))
-    paper = DisCoMKD(task, ctx, DisCoMKDConfig(modality_targets="paper"))
+    paper = DisCoMKD(task, DisCoMKDConfig(modality_targets="paper"), ctx)
     paper.load_state_dict(model.state_dict())
     paper.train()
     model.train()

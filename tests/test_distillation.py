@@ -8,9 +8,10 @@ import json
 import pytest
 
 from conftest import FAST, FAST_OVERRIDES, make_runner, one_line_error, run_cli
-from mmbench.distillation import resolve_setup, student_reference, teacher_reference
+from mmbench.distillation import resolve_setup
 from mmbench.errors import MMBenchError
 from mmbench.plan import plan_run
+from mmbench.plugins import Registry
 
 KD_METHODS = ("kd", "kdv1", "kdv2", "dkd", "ctkd", "mlkd")
 
@@ -37,7 +38,7 @@ def test_three_modalities_and_subsets(registry):
     assert setup.scenario == "multi-modal" and setup.trained_modalities == ("rgb", "depth")
     setup = resolve_setup(task, ("rgb", "depth", "ir"), None, "ir", "rgb+depth")
     assert setup.scenario == "cross-modal" and setup.trained_modalities == ("rgb", "depth", "ir")
-    assert student_reference(("rgb", "depth")) == ("fusion", {"modalities": "rgb+depth"})
+    assert registry.reference("student", ("rgb", "depth")) == ("fusion", {"modalities": "rgb+depth"})
 
 
 @pytest.mark.parametrize(("scenario", "teacher", "student", "message"), [
@@ -51,10 +52,24 @@ def test_bad_setups_are_explained(xmodal, scenario, teacher, student, message):
         resolve_setup(xmodal, ("ms", "sar"), scenario, teacher, student)
 
 
-def test_reference_models_are_the_papers():
-    assert teacher_reference(("rgb",)) == ("unimodal", {"modality": "rgb"})
-    assert teacher_reference(("rgb", "depth")) == ("fusion", {"modalities": "rgb+depth", "fusion": "sum"})
-    assert student_reference(("depth",)) == ("unimodal", {"modality": "depth"})
+def test_reference_models_are_the_papers_and_come_from_the_plugins(registry):
+    assert registry.reference("teacher", ("rgb",)) == ("unimodal", {"modality": "rgb"})
+    assert registry.reference("teacher", ("rgb", "depth")) == ("fusion", {"modalities": "rgb+depth", "fusion": "sum"})
+    assert registry.reference("student", ("depth",)) == ("unimodal", {"modality": "depth"})
+    without = Registry.load(disabled=["baselines"])
+    with pytest.raises(MMBenchError, match="no installed method serves as the teacher reference model on rgb"):
+        without.reference("teacher", ("rgb",))
+    with pytest.raises(MMBenchError, match="method 'kd' needs unimodal as its teacher|no installed method serves"):
+        plan_run(without, "kd", "synth-mssar-cls", 0)
+
+
+def test_a_distillation_plan_lists_its_references_as_dependencies(registry):
+    plan = plan_run(registry, "kd", "synth-mssar-cls", 0, {"recipe.epochs": "1"})
+    roles = [(d.role, d.reference, d.plan.method.name, dict(d.options)) for d in plan.dependencies]
+    assert roles == [("teacher", "teacher", "unimodal", {"modality": "ms"}),
+                     ("student", "student", "unimodal", {"modality": "sar"})]
+    assert all(d.plan.overrides["recipe.epochs"] == "1" for d in plan.dependencies)  # recipe inherited
+    assert [d.role for d in plan_run(registry, "discomkd", "synth-mssar-cls", 0).dependencies] == ["student:ms", "student:sar"]
 
 
 @pytest.mark.parametrize("method", KD_METHODS)
@@ -134,7 +149,10 @@ def test_results_frame_lists_each_reference_once_per_seed(registry, tmp_path):
     for method in ("kd", "kdv2"):
         runner.run(plan_run(registry, method, "synth-rgbd-cls", 0, overrides))
     plain = load_runs(tmp_path / "runs")
-    assert set(plain["method"]) == {"kd", "kdv2"} and set(plain["teacher"]) == {"rgb"}
+    # the references are ordinary runs with records of their own, trained once for both methods
+    assert set(plain["method"]) == {"kd", "kdv2", "unimodal"}
+    assert set(plain[plain["method"] != "unimodal"]["teacher"]) == {"rgb"}
+    assert len(set(plain[plain["method"] == "unimodal"]["run_id"])) == 2
     frame = aggregate(load_runs(tmp_path / "runs", references=True))
     accuracy = frame[frame["metric"] == "accuracy"]
     refs = accuracy[accuracy["method"].isin(["TEACHER", "STUDENT"])]

@@ -70,3 +70,19 @@ def test_compile_flag_trains_the_same_model(tmp_path):
     one, two = metrics(tmp_path / "eager"), metrics(tmp_path / "compiled")
     assert two["recipe"]["compile"] is True and one["recipe"]["compile"] is False
     assert one["curves"][0]["loss"]["ce"] == pytest.approx(two["curves"][0]["loss"]["ce"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_teacher_is_trained_across_the_ranks_before_its_student(tmp_path):
+    """Under torchrun a dependency is an ordinary distributed run: both ranks train it, rank 0
+    writes its record and weights, both load it frozen for the student."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+               "-m", "mmbench", "run", "--method", "kd", "--task", "synth-mssar-cls", "--no-progress",
+               "--set", "recipe.epochs=1", "--set", "recipe.limit_train=128", "--set", "recipe.limit_eval=64",
+               "--set", "recipe.batch_size=32", "--set", "recipe.width=8", "--out", str(tmp_path)]
+    ddp = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    (student,) = [json.loads(p.read_text()) for p in tmp_path.glob("synth-mssar-cls/kd/*.json")]
+    teachers = {json.loads(p.read_text())["run_id"] for p in tmp_path.glob("synth-mssar-cls/unimodal/*.json")}
+    assert student["extra"]["world_size"] == 2 and {d["run_id"] for d in student["dependencies"]} == teachers
+    assert len(teachers) == 2 and not list(tmp_path.rglob("*.ckpt"))

@@ -107,7 +107,7 @@ def test_all_subsets_encode_each_modality_once(registry, tmp_path):
     the_plan = plan(registry, method="fusion", task="synth-rgbdi-pad")
     runner = Runner(registry, out=tmp_path, device="cpu")
     data = load_task_data(the_plan.task, the_plan.dataset, the_plan.recipe)
-    module = the_plan.method.build(the_plan.task, the_plan.config, runner.context(the_plan, data)).eval()
+    module = the_plan.method.builder()(the_plan.task, the_plan.config, runner.context(the_plan, data)).eval()
     calls = {m: 0 for m in data.modalities}
     for name, encoder in module.net.encoders.items():
         encoder.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
@@ -149,37 +149,80 @@ TEACHER_PLUGIN = """
 from mmbench import MethodSpec, hookimpl
 
 def build(task, config, ctx):
-    from mmbench_baselines import _build_unimodal, UnimodalConfig
-    teacher = ctx.trained_model("fusion")
-    student = _build_unimodal(task, UnimodalConfig(modality="depth"), ctx)
-    student.teacher_params = sum(p.numel() for p in teacher.parameters())
-    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    from torch import nn
+    from mmbench.engine import TrainedModel
+    from mmbench_baselines import UnimodalConfig
+    from mmbench_baselines.models import build_unimodal
+    teacher = ctx.models["teacher"]
+    assert isinstance(teacher, TrainedModel) and not isinstance(teacher, nn.Module)
+    assert teacher.method == "fusion" and teacher.modalities == ("rgb", "depth")
+    student = build_unimodal(task, UnimodalConfig(modality="depth"), ctx)
+    student.teacher = teacher  # a plain attribute: outside the module tree
+    encoder = teacher.encoder("rgb")
+    assert not any(p.requires_grad for p in encoder.parameters()) and not encoder.training
     return student
 
 @hookimpl
 def mmbench_methods():
     return [MethodSpec(name="needs-teacher", description="test", build=build, kinds=frozenset({"classification"}),
+                       requires=lambda task, modalities, config: {"teacher": ("fusion", {})},
                        trained_modalities=lambda mods, cfg: ("depth",),
                        deploy_subsets=lambda subsets, trained, cfg: (("depth",),))]
 """
 
 
-def test_teacher_is_trained_once_then_cached(tmp_path):
+def _teacher_registry(tmp_path):
     plugin = tmp_path / "teacherplugin.py"
     plugin.write_text(textwrap.dedent(TEACHER_PLUGIN))
-    registry = Registry.load(plugins=[str(plugin)])
+    return Registry.load(plugins=[str(plugin)])
+
+
+def test_teacher_is_trained_once_as_a_run_then_cached(tmp_path):
+    registry = _teacher_registry(tmp_path)
     messages = []
     runner = make_runner(registry, tmp_path, log=messages.append)
-    first, _ = runner.run(plan(registry, method="needs-teacher"))
+    the_plan = plan(registry, method="needs-teacher")
+    teacher_id = the_plan.dependencies[0].plan.run_id
+    first, _ = runner.run(the_plan)
     assert any(m.startswith("training fusion") for m in messages)
+    # the teacher is an ordinary run with its own record; the student's record names it
+    teacher_record = tmp_path / "runs" / "synth-rgbd-cls" / "fusion" / f"{teacher_id}.json"
+    assert json.loads(teacher_record.read_text())["status"] == "completed"
+    (dependency,) = first.dependencies
+    assert (dependency.role, dependency.method, dependency.run_id) == ("teacher", "fusion", teacher_id)
+    assert dependency.weights_sha256 and len(dependency.weights_sha256) == 64
+    teacher_parameters = json.loads(teacher_record.read_text())["resources"]["parameters"]
+    assert first.resources.parameters < teacher_parameters  # the teacher is not part of the student
     messages.clear()
-    second, _ = make_runner(registry, tmp_path / "other", log=messages.append).run(plan(registry, method="needs-teacher"))
+    second, _ = make_runner(registry, tmp_path / "other", log=messages.append).run(the_plan)
     assert any(m.startswith("training fusion") for m in messages)  # other artifact dir: trained again
     messages.clear()
-    third, _ = make_runner(registry, tmp_path, log=messages.append).run(plan(registry, method="needs-teacher"))
+    third, _ = make_runner(registry, tmp_path, log=messages.append).run(the_plan)
     assert any(m.startswith("using cached fusion") for m in messages)
     assert first.metrics == second.metrics == third.metrics  # cached or not, same student
     assert len(list((tmp_path / "artifacts").glob("*.pt"))) == 1
+
+
+def test_interrupted_teacher_resumes_from_its_last_epoch(tmp_path):
+    from mmbench.engine.runner import RunInterrupted
+
+    registry = _teacher_registry(tmp_path)
+    the_plan = plan(registry, method="needs-teacher", **{"recipe.epochs": "3"})
+    reference, _ = make_runner(registry, tmp_path / "reference").run(the_plan)
+
+    def interrupt_teacher(run, epoch, logs):
+        if run["method"] == "fusion" and epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted, match="2 completed epoch"):
+        make_runner(registry, tmp_path, epoch_log=interrupt_teacher).run(the_plan)
+    messages = []
+    resumed, _ = make_runner(registry, tmp_path, log=messages.append).run(the_plan)  # no --resume needed
+    assert any(m.startswith("resuming fusion") for m in messages)
+    teacher = the_plan.dependencies[0].plan
+    teacher_record = json.loads((tmp_path / "runs" / "synth-rgbd-cls" / "fusion" / f"{teacher.run_id}.json").read_text())
+    assert teacher_record["extra"]["resumed_from_epoch"] == 2
+    assert resumed.metrics == reference.metrics
 
 
 def test_loader_workers_do_not_change_results(registry, tmp_path):

@@ -56,17 +56,18 @@ def test_1_non_finite_recipe_values_are_refused_before_anything_runs(tmp_path):
 
 BREAKS = textwrap.dedent('''
     from mmbench import ALL_KINDS, MethodSpec, hookimpl
-    from mmbench_baselines import FusionConfig, _build_fusion
+    from mmbench_baselines import FusionConfig
+    from mmbench_baselines.models import build_fusion
 
     def build_nan_weights(task, config, ctx):
-        module = _build_fusion(task, FusionConfig(), ctx)
+        module = build_fusion(task, FusionConfig(), ctx)
         def on_epoch_end(epoch, num_epochs):
             next(module.parameters()).data.fill_(float("nan"))
         module.on_epoch_end = on_epoch_end
         return module
 
     def build_nan_predictions(task, config, ctx):
-        module = _build_fusion(task, FusionConfig(), ctx)
+        module = build_fusion(task, FusionConfig(), ctx)
         inner = module.predict_subsets
         module.predict_subsets = lambda batch, subsets: {s: v * float("inf") for s, v in inner(batch, subsets).items()}
         return module
@@ -212,7 +213,7 @@ def test_9_a_real_small_filesystem_fills_up_with_a_clear_line(tmp_path):
 
 
 def test_9_temporaries_of_dead_processes_are_cleaned_on_the_next_start(tmp_path):
-    from mmbench.io import atomic_directory
+    from mmbench.files import atomic_directory
 
     orphan = tmp_path / ".synth-rgbd-cls-v2.pid999999.abcd1234.tmp"
     (orphan / "data").mkdir(parents=True)
@@ -388,8 +389,8 @@ def test_14_an_unknown_baseline_is_an_error(tmp_path):
 def test_15_a_name_that_would_escape_out_is_refused_at_registration(tmp_path):
     plugin = tmp_path / "escape.py"
     plugin.write_text("from mmbench import ALL_KINDS, MethodSpec, hookimpl\n"
-                      "from mmbench_baselines import FusionConfig, _build_fusion\n@hookimpl\ndef mmbench_methods():\n"
-                      "    return [MethodSpec(name='../../../x', description='', build=_build_fusion, config=FusionConfig,"
+                      "from mmbench_baselines import FusionConfig; from mmbench_baselines.models import build_fusion\n@hookimpl\ndef mmbench_methods():\n"
+                      "    return [MethodSpec(name='../../../x', description='', build=build_fusion, config=FusionConfig,"
                       " kinds=ALL_KINDS)]\n")
     registry = Registry.load(plugins=[str(plugin)], entry_points=False)
     assert "method name '../../../x' is not allowed" in registry.broken[0].error

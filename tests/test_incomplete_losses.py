@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmbench.models.fusion import fuse_features
 from mmbench.models.losses import dice_loss, softmax_weighted_loss
+from mmbench_hemis.fusion import MomentFusion
 from mmbench_hemis.losses import segmentation_loss
 from mmbench_hemis.models import u_hemis_mask
 
@@ -66,14 +66,15 @@ def test_moments_are_mean_and_population_variance_of_available_modalities():
     feats = torch.randn(4, 3, 2, 2, dtype=torch.float64)
     avail = torch.tensor([[1.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
     present = feats[avail[0].bool()]
-    out = fuse_features([f[None] for f in feats], avail, "moments")[0]
+    population, summed = MomentFusion(population=True), MomentFusion(population=False)
+    out = population([f[None] for f in feats], avail)[0]
     assert torch.allclose(out, torch.cat([present.mean(0), present.var(0, unbiased=False)]))
-    quirk = fuse_features([f[None] for f in feats], avail, "moments-all")[0]
+    quirk = summed([f[None] for f in feats], avail)[0]
     mean = present.mean(0)
     expected = sum((feats[k] * avail[0, k] - mean) ** 2 for k in range(4)) / 3
     assert torch.allclose(quirk, torch.cat([mean, expected]))
     one = torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
-    single = fuse_features([f[None] for f in feats], one, "moments")[0]
+    single = population([f[None] for f in feats], one)[0]
     assert torch.equal(single[3:], torch.zeros_like(single[3:])) and torch.allclose(single[:3], feats[1])
 
 
@@ -86,7 +87,8 @@ def test_u_hemis_sampling_sizes_are_uniform_and_shared_by_the_batch():
 
 
 def test_rfnet_terms_and_region_fusion_switch():
-    from mmbench_rfnet.losses import ce_dice, rfnet_loss
+    from mmbench.models import ce_dice
+    from mmbench_rfnet.losses import rfnet_loss
 
     logits, labels = reference_volume()
     terms = rfnet_loss(logits, [logits, logits * 2], [logits], labels, 4, fuse_on=False)

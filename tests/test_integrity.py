@@ -129,11 +129,12 @@ def test_source_hash_reaches_the_record_and_splits_leaderboard_variants(tmp_path
     plugin = tmp_path / "tiny.py"
     plugin.write_text(textwrap.dedent('''
         from mmbench import ALL_KINDS, MethodSpec, hookimpl
-        from mmbench_baselines import FusionConfig, _build_fusion
+        from mmbench_baselines import FusionConfig
+        from mmbench_baselines.models import build_fusion
 
         @hookimpl
         def mmbench_methods():
-            return [MethodSpec(name="tiny", description="fusion in a file", build=_build_fusion,
+            return [MethodSpec(name="tiny", description="fusion in a file", build=build_fusion,
                                config=FusionConfig, kinds=ALL_KINDS, min_modalities=2)]
     '''))
     registry = Registry.load(plugins=[str(plugin)])
@@ -242,7 +243,7 @@ def test_default_threads_follow_the_cpu_affinity_and_sweep_shares(monkeypatch):
     import os
 
     from mmbench import threads
-    from mmbench.sweep.executors import LocalExecutor
+    from mmbench.sweeps.executors import LocalExecutor
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert threads.available_cores() == 4 and threads.default_threads() == 4
@@ -254,11 +255,12 @@ def test_default_threads_follow_the_cpu_affinity_and_sweep_shares(monkeypatch):
 
 SWEEP_PLUGIN = '''
 from mmbench import ALL_KINDS, MethodSpec, hookimpl
-from mmbench_baselines import FusionConfig, _build_fusion
+from mmbench_baselines import FusionConfig
+from mmbench_baselines.models import build_fusion
 
 @hookimpl
 def mmbench_methods():
-    return [MethodSpec(name="plugged", description="fusion from a file plugin", build=_build_fusion,
+    return [MethodSpec(name="plugged", description="fusion from a file plugin", build=build_fusion,
                        config=FusionConfig, kinds=ALL_KINDS, min_modalities=2)]
 '''
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mmbench.distillation import resolve_setup
-from mmbench.engine import MethodModule, RunContext
+from mmbench.engine import MethodModule, RunContext, TrainedModel
 from mmbench_kd import models
 from mmbench_kd.config import CTKDConfig, DKDConfig, KDConfig, KDv1Config, KDv2Config, MLKDConfig
 from mmbench_kd.losses import (
@@ -38,32 +38,27 @@ def parts(registry):
     recipe = dataclasses.replace(task.recipe("smoke"), width=8)
     torch.manual_seed(0)
     teacher_logits = torch.randn(6, 10) * 3
-    requested = []
-
-    def trainer(method, overrides):
-        requested.append((method, overrides))
-        return FixedTeacher(teacher_logits)
-
+    teacher = TrainedModel(FixedTeacher(teacher_logits), "unimodal", "fixed", ("ms",))
     ctx = RunContext(task=task, dataset=registry.dataset_of(task), recipe=recipe, profile="smoke", seed=0,
                      device=torch.device("cpu"), modalities=("ms", "sar"),
                      shapes={"ms": (4, 32, 32), "sar": (2, 32, 32)},
-                     distillation=resolve_setup(task, ("ms", "sar"), None, None, None), _trainer=trainer)
+                     distillation=resolve_setup(task, ("ms", "sar"), None, None, None), models={"teacher": teacher})
     batch = {"ms": torch.randn(6, 4, 32, 32), "sar": torch.randn(6, 2, 32, 32), "target": torch.arange(6) % 10}
-    return task, ctx, batch, teacher_logits, requested
+    return task, ctx, batch, teacher_logits, teacher
 
 
 def terms_of(cls, config, parts, epoch=1):
-    task, ctx, batch, teacher, requested = parts
+    task, ctx, batch, teacher, _ = parts
     torch.manual_seed(1)
-    module = cls(task, ctx, config)
+    module = cls(task, config, ctx)
     module.on_epoch_start(epoch - 1, 10)
     student = module.student_logits(batch)
     return module, module.objective(student, teacher, batch["target"]), student, teacher, batch["target"]
 
 
-def test_student_is_built_on_the_student_modality_and_teacher_from_the_cache(parts):
+def test_student_is_built_on_the_student_modality_and_teacher_from_the_context(parts):
     module, _, student, _, _ = terms_of(models.KDStudent, KDConfig(), parts)
-    assert parts[4] == [("unimodal", {"modality": "ms"})]
+    assert module.teacher is parts[4]
     assert student.shape == (6, 10) and list(module.net.encoders) == ["sar"]
     assert "teacher" not in dict(module.named_modules()) and not any("teacher" in k for k in module.state_dict())
 
@@ -125,7 +120,7 @@ def test_ctkd_gradient_on_theta_is_reversed_by_the_curriculum(parts):
 
 def test_mlkd_uses_both_views(parts):
     task, ctx, batch, teacher, _ = parts
-    module = models.MLKDStudent(task, ctx, MLKDConfig())
+    module = models.MLKDStudent(task, MLKDConfig(), ctx)
     strong = {k: v.flip(-1) if v.dim() == 4 else v for k, v in batch.items()}
     terms = module.training_step({**batch, "views": {"strong": strong}}, 0)
     expected = mlkd_loss(module.student_logits(batch), teacher, module.student_logits(strong), teacher,

@@ -337,8 +337,8 @@ def test_serve_previews_the_site_on_localhost(runs, tmp_path):
 def test_segmentation_run_saves_a_gallery_and_the_site_shows_it(registry, tmp_path):
     from conftest import FAST_OVERRIDES
     from mmbench.artifacts import ArtifactCache
-    from mmbench.engine.gallery import GALLERY_SAMPLES, label_palette
     from mmbench.engine.runner import Runner
+    from mmbench.gallery import GALLERY_SAMPLES, label_palette
     from mmbench.plan import plan_run
 
     runner = Runner(registry, out=tmp_path / "runs", device="cpu", artifacts=ArtifactCache(tmp_path / "artifacts"))

@@ -24,7 +24,7 @@ def test_absent_modalities_do_not_leak(registry, tmp_path, method, task):
     data = load_task_data(plan.task, plan.dataset, plan.recipe)
     ctx = make_runner(registry, tmp_path).context(plan, data)
     torch.manual_seed(0)
-    module = plan.method.build(plan.task, plan.config, ctx).eval()
+    module = plan.method.builder()(plan.task, plan.config, ctx).eval()
     batch = next(iter(make_loader(ArrayBatches(data.test, data.stats, data.modalities), 8, shuffle=False)))
     with torch.no_grad():
         for subset in plan.subsets:

@@ -17,12 +17,13 @@ from mmbench.plugins import Registry
 
 CRASHING = textwrap.dedent('''
     from mmbench import MethodSpec, hookimpl
-    from mmbench_baselines import FusionConfig, _build_fusion
+    from mmbench_baselines import FusionConfig
+    from mmbench_baselines.models import build_fusion
 
     def build(task, config, ctx):
         if task.kind == "anti-spoofing":
             raise ValueError(f"no anti-spoofing head (scale={config.scale})")
-        return _build_fusion(task, FusionConfig(), ctx)
+        return build_fusion(task, FusionConfig(), ctx)
 
     from dataclasses import dataclass
 

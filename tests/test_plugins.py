@@ -13,8 +13,8 @@ from mmbench import MethodSpec, hookimpl
 __version__ = "9.9"
 
 def _build(task, config, ctx):
-    from mmbench_baselines import _build_fusion
-    return _build_fusion(task, config, ctx)
+    from mmbench_baselines.models import build_fusion
+    return build_fusion(task, config, ctx)
 
 @hookimpl
 def mmbench_methods():

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from mmbench.plugins import Registry
 from mmbench.testing import check_method, check_task
 
@@ -43,3 +45,13 @@ def test_readme_task_example_loads_and_trains(tmp_path, cli):
     assert record["dataset"]["sizes"] == {"train": 216, "val": 24, "test": 80}
     assert len(record["provenance"]["plugin_sources"]["bands"]) == 16  # the file plugin's source hash
     assert record["metrics"]["best"]["spectrum+image"]["accuracy"] > 0.4  # 4 classes: chance is 0.25
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme_block("api-example"), "README api-example", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 3 and printed[-1] == "1 done, 3 skipped, 0 failed"  # kd reused; both references cached
+    records = sorted((tmp_path / "runs" / "synth-mssar-cls").glob("*/*.json"))
+    assert {p.parent.name for p in records} == {"kd", "kdv2", "unimodal"}

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import run_cli
 from mmbench.errors import MMBenchError
-from mmbench.sweep import expand, grid_from_mapping, load_grid_file, plan_jobs
+from mmbench.sweeps import expand, grid_from_mapping, load_grid_file, plan_jobs
 
 TINY = {"recipe.epochs": "1", "recipe.limit_train": "96", "recipe.limit_eval": "48", "recipe.width": "8",
         "recipe.batch_size": "32"}
@@ -36,8 +36,15 @@ def test_grid_expansion_and_stable_run_ids(registry, tmp_path):
     first = plan_jobs(jobs, registry, tmp_path)
     second = plan_jobs(expand(grid, registry), registry, tmp_path)
     assert [p.run_id for p in first] == [p.run_id for p in second]
-    valid = [p for p in first if p.status == "pending"]
+    dependencies = [p for p in first if p.needed_by]
+    valid = [p for p in first if p.status == "pending" and not p.needed_by]
     assert len({p.run_id for p in valid}) == len(valid) == 12
+    # kd's references, planned once per (seed, epochs) and run first: teacher ms (cross-modal),
+    # teacher ms+sar fused by sum (multi-modal), student sar (shared by both scenarios)
+    assert first[:len(dependencies)] == dependencies and len(dependencies) == 3 * 2 * 2
+    assert all(p.save_weights and p.level == 0 and p.job.method in ("unimodal", "fusion") for p in dependencies)
+    assert sorted(p.needed_by for p in dependencies) == [1] * 8 + [2] * 4
+    assert all(p.level == 1 for p in valid if p.job.method == "kd")
     invalid = [p for p in first if p.status == "invalid"]
     assert invalid and all(p.job.method == "rfnet" and "segmentation" in p.reason for p in invalid)
 
@@ -150,7 +157,7 @@ def test_optional_executors_say_how_to_install(executor, package, tmp_path):
 
 
 def test_gpus_are_assigned_round_robin(monkeypatch, tmp_path):
-    from mmbench.sweep.executors import LocalExecutor
+    from mmbench.sweeps.executors import LocalExecutor
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     executor = LocalExecutor(tmp_path, jobs=2)

@@ -15,10 +15,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from mmbench import __version__, interrupts
+from mmbench.api import DEFAULT_METHOD, DEFAULT_TASK
 from mmbench.errors import MMBenchError, one_line
-
-DEFAULT_METHOD = "fusion-dropout"
-DEFAULT_TASK = "synth-rgbd-cls"
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rebuild-cache", action="store_true",
                      help="rebuild the task's preprocessed data cache (and generated data) before training")
     run.add_argument("--yes", action="store_true", help="confirm a run of more than 100 seeds")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan — each run and the runs it depends on, and whether each is cached — and exit")
+    run.add_argument("--save-weights", action="store_true",
+                     help="keep the selected weights in the artifact cache, where runs that depend on this one find them")
     run.add_argument("--threads", type=int, default=None, metavar="N",
                      help="torch CPU threads (default: the cores this process may use, from its CPU affinity)")
     _common(run, suppress=True)

@@ -11,14 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from mmbench.cli.output import StdoutConsole
-from mmbench.config import parse_assignments, parse_seeds
-from mmbench.errors import MMBenchError, echo
-from mmbench.io import ensure_writable, mmbench_home
-from mmbench.plan import RunPlan, plan_run
-from mmbench.plugins import Registry
-from mmbench.records import RunRecord, read_record
+from mmbench.config import parse_assignments
+from mmbench.plan import RunPlan
+from mmbench.records import RunRecord, read_record, record_path
 from mmbench.specs import subset_key
-from mmbench.threads import check_threads, set_threads
+from mmbench.threads import check_threads
 
 
 def _progress(console: Console) -> Any:
@@ -116,59 +113,56 @@ def results_table(records: list[RunRecord], plan: RunPlan) -> Table:
     return table
 
 
-MAX_SEEDS_WITHOUT_YES = 100
+def dry_run_table(plans: list[RunPlan], status: Any) -> Table:
+    """What ``mmbench run`` would do: each seed's run and, before it, the runs it depends on
+    (``status(plan)`` says whether each is cached)."""
+    first = plans[0]
+    table = Table(title=f"{first.method.name} on {first.task.name} ({first.profile}): {len(plans)} run(s), dependencies "
+                  "first", title_justify="left")
+    for column in ("run", "role", "method", "options", "run id", "status"):
+        table.add_column(column, overflow="fold")
+    for plan in plans:
+        for dependency in plan.dependencies:
+            dep = dependency.plan
+            options = " ".join(f"{k}={v}" for k, v in dependency.options.items())
+            table.add_row(f"seed {plan.seed}", dependency.role, dep.method.name, options, dep.run_id, status(dep))
+        options = " ".join(f"{k}={v}" for k, v in plan.overrides.items())
+        table.add_row(f"seed {plan.seed}", "run", plan.method.name, options, plan.run_id, status(plan, main=True))
+    return table
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from mmbench import api
+
     check_threads(args.threads)  # before any data or torch import, like every other input check
-    seeds = parse_seeds(args.seeds)
     overrides = parse_assignments(args.overrides)
     if getattr(args, "compile", False):
         overrides["recipe.compile"] = "true"
-    if len(seeds) > MAX_SEEDS_WITHOUT_YES and not args.yes:
-        raise MMBenchError(f"--seeds {echo(args.seeds)} asks for {len(seeds)} runs; add --yes to confirm more than "
-                           f"{MAX_SEEDS_WITHOUT_YES}.")
-    registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
+    registry, plans = api.prepare(args.method, args.task, args.seeds, overrides, args.profile,
+                                  plugins=args.plugin or (), disable=args.disable or (), yes=args.yes)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    plans = [plan_run(registry, args.method, args.task, seed, overrides, args.profile) for seed in seeds]
     for info in registry.broken:
         err.print(f"warning: plugin '{info.name}' is broken and was skipped: {info.error}", markup=False)
-    out = Path(args.out)
-    ensure_writable(out)
-    ensure_writable(mmbench_home(), remedy="set MMBENCH_HOME to a writable folder with space for the data caches.")
+    if args.dry_run:
+        StdoutConsole(min_pipe_width=160).print(dry_run_table(plans, _status(args.out)))
+        return 0
 
-    from mmbench.engine.distributed import initialise, world_from_env
-    from mmbench.engine.runner import Runner  # imports torch
+    from mmbench.engine.distributed import world_from_env
 
-    set_threads(args.threads)
-
-    world = world_from_env()  # torchrun: one process per rank; rank 0 reports
+    world = world_from_env()
     if not world.main:
         err = Console(stderr=True, quiet=True)
     interactive = err.is_terminal and not args.no_progress and world.main
     progress = _progress(err) if interactive else None
-    runner = Runner(
-        registry, out=out, device=args.device, data_dir=args.data_dir, progress=progress, rebuild_cache=args.rebuild_cache,
-        log=lambda message: err.print(message, markup=False),
-        epoch_log=None if interactive else _epoch_printer(err, plans[0]), world=world,
-    )
-    initialise(world, runner.device)
-    records: list[RunRecord] = []
     if progress is not None:
         progress.start()
     try:
-        for plan in plans:
-            existing = runner.existing(plan)
-            if existing and not args.force:
-                err.print(f"seed {plan.seed}: already recorded at {existing} (use --force to run again)", markup=False)
-                records.append(read_record(existing))
-                continue
-            err.print(f"{plan.method.name} on {plan.task.name}, seed {plan.seed}, profile {plan.profile}, "
-                      f"device {runner.device}" + (f" x {world.size} processes" if world.active else "")
-                      + f", run {plan.run_id}", markup=False)
-            record, path = runner.run(plan, resume=args.resume, force=args.force)
-            records.append(record)
-            err.print(f"seed {plan.seed}: record written to {path}", markup=False)
+        records = api.execute(
+            registry, plans, out=args.out, device=args.device, data_dir=args.data_dir, resume=args.resume,
+            force=args.force, save_weights=args.save_weights, rebuild_cache=args.rebuild_cache, threads=args.threads,
+            log=lambda message: err.print(message, markup=False), progress=progress,
+            epoch_log=None if interactive else _epoch_printer(err, plans[0]),
+        )
     finally:
         if progress is not None:
             progress.stop()
@@ -176,3 +170,21 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     StdoutConsole(min_pipe_width=160).print(results_table(records, plans[0]))
     return 0
+
+
+def _status(out: str) -> Any:
+    """A run's state for ``--dry-run``: recorded in ``out`` / weights cached / to run."""
+    from mmbench.artifacts import ArtifactCache
+
+    artifacts = ArtifactCache()
+
+    def status(plan: RunPlan, main: bool = False) -> str:
+        record = record_path(Path(out), plan.task.name, plan.method.name, plan.run_id)
+        recorded = record.exists() and read_record(record).status == "completed"
+        if main:
+            return "recorded" if recorded else "to run"
+        if artifacts.path(plan.run_id).exists():
+            return "cached"
+        return "to train" + (" (resumes its checkpoint)" if record.with_suffix(".ckpt").exists() else "")
+
+    return status

@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
 
 
 def _grid(args: argparse.Namespace):
-    from mmbench.sweep import grid_from_mapping, load_grid_file
+    from mmbench.sweeps import grid_from_mapping, load_grid_file
 
     base = load_grid_file(Path(args.file)) if args.file else None
     data = {"methods": base.methods if base else None, "tasks": base.tasks if base else None,
@@ -70,68 +70,41 @@ def _grid(args: argparse.Namespace):
     return grid_from_mapping(data, args.file or "the command line")
 
 
-def _plugin_options(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
-    """The sweep's plugins as ``--plugin`` options for every run (files as absolute paths, so a
-    run on another node or in another folder finds them) and the environment that keeps
-    ``MMBENCH_PLUGINS`` from registering them a second time in the run."""
-    from mmbench.plugins import (
-        DISABLE_ENV,
-        PLUGINS_ENV,
-        disabled_plugins,
-        is_file_target,
-        local_plugin_targets,
-    )
-
-    options = []
-    for target in local_plugin_targets(args.plugin or ()):
-        if is_file_target(target):
-            target = str(Path(target).expanduser().resolve())
-        options += ["--plugin", target]
-    for name in disabled_plugins(args.disable or ()):
-        options += ["--disable", name]
-    return options, {PLUGINS_ENV: "", DISABLE_ENV: ""}
-
-
 def _executor(args: argparse.Namespace, out: Path):
-    from mmbench.sweep.executors import LocalExecutor, RayExecutor, SlurmExecutor
+    from mmbench.sweeps import make_executor
 
-    plugins, env = _plugin_options(args)
-    extra = [*(["--device", args.device] if args.device else []), *(["--data-dir", args.data_dir] if args.data_dir else []),
-             *(["--force"] if args.force else []), *plugins]
-    if args.executor == "ray":
-        return RayExecutor(out, args.address, args.cpus_per_run, args.gpus_per_run, extra, env)
-    if args.executor == "slurm":
-        return SlurmExecutor(out, args.partition, args.time_min, int(args.gpus_per_run), int(max(args.cpus_per_run, 1)),
-                             cluster=args.submitit_cluster, extra=extra, env=env)
-    return LocalExecutor(out, args.jobs, extra, env)
+    return make_executor(
+        args.executor, out, jobs=args.jobs, plugins=args.plugin or (), disable=args.disable or (),
+        run_options={"device": args.device, "data_dir": args.data_dir, "force": args.force}, address=args.address,
+        partition=args.partition, time_min=args.time_min, cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run, submitit_cluster=args.submitit_cluster,
+    )
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from mmbench.io import ensure_writable
+    from mmbench.files import ensure_writable
     from mmbench.plugins import Registry
-    from mmbench.sweep import expand, plan_jobs, run_sweep
+    from mmbench.sweeps import plan_sweep, run_sweep
 
     if args.retries < 0:
         raise MMBenchError(f"--retries must be 0 or more, got {args.retries}.")
     grid = _grid(args)
     registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
-    for method in grid.methods:  # a misspelled name is a mistake, not an "invalid combination"
-        registry.method(method)
-    for task in grid.tasks:
-        registry.task(task)
     out = Path(args.out)
-    planned = plan_jobs(expand(grid, registry), registry, out, force=args.force)
-    if planned and all(p.status == "invalid" for p in planned):
-        raise MMBenchError(f"none of the sweep's {len(planned)} run(s) is valid; the first: "
-                           f"{planned[0].job.describe()}: {planned[0].reason}")
+    planned = plan_sweep(grid, registry, out, force=args.force)
     console = Console(highlight=False)
     pending = [p for p in planned if p.status == "pending"]
     if args.dry_run:
-        table = Table(title=f"sweep: {len(planned)} run(s), {len(pending)} to run", title_justify="left")
+        dependencies = sum(1 for p in planned if p.needed_by)
+        needed = f"; {dependencies} needed by others, run first" if dependencies else ""
+        table = Table(title=f"sweep: {len(planned)} run(s), {len(pending)} to run{needed}", title_justify="left")
         for column in ("run", "run id", "status", "note"):
             table.add_column(column, overflow="fold")
         for p in planned:
-            table.add_row(p.job.describe(), p.run_id or "-", "to run" if p.status == "pending" else p.status, p.reason)
+            note = p.reason
+            if p.needed_by:
+                note = f"dependency of {p.needed_by} run(s), level {p.level}" + (f"; {note}" if note else "")
+            table.add_row(p.job.describe(), p.run_id or "-", "to run" if p.status == "pending" else p.status, note)
         console.print(table)
         return 0
     ensure_writable(out)

@@ -29,7 +29,7 @@ from mmbench.data.sources import (
     split_rows,
 )
 from mmbench.errors import MMBenchError
-from mmbench.io import atomic_directory, describe_os_error, mmbench_home
+from mmbench.files import atomic_directory, describe_os_error, mmbench_home
 from mmbench.specs import ArraySource, DatasetSpec, GeneratorSource, LocalSource, TaskSpec
 
 CACHE_FORMAT = 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmbench.errors import MMBenchError
-from mmbench.io import atomic_directory, describe_os_error, mmbench_home
+from mmbench.files import atomic_directory, describe_os_error, mmbench_home
 from mmbench.specs import DatasetSpec, GeneratorSource, HubSource, LocalSource
 
 DATA_ENV = "MMBENCH_DATA"

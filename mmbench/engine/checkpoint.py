@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from mmbench.errors import MMBenchError
-from mmbench.io import atomic_write, describe_os_error
+from mmbench.files import atomic_write, describe_os_error
 
 CHECKPOINT_FORMAT = 1
 _MAGIC = b"mmbench-torch "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -45,6 +45,15 @@ def restrict_batch(batch: Batch, subset: Sequence[str]) -> SubsetBatch:
     return SubsetBatch(batch, subset)
 
 
+class Features(NamedTuple):
+    """What a trained model offers another method (:meth:`MethodModule.features`): its
+    representation of a batch per encoder scale (shallow → deep; one entry for vector data),
+    fused over the given modalities as the model fuses them, and the logits computed from it."""
+
+    scales: list[torch.Tensor]
+    logits: torch.Tensor
+
+
 class MethodModule(nn.Module):
     """Base class of every method's trained model.
 
@@ -58,6 +67,8 @@ class MethodModule(nn.Module):
       holds only those modalities (plus ``target`` and ``index``): reading an absent one is a
       ``KeyError`` naming it (:class:`SubsetBatch`).
 
+    A method implements ``predict`` or ``predict_subsets`` (the default of each calls the other).
+
     Optional:
 
     * ``predict_subsets(batch, subsets)`` — all deployment subsets at once; override to encode
@@ -65,6 +76,11 @@ class MethodModule(nn.Module):
       restricted batch). An override necessarily receives every modality: the output of a subset
       must not depend on the modalities it lacks (``mmbench.testing.check_method`` verifies this
       by replacing each absent modality with noise, then NaN);
+    * the **trained-model contract**, what a frozen dependency offers the method that needs it
+      (``ctx.models[role]``, a :class:`mmbench.engine.TrainedModel`): ``features(batch, modalities)
+      -> Features(scales, logits)`` and ``encoder(modality) -> nn.Module`` (the modality's
+      encoder, e.g. to initialise another network from it). A method that others may depend on
+      implements them; nothing else of a dependency is reachable;
     * ``param_groups(recipe)`` — optimiser parameter groups (dicts with ``params`` and optional
       ``lr_scale`` / ``weight_decay``); default: every trainable parameter in one group;
     * ``extra_views`` — names of additional augmented views of each training batch (from
@@ -84,7 +100,20 @@ class MethodModule(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement training_step(batch, step)")
 
     def predict(self, batch: Batch, modalities: Sequence[str]) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement predict(batch, modalities)")
+        if type(self).predict_subsets is MethodModule.predict_subsets:
+            raise NotImplementedError(f"{type(self).__name__} must implement predict(batch, modalities) or predict_subsets")
+        subset = tuple(modalities)
+        return self.predict_subsets(batch, [subset])[subset]
+
+    def features(self, batch: Batch, modalities: Sequence[str]) -> Features:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not offer features(batch, modalities), which a method that depends on it needs"
+        )
+
+    def encoder(self, modality: str) -> nn.Module:
+        raise NotImplementedError(
+            f"{type(self).__name__} does not offer encoder(modality), which a method that depends on it needs"
+        )
 
     def predict_subsets(self, batch: Batch, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
         return {subset: self.predict(restrict_batch(batch, subset), subset) for subset in subsets}

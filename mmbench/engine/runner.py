@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +22,9 @@ from mmbench import interrupts
 from mmbench.artifacts import ArtifactCache
 from mmbench.config import to_jsonable
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
-from mmbench.distillation import references as distillation_references
 from mmbench.engine.checkpoint import checkpoint_epochs
 from mmbench.engine.context import RunContext
 from mmbench.engine.distributed import SINGLE, World
-from mmbench.engine.gallery import save_gallery
 from mmbench.engine.locks import run_lock
 from mmbench.engine.loop import (
     NonFiniteLoss,
@@ -38,13 +36,16 @@ from mmbench.engine.loop import (
 )
 from mmbench.engine.module import MethodModule, restrict_batch
 from mmbench.engine.seeding import rng_state, seed_everything, set_rng_state
+from mmbench.engine.trained import TrainedModel
 from mmbench.errors import MMBenchError
-from mmbench.io import ensure_writable
-from mmbench.plan import RunPlan, plan_run
+from mmbench.files import ensure_writable
+from mmbench.gallery import save_gallery
+from mmbench.plan import RunPlan
 from mmbench.plugins import Registry
 from mmbench.provenance import collect
 from mmbench.records import (
     DatasetInfo,
+    DependencyInfo,
     DistillationInfo,
     Failure,
     MethodInfo,
@@ -59,6 +60,21 @@ from mmbench.records import (
     record_path,
     write_record,
 )
+
+
+class _WeightsSink:
+    """Where a run's selected weights go: the artifact cache (``--save-weights``, dependencies)
+    and / or the caller."""
+
+    def __init__(self, artifacts: ArtifactCache | None, plan: RunPlan,
+                 callback: Callable[[dict[str, torch.Tensor]], None] | None):
+        self.artifacts, self.plan, self.callback = artifacts, plan, callback
+
+    def __call__(self, state: dict[str, torch.Tensor]) -> None:
+        if self.artifacts is not None:
+            self.artifacts.store(self.plan.run_id, state, meta=self.plan.identity)
+        if self.callback is not None:
+            self.callback(state)
 
 
 class RunInterrupted(MMBenchError):
@@ -154,14 +170,19 @@ class Runner:
         self.artifacts = artifacts or ArtifactCache()
         self.log = log or (lambda message: None)
         self.epoch_log = epoch_log
+        self._loaded: dict[str, MethodModule] = {}  # the current run's dependencies, by run id
+        self._depth = 0  # nesting of runs: a dependency is trained as a run inside its dependent's
 
     # -- helpers -------------------------------------------------------------------------------------
-    def context(self, plan: RunPlan, data: Any) -> RunContext:
+    def context(self, plan: RunPlan, data: Any, models: dict[str, TrainedModel] | None = None) -> RunContext:
+        """What ``build`` receives for ``plan``; without ``models``, the plan's dependencies are
+        resolved (trained or taken from the artifact cache) first."""
+        if models is None:
+            models = self._dependencies(plan, data)[0] if plan.dependencies else {}
         return RunContext(
             task=plan.task, dataset=plan.dataset, recipe=plan.recipe, profile=plan.profile, seed=plan.seed,
             device=self.device, modalities=plan.modalities, shapes=data.shapes, subsets=plan.subsets,
-            revision=plan.revision, distillation=plan.distillation,
-            _trainer=lambda name, overrides: self._dependency(plan, data, name, overrides)[1],
+            revision=plan.revision, distillation=plan.distillation, models=models,
             _validation=lambda: self._validation_batches(plan, data),
         )
 
@@ -171,7 +192,7 @@ class Runner:
             yield to_device(batch, self.device)
 
     def _build(self, plan: RunPlan, ctx: RunContext) -> MethodModule:
-        module = plan.method.build(plan.task, plan.config, ctx)
+        module = plan.method.builder()(plan.task, plan.config, ctx)
         if not isinstance(module, MethodModule):
             raise MMBenchError(
                 f"method '{plan.method.name}': build() must return an mmbench.engine.MethodModule, "
@@ -179,48 +200,71 @@ class Runner:
             )
         return module
 
-    def _dependency(
-        self, parent: RunPlan, data: Any, method: str, overrides: dict[str, str],
-    ) -> tuple[RunPlan, MethodModule]:
-        """Another method trained on the parent's task/seed/recipe, from the artifact cache."""
-        plan = plan_run(
-            self.registry, method, parent.task.name, parent.seed,
-            {**parent.inherited_overrides(), **overrides}, parent.profile,
-        )
-        if plan.recipe != parent.recipe or plan.revision != parent.revision:
-            data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache)
-        ctx = self.context(plan, data)
-        saved_rng = rng_state()  # the parent's randomness must not depend on whether this was cached
+    # -- dependencies --------------------------------------------------------------------------------
+    def dependency_status(self, plan: RunPlan) -> str:
+        """``cached`` (weights in the artifact cache), ``checkpointed`` (an interrupted run to
+        resume) or ``to train``."""
+        if self.artifacts.path(plan.run_id).exists():
+            return "cached"
+        checkpoint = record_path(self.out, plan.task.name, plan.method.name, plan.run_id).with_suffix(".ckpt")
+        return "checkpointed" if checkpoint_epochs(checkpoint) else "to train"
 
-        def produce() -> dict[str, torch.Tensor]:
-            self.log(f"training {method} (needed by {parent.method.name}; cached for later runs)")
-            seed_everything(plan.seed)
-            trainer = Trainer(self._build(plan, ctx), data, ctx, method, progress=self.progress)
-            return trainer.fit().best_state
-
-        state, cached = self.artifacts.get_or_create(plan.run_id, produce, meta=plan.identity)
-        if cached:
-            self.log(f"using cached {method} ({plan.run_id})")
+    def _dependencies(self, plan: RunPlan, data: Any) -> tuple[dict[str, TrainedModel], list[DependencyInfo]]:
+        """The trained models ``plan`` needs, by role, loaded frozen; each is trained first as an
+        ordinary run (record, per-epoch checkpoint, resumed if interrupted) unless cached. The
+        parent's random state is untouched, so its result never depends on what was cached."""
+        saved_rng = rng_state()
+        models: dict[str, TrainedModel] = {}
+        infos = []
+        for dependency in plan.dependencies:
+            dep = dependency.plan
+            if dep.run_id not in self._loaded:
+                self._loaded[dep.run_id] = self._load_dependency(dep, plan, data)
+            module = self._loaded[dep.run_id]
+            models[dependency.role] = TrainedModel(module, dep.method.name, dep.run_id, dep.trained_modalities)
+            infos.append(DependencyInfo(
+                role=dependency.role, method=dep.method.name, overrides=dict(dependency.options), run_id=dep.run_id,
+                weights_sha256=self.artifacts.digest(dep.run_id),
+            ))
         set_rng_state(saved_rng)
-        module = self._build(plan, ctx)
+        return models, infos
+
+    def _load_dependency(self, plan: RunPlan, parent: RunPlan, parent_data: Any) -> MethodModule:
+        state = self.artifacts.load(plan.run_id)
+        if state is not None:
+            self.log(f"using cached {plan.method.name} ({plan.run_id}), needed by {parent.method.name}")
+        else:
+            with self.artifacts.lock(plan.run_id) if self.world.main else contextlib.nullcontext():
+                state = self.artifacts.load(plan.run_id)  # another process may have trained it meanwhile
+                if state is None:
+                    checkpoint = record_path(self.out, plan.task.name, plan.method.name, plan.run_id).with_suffix(".ckpt")
+                    resume = bool(checkpoint_epochs(checkpoint))
+                    self.log(f"{'resuming' if resume else 'training'} {plan.method.name} (run {plan.run_id}), needed by "
+                             f"{parent.method.name}; its weights are cached for later runs")
+                    trained: dict[str, Any] = {}
+                    self.run(plan, resume=resume, save_weights=True, on_weights=trained.update)
+                    state = trained
+        same_data = plan.recipe == parent.recipe and plan.revision == parent.revision
+        data = parent_data if same_data else load_task_data(
+            plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache)
+        models, _ = self._dependencies(plan, data)
+        module = self._build(plan, self.context(plan, data, models))
         module.load_state_dict(state)
-        module.to(self.device).eval().requires_grad_(False)
-        set_rng_state(saved_rng)
-        return plan, module
+        return module.to(self.device).eval().requires_grad_(False)
 
-    def _references(self, plan: RunPlan, data: Any, test: ArrayBatches) -> list[ReferenceResult]:
+    def _references(self, plan: RunPlan, test: ArrayBatches) -> list[ReferenceResult]:
         """TEACHER / STUDENT reference models of a distillation run, evaluated on the test split
         with all of their own modalities (as the papers' TEACHER / STUDENT rows)."""
-        if plan.distillation is None:
-            return []
         results = []
-        for role, method, overrides in distillation_references(plan.distillation):
-            ref_plan, module = self._dependency(plan, data, method, overrides)
+        for dependency in plan.dependencies:
+            if dependency.reference is None:
+                continue
+            ref = dependency.plan
             results.append(ReferenceResult(
-                role=role, method=method, overrides=overrides, run_id=ref_plan.run_id,
-                trained_modalities=list(ref_plan.trained_modalities),
-                metrics=evaluate(module, test, [ref_plan.trained_modalities], ref_plan.task, self.device,
-                                 ref_plan.recipe.eval_batch_size, ref_plan.recipe.amp, world=self.world),
+                role=dependency.reference, method=ref.method.name, overrides=dict(dependency.options), run_id=ref.run_id,
+                trained_modalities=list(ref.trained_modalities),
+                metrics=evaluate(self._loaded[ref.run_id], test, [ref.trained_modalities], ref.task, self.device,
+                                 ref.recipe.eval_batch_size, ref.recipe.amp, world=self.world),
             ))
         return results
 
@@ -231,16 +275,29 @@ class Runner:
         record = _read_existing(path)
         return path if record is not None and record.status == "completed" else None
 
-    def run(self, plan: RunPlan, resume: bool = False, force: bool = False) -> tuple[RunRecord, Path]:
-        """Train, test and record ``plan``. ``resume`` continues from its checkpoint; without it an
-        existing checkpoint is kept until this run has completed more epochs, unless ``force``."""
+    def run(
+        self, plan: RunPlan, resume: bool = False, force: bool = False, save_weights: bool = False,
+        on_weights: Callable[[dict[str, torch.Tensor]], None] | None = None,
+    ) -> tuple[RunRecord, Path]:
+        """Train, test and record ``plan`` (its dependencies first). ``resume`` continues from its
+        checkpoint; without it an existing checkpoint is kept until this run has completed more
+        epochs, unless ``force``. ``save_weights`` stores the selected (best-validation) weights in
+        the artifact cache, where runs that depend on this one find them."""
         path = record_path(self.out, plan.task.name, plan.method.name, plan.run_id)
-        if not self.world.main:
-            return self._run(plan, path, resume, keep_epochs=0)
-        ensure_writable(self.out)
-        with run_lock(self.out, plan.run_id):
-            _read_existing(path)  # a record of a newer schema is never overwritten
-            return self._run(plan, path, resume, keep_epochs=self._checkpoint_notice(plan, path, resume, force))
+        weights = _WeightsSink(self.artifacts if save_weights and self.world.main else None, plan, on_weights)
+        self._depth += 1
+        try:
+            if not self.world.main:
+                return self._run(plan, path, resume, keep_epochs=0, weights=weights)
+            ensure_writable(self.out)
+            with run_lock(self.out, plan.run_id):
+                _read_existing(path)  # a record of a newer schema is never overwritten
+                keep = self._checkpoint_notice(plan, path, resume, force)
+                return self._run(plan, path, resume, keep_epochs=keep, weights=weights)
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._loaded.clear()
 
     def _checkpoint_notice(self, plan: RunPlan, path: Path, resume: bool, force: bool) -> int:
         """Say what happens to an existing checkpoint; returns the epochs it must not be replaced
@@ -262,14 +319,16 @@ class Runner:
                  "--resume to continue it, or with --force to replace it)")
         return epochs
 
-    def _run(self, plan: RunPlan, path: Path, resume: bool, keep_epochs: int) -> tuple[RunRecord, Path]:
+    def _run(self, plan: RunPlan, path: Path, resume: bool, keep_epochs: int,
+             weights: _WeightsSink) -> tuple[RunRecord, Path]:
         checkpoint = path.with_suffix(".ckpt")
         main = self.world.main
         started = time.perf_counter()
         seed_everything(plan.seed)
         data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache)
         data_seconds = time.perf_counter() - started
-        ctx = self.context(plan, data)
+        models, dependencies = self._dependencies(plan, data)
+        ctx = self.context(plan, data, models)
         seed_everything(plan.seed)
         module = self._build(plan, ctx)
         run_info = {
@@ -283,7 +342,7 @@ class Runner:
             on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs), world=self.world,
         )
         sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
-        base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes)
+        base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes, dependencies=dependencies)
         try:
             fit = trainer.fit()
         except NonFiniteLoss as exc:
@@ -293,6 +352,7 @@ class Runner:
                 f"{interrupts.describe()}; {exc.completed_epochs} completed epoch(s) are checkpointed at {checkpoint}. "
                 "Re-run the same command with --resume to continue."
             ) from None
+        weights(fit.best_state)
 
         report = module.report()  # the method's facts after training, before best-epoch weights are loaded
         test = ArrayBatches(data.test, data.stats, data.modalities)
@@ -309,7 +369,7 @@ class Runner:
         test_seconds = time.perf_counter() - t0
         gallery = save_gallery(module, test, plan.task, plan.subsets[0], self.device,
                                path.parent / plan.run_id / "gallery", relative_to=path.parent) if main else []
-        references = self._references(plan, data, test)
+        references = self._references(plan, test)
         params = sum(p.numel() for p in module.parameters())
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
         resources = Resources(
@@ -378,7 +438,7 @@ class Runner:
             ),
             method=MethodInfo(
                 name=plan.method.name, plugin=plan.plugin.name, version=plan.plugin.version,
-                paper=plan.method.paper, repo=plan.method.repo, scenario=plan.method.scenario,
+                paper=plan.method.paper, repo=plan.method.repo, family=plan.method.family,
                 source_hash=plan.plugin.source_hash,
             ),
             config=to_jsonable(plan.config), recipe=asdict(plan.recipe), profile=plan.profile, seed=plan.seed,

@@ -31,7 +31,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from mmbench.errors import MMBenchError, unknown_name_error
-from mmbench.io import atomic_write, describe_os_error, share_like_created
+from mmbench.files import atomic_write, describe_os_error, share_like_created
 from mmbench.leaderboard import plots
 from mmbench.leaderboard.reported import load_reported
 from mmbench.leaderboard.tables import (
@@ -306,8 +306,9 @@ class SiteBuilder:
         if series:
             svg = Markup(plots.curves([("validation", [e for e, _ in series], [v for _, v in series])],
                                       f"validation {record.task.primary_metric} (%)", f"run-{record.run_id}"))
+        dependencies = [(d.role, d.method, d.run_id, d.run_id in self.by_id) for d in record.dependencies]
         html = self.env.get_template("run.html").render(
-            root="../", r=record, metric_names=metric_names, best_metrics=rows, curves=svg,
+            root="../", r=record, metric_names=metric_names, best_metrics=rows, curves=svg, dependencies=dependencies,
             record_json=json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True), **common)
         self._write(root / "runs" / f"{slug(record.run_id)}.html", html)
 

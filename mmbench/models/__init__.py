@@ -1,32 +1,50 @@
-"""Shared model building blocks: encoders, fusion blocks, decoder, the multi-encoder fusion net.
+"""Shared model building blocks: encoders, fusion blocks, decoders, losses, presence masks, the
+multi-encoder fusion network and the multi-encoder segmentation skeleton.
 
-Method plugins build from these instead of carrying their own copies.
+Method plugins build from these instead of carrying their own copies. Every public name is
+listed in ``__all__``; the submodules are internal.
 """
 
-from mmbench.models.backbones import MLPEncoder, ResNetEncoder, build_encoder
+from mmbench.metrics import meter_for
+from mmbench.models.backbones import MLPEncoder, ResNetEncoder, ResNetTrunk, build_encoder
 from mmbench.models.decoders import SegmentationDecoder
 from mmbench.models.esanet import ESANetwork
-from mmbench.models.fusion import SEBlock, fuse_features
+from mmbench.models.fusion import SEBlock, fuse_features, masked_feature, present_count
 from mmbench.models.fusion_net import (
     FusionNet,
+    FusionRule,
     modality_dropout_mask,
+    predict_each_subset,
     subset_mask,
     uniform_subset_mask,
 )
 from mmbench.models.gradients import scale_gradient
-from mmbench.models.losses import task_loss
+from mmbench.models.incomplete import MultiEncoderSegmenter, conv, masked_stack
+from mmbench.models.losses import ce_dice, dice_loss, softmax_weighted_loss, task_loss
 
 __all__ = [
     "ESANetwork",
     "FusionNet",
+    "FusionRule",
     "MLPEncoder",
+    "MultiEncoderSegmenter",
     "ResNetEncoder",
+    "ResNetTrunk",
     "SEBlock",
     "SegmentationDecoder",
     "build_encoder",
+    "ce_dice",
+    "conv",
+    "dice_loss",
     "fuse_features",
+    "masked_feature",
+    "masked_stack",
+    "meter_for",
     "modality_dropout_mask",
+    "predict_each_subset",
+    "present_count",
     "scale_gradient",
+    "softmax_weighted_loss",
     "subset_mask",
     "task_loss",
     "uniform_subset_mask",

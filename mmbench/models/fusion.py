@@ -33,7 +33,8 @@ class SEBlock(nn.Module):
         return x * weights.reshape(*weights.shape, *([1] * (x.dim() - 2)))
 
 
-def _masked(feature: torch.Tensor, mask_column: torch.Tensor) -> torch.Tensor:
+def masked_feature(feature: torch.Tensor, mask_column: torch.Tensor) -> torch.Tensor:
+    """``feature`` zeroed in the samples whose ``mask_column`` entry is 0."""
     return feature * mask_column.reshape(-1, *([1] * (feature.dim() - 1))).to(feature.dtype)
 
 
@@ -41,26 +42,19 @@ def fuse_features(features: Sequence[torch.Tensor], mask: torch.Tensor, mode: st
     """Fuse one scale's per-modality features ``[B, C_m, ...]`` (modality order = mask columns).
 
     ``concat``: channel concatenation with zeros for missing modalities; ``sum``: sum of present
-    modalities; ``mean``: mean over present modalities; ``moments``: HeMIS's abstraction layer
-    (Havaei et al., MICCAI 2016), the mean and the population variance over the present
-    modalities concatenated along channels (variance 0 with one modality, as U-HeMIS);
-    ``moments-all``: the same with the variance summed over *all* modalities, missing ones
-    counting as zeros — the HeMIS-style ``SURF_MV`` baseline of the MMANet repository.
+    modalities; ``mean``: mean over present modalities.
     """
-    masked = [_masked(f, mask[:, i]) for i, f in enumerate(features)]
+    masked = [masked_feature(f, mask[:, i]) for i, f in enumerate(features)]
     if mode == "concat":
         return torch.cat(masked, dim=1)
     total = torch.stack(masked, dim=0).sum(dim=0)
     if mode == "sum":
         return total
-    count = mask.sum(dim=1).clamp(min=1).reshape(-1, *([1] * (total.dim() - 1))).to(total.dtype)
     if mode == "mean":
-        return total / count
-    if mode in ("moments", "moments-all"):
-        mean = total / count
-        if mode == "moments":
-            squares = [_masked((f - mean) ** 2, mask[:, i]) for i, f in enumerate(features)]
-        else:
-            squares = [(m - mean) ** 2 for m in masked]
-        return torch.cat([mean, torch.stack(squares, dim=0).sum(dim=0) / count], dim=1)
+        return total / present_count(mask, total)
     raise ValueError(f"unknown fusion mode '{mode}'")
+
+
+def present_count(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The number of present modalities per sample (at least 1), shaped to broadcast over ``like``."""
+    return mask.sum(dim=1).clamp(min=1).reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)

@@ -12,7 +12,7 @@ encoding of each modality (``encode`` once, ``fuse`` + ``head`` per subset).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -66,8 +66,23 @@ def uniform_subset_mask(batch_size: int, num_modalities: int, device: torch.devi
     return ((codes[:, None] & bits[None, :]) > 0).float()
 
 
+FUSION_MODES = ("concat", "sum", "mean", "se")
+
+
+class FusionRule(Protocol):
+    """A method's own fusion of one scale (e.g. HeMIS's moments): ``rule(features, mask)`` fuses
+    the per-modality maps ``[B, C, ...]`` (all modalities, absent ones zero, in mask-column order)
+    under the ``[B, M]`` presence mask; ``rule.out_channels(channels)`` is the fused width for the
+    per-modality widths ``channels``."""
+
+    def __call__(self, features: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor: ...
+
+    def out_channels(self, channels: Sequence[int]) -> int: ...
+
+
 class FusionNet(nn.Module):
-    """Modality-specific encoders → masked fusion (concat / sum / SE + concat) → head or decoder."""
+    """Modality-specific encoders → masked fusion (concat / sum / mean / SE + concat, or a
+    method's :class:`FusionRule`) → head or decoder."""
 
     def __init__(
         self,
@@ -77,7 +92,7 @@ class FusionNet(nn.Module):
         num_classes: int,
         arch: str = "resnet18",
         width: int = 64,
-        fusion: str = "concat",
+        fusion: str | FusionRule = "concat",
         fusion_stage: int = 4,
         se_reduction: int = 16,
     ):
@@ -107,10 +122,12 @@ class FusionNet(nn.Module):
             self.se = nn.ModuleList(
                 nn.ModuleList(SEBlock(c, se_reduction) for c in channels) for channels in scale_channels
             )
-        if fusion.startswith("moments") and any(len(set(c)) > 1 for c in scale_channels):
-            raise ValueError("moment fusion needs the same number of channels from every modality")
-        widths = {"concat": sum, "se": sum, "moments": lambda c: 2 * c[0], "moments-all": lambda c: 2 * c[0]}
-        fused_channels = [widths.get(fusion, lambda c: c[0])(c) for c in scale_channels]
+        if not isinstance(fusion, str):
+            fused_channels = [fusion.out_channels(c) for c in scale_channels]
+        else:
+            if fusion not in FUSION_MODES:
+                raise ValueError(f"unknown fusion '{fusion}': use one of {', '.join(FUSION_MODES)} or a FusionRule")
+            fused_channels = [sum(c) if fusion in ("concat", "se") else c[0] for c in scale_channels]
         self.trunk = None
         if fusion_stage < 4 and not vector:
             self.trunk = ResNetTrunk(fused_channels[-1], arch, width, fusion_stage)
@@ -147,8 +164,11 @@ class FusionNet(nn.Module):
                     ref = reference[s]
                     f = ref.new_zeros(ref.shape[0], self._scale_channels[s][i], *ref.shape[2:])
                 per_modality.append(f)
-            mode = "concat" if self.fusion in ("concat", "se") else self.fusion
-            fused.append(fuse_features(per_modality, mask, mode))
+            if isinstance(self.fusion, str):
+                mode = "concat" if self.fusion in ("concat", "se") else self.fusion
+                fused.append(fuse_features(per_modality, mask, mode))
+            else:
+                fused.append(self.fusion(per_modality, mask))
         if self.trunk is not None:
             fused.extend(self.trunk(fused[-1]))
         return fused

@@ -47,3 +47,9 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int, igno
     dims = (0, *range(2, prob.dim()))
     dice = 2 * (prob * onehot).sum(dim=dims) / (prob.sum(dim=dims) + onehot.sum(dim=dims) + eps)
     return 1.0 - dice.mean()
+
+
+def ce_dice(logits: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
+    """RFNet / mmFormer's criterion of one prediction (``logits`` at the target's size):
+    :func:`softmax_weighted_loss` + :func:`dice_loss`."""
+    return softmax_weighted_loss(logits, target, num_classes, ignore_index) + dice_loss(logits, target, num_classes, ignore_index)

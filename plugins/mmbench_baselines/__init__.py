@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import ALL_KINDS, MethodSpec, MMBenchError, hookimpl
-from mmbench.specs import parse_subset
+from mmbench import ALL_KINDS, MethodSpec, MMBenchError, hookimpl, parse_subset
 
 __version__ = "0.1.0"
 
@@ -69,56 +68,27 @@ class SEFusionConfig:
             raise ValueError("fusion_stage must be in 1..4, p in [0, 1), reduction >= 1")
 
 
-def _unimodal_modality(modalities, config) -> str:
+def unimodal_modality(modalities, config) -> str:
     return config.modality or modalities[0]
 
 
 def _unimodal_check(modalities, config):
-    chosen = _unimodal_modality(modalities, config)
+    chosen = unimodal_modality(modalities, config)
     if chosen not in modalities:
         return f"modality '{chosen}' is not one of the task's ({', '.join(modalities)}); set modality=<name>."
     return None
 
 
-def _build_unimodal(task, config, ctx):
-    from mmbench_baselines.models import FusionBaseline
-
-    return FusionBaseline(task, ctx, [_unimodal_modality(ctx.modalities, config)], backbone=config.backbone)
-
-
-def _fusion_modalities(modalities, config) -> tuple[str, ...]:
+def fusion_modalities(modalities, config) -> tuple[str, ...]:
     return parse_subset(config.modalities, modalities) if config.modalities else tuple(modalities)
 
 
 def _fusion_check(modalities, config):
     try:
-        chosen = _fusion_modalities(modalities, config)
+        chosen = fusion_modalities(modalities, config)
     except MMBenchError as exc:
         return str(exc)
     return None if len(chosen) >= 2 else "fusion needs at least two modalities; use the unimodal method for one."
-
-
-def _build_fusion(task, config, ctx):
-    from mmbench_baselines.models import FusionBaseline
-
-    return FusionBaseline(
-        task, ctx, _fusion_modalities(ctx.modalities, config), fusion=config.fusion, backbone=config.backbone,
-    )
-
-
-def _build_fusion_dropout(task, config, ctx):
-    from mmbench_baselines.models import FusionBaseline
-
-    return FusionBaseline(task, ctx, ctx.modalities, dropout=config.p, backbone=config.backbone)
-
-
-def _build_se_fusion(task, config, ctx):
-    from mmbench_baselines.models import FusionBaseline
-
-    return FusionBaseline(
-        task, ctx, ctx.modalities, fusion="se", fusion_stage=config.fusion_stage, dropout=config.p,
-        se_reduction=config.reduction, backbone=config.backbone,
-    )
 
 
 @dataclass(frozen=True)
@@ -126,13 +96,18 @@ class ESANetConfig:
     backbone: str | None = None
 
 
-def _esanet_builder(dropout: bool):
-    def build(task, config, ctx):
-        from mmbench_baselines.esanet import ESANet
+def _unimodal_reference(role: str, modalities: tuple[str, ...]) -> dict[str, str] | None:
+    """The TEACHER / STUDENT reference on one modality: a unimodal network."""
+    return {"modality": modalities[0]} if len(modalities) == 1 else None
 
-        return ESANet(task, ctx, modality_dropout=dropout, backbone=config.backbone)
 
-    return build
+def _fusion_reference(role: str, modalities: tuple[str, ...]) -> dict[str, str] | None:
+    """On several modalities: per-modality encoders fused by element-wise addition at the
+    penultimate layer for a teacher (the DisCoM-KD paper's multi-modal teacher), by concatenation
+    for an undistilled student."""
+    if len(modalities) < 2:
+        return None
+    return {"modalities": "+".join(modalities), **({"fusion": "sum"} if role == "teacher" else {})}
 
 
 @hookimpl
@@ -140,39 +115,43 @@ def mmbench_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="unimodal", description="One modality, trained and deployed alone",
-            build=_build_unimodal, config=UnimodalConfig, kinds=ALL_KINDS, check=_unimodal_check,
-            trained_modalities=lambda mods, cfg: (_unimodal_modality(mods, cfg),),
+            build="mmbench_baselines.models:build_unimodal", config=UnimodalConfig, kinds=ALL_KINDS,
+            check=_unimodal_check, reference=_unimodal_reference,
+            trained_modalities=lambda mods, cfg: (unimodal_modality(mods, cfg),),
             deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == trained),
         ),
         MethodSpec(
             name="fusion", description="Modality-specific encoders + late concat/sum fusion, trained with all modalities",
-            build=_build_fusion, config=FusionConfig, kinds=ALL_KINDS, min_modalities=2, check=_fusion_check,
-            trained_modalities=_fusion_modalities,
+            build="mmbench_baselines.models:build_fusion", config=FusionConfig, kinds=ALL_KINDS, min_modalities=2,
+            check=_fusion_check, reference=_fusion_reference,
+            trained_modalities=fusion_modalities,
             deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if set(s) <= set(trained)),
         ),
         MethodSpec(
             name="fusion-dropout",
             description="Fusion trained with per-sample modality dropout (the '-MD' baselines)",
-            build=_build_fusion_dropout, config=FusionDropoutConfig, kinds=ALL_KINDS, min_modalities=2,
+            build="mmbench_baselines.models:build_fusion_dropout", config=FusionDropoutConfig, kinds=ALL_KINDS, min_modalities=2,
             paper="MMANet (Wei et al., CVPR 2023) and OS-MD modality-dropout baselines",
         ),
         MethodSpec(
             name="se-fusion",
             description="CASIA-SURF SF baseline: per-modality SE after layer2, concat, shared layer3-4",
-            build=_build_se_fusion, config=SEFusionConfig, kinds=ALL_KINDS, min_modalities=2,
+            build="mmbench_baselines.models:build_se_fusion", config=SEFusionConfig, kinds=ALL_KINDS, min_modalities=2,
             paper="Zhang et al., A Dataset and Benchmark for Large-scale Multi-modal Face Anti-spoofing, CVPR 2019",
             repo="https://github.com/shicaiwei123/MMANet-CVPR2023 (classification/models/surf_baseline.py)",
         ),
         *(
             MethodSpec(
-                name=name, description=description, build=_esanet_builder(dropout), config=ESANetConfig,
+                name=name, description=description, build=f"mmbench_baselines.segmentation:{builder}",
+                config=ESANetConfig,
                 kinds=frozenset({"segmentation"}), min_modalities=2,
                 paper="Seichter et al., Efficient RGB-D Semantic Segmentation for Indoor Scene Analysis, ICRA 2021",
                 repo="https://github.com/TUI-NICR/ESANet",
             )
-            for name, description, dropout in (
-                ("esanet", "ESANet-style RGB-D segmentation: SE-add fusion into the RGB stream, PPM context", False),
-                ("esanet-dropout", "ESANet trained with per-sample modality dropout (MMANet's ESANet baseline)", True),
+            for name, description, builder in (
+                ("esanet", "ESANet-style RGB-D segmentation: SE-add fusion into the RGB stream, PPM context", "ESANet"),
+                ("esanet-dropout", "ESANet trained with per-sample modality dropout (MMANet's ESANet baseline)",
+                 "ESANet.with_dropout"),
             )
         ),
     ]

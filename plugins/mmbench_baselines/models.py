@@ -1,16 +1,20 @@
 """The baseline models: one modality, or modality-specific encoders fused (optionally with SE and
 modality dropout). Built on :class:`mmbench.models.FusionNet`; nothing here is specific beyond
-the loss and the training-time modality mask."""
+the loss and the training-time modality mask. The ``build_*`` functions are the methods'
+``MethodSpec.build`` (as import strings)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from torch import nn
 
-from mmbench.engine import MethodModule, RunContext
-from mmbench.models import FusionNet, modality_dropout_mask, task_loss
-from mmbench.specs import TaskSpec
+from mmbench import TaskSpec
+from mmbench.engine import Features, MethodModule, RunContext
+from mmbench.models import FusionNet, modality_dropout_mask, subset_mask, task_loss
+from mmbench_baselines import fusion_modalities, unimodal_modality
 
 
 class FusionBaseline(MethodModule):
@@ -18,6 +22,7 @@ class FusionBaseline(MethodModule):
 
     ``dropout`` > 0 drops each modality per sample with that probability (never all of them) in
     training — the "-MD" baselines of MMANet / OS-MD. Missing modalities at test time are zeros.
+    As a dependency it offers its fused features per scale and its encoders.
     """
 
     def __init__(self, task: TaskSpec, ctx: RunContext, modalities: Sequence[str], fusion: str = "concat",
@@ -41,8 +46,31 @@ class FusionBaseline(MethodModule):
         logits = self.net(batch, self._mask(target.shape[0], target.device))
         return {"ce": task_loss(self.task, logits, target)}
 
-    def predict(self, batch, modalities):
-        return self.predict_subsets(batch, [tuple(modalities)])[tuple(modalities)]
-
     def predict_subsets(self, batch, subsets):
         return self.net.predict_subsets(batch, subsets)  # each modality encoded once for all subsets
+
+    def features(self, batch, modalities) -> Features:
+        target = batch["target"]
+        scales = self.net.features(batch, subset_mask(self.trained, modalities, target.shape[0], target.device))
+        return Features(scales, self.net.head(scales))
+
+    def encoder(self, modality: str) -> nn.Module:
+        return self.net.encoders[modality]
+
+
+def build_unimodal(task: TaskSpec, config: Any, ctx: RunContext) -> FusionBaseline:
+    return FusionBaseline(task, ctx, [unimodal_modality(ctx.modalities, config)], backbone=config.backbone)
+
+
+def build_fusion(task: TaskSpec, config: Any, ctx: RunContext) -> FusionBaseline:
+    return FusionBaseline(task, ctx, fusion_modalities(ctx.modalities, config), fusion=config.fusion,
+                          backbone=config.backbone)
+
+
+def build_fusion_dropout(task: TaskSpec, config: Any, ctx: RunContext) -> FusionBaseline:
+    return FusionBaseline(task, ctx, ctx.modalities, dropout=config.p, backbone=config.backbone)
+
+
+def build_se_fusion(task: TaskSpec, config: Any, ctx: RunContext) -> FusionBaseline:
+    return FusionBaseline(task, ctx, ctx.modalities, fusion="se", fusion_stage=config.fusion_stage, dropout=config.p,
+                          se_reduction=config.reduction, backbone=config.backbone)

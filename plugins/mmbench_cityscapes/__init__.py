@@ -23,9 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from mmbench import DatasetSpec, LocalSource, Recipe, TaskSpec, hookimpl
-from mmbench.data.images import LazyRows, open_image
-from mmbench.errors import MMBenchError
+from mmbench import (
+    CPU_SMOKE,
+    DatasetSpec,
+    LazyRows,
+    LocalSource,
+    MMBenchError,
+    Recipe,
+    TaskSpec,
+    hookimpl,
+    open_image,
+)
 
 __version__ = "0.1.0"
 
@@ -102,8 +110,8 @@ def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
             "depth": depth_from_disparity(row["disparity"], row["camera"])[None], "target": label}
 
 
-SMOKE = Recipe(epochs=3, batch_size=8, eval_batch_size=16, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-               scheduler="cosine", width=16, hflip=True, input_scale=0.125, limit_train=256, limit_eval=100)
+SMOKE = CPU_SMOKE.but(epochs=3, batch_size=8, eval_batch_size=16, hflip=True, input_scale=0.125, limit_train=256,
+                      limit_eval=100)
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=8, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
               weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, hflip=True)
 

@@ -20,8 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import MethodSpec, hookimpl
-from mmbench.distillation import teacher_free_setup
+from mmbench import MethodSpec, hookimpl, teacher_free_setup
 
 __version__ = "0.1.0"
 
@@ -40,22 +39,16 @@ class DisCoMKDConfig:
             raise ValueError("grl_lambda must be >= 0")
 
 
-def _build(task, config, ctx):
-    from mmbench_discomkd.models import DisCoMKD
-
-    return DisCoMKD(task, ctx, config)
-
-
 @hookimpl
 def mmbench_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="discomkd",
             description="DisCoM-KD: every single-modality classifier at once, disentangled + adversarial, no teacher",
-            build=_build, config=DisCoMKDConfig, kinds=frozenset({"classification", "anti-spoofing"}),
+            build="mmbench_discomkd.models:DisCoMKD", config=DisCoMKDConfig, kinds=frozenset({"classification", "anti-spoofing"}),
             paper="Ienco & Fraga Dantas, DisCoM-KD, BMVC 2024 (arXiv 2408.07080)",
             repo="https://github.com/tanodino/CMKD_Disentangle",
-            scenario="distillation", min_modalities=2,
+            family="distillation", min_modalities=2,
             distillation=lambda task, modalities, config: teacher_free_setup(modalities),
         ),
     ]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmbench.models.gradients import scale_gradient
+from mmbench.models import scale_gradient
 
 
 def grad_reverse(x: Tensor, lambda_: float = 1.0) -> Tensor:

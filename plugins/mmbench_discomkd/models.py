@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmbench import TaskSpec
 from mmbench.engine import MethodModule, RunContext
 from mmbench.models import build_encoder
-from mmbench.specs import TaskSpec
 from mmbench_discomkd.losses import (
     adversarial_loss,
     auxiliary_loss,
@@ -67,7 +67,7 @@ class DisCoMKD(MethodModule):
     same expected loss; mmbench feeds the registered batch to every branch.
     """
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
+    def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
         super().__init__()
         self.config = config
         self.modalities = tuple(ctx.modalities)

@@ -31,9 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from mmbench import DatasetSpec, LocalSource, Recipe, TaskSpec, hookimpl
-from mmbench.data.images import LazyRows, open_image
-from mmbench.errors import MMBenchError
+from mmbench import (
+    CPU_SMOKE,
+    DatasetSpec,
+    LazyRows,
+    LocalSource,
+    MMBenchError,
+    Recipe,
+    TaskSpec,
+    hookimpl,
+    open_image,
+)
 
 __version__ = "0.1.0"
 
@@ -154,8 +162,7 @@ def cefa_read(root: Path, split: str) -> LazyRows:
 # scheduler (every 17 epochs) matches the first three decays and adds two more after epoch 50.
 FULL = Recipe(epochs=100, batch_size=64, optimizer="sgd", nesterov=True, lr=1e-3, momentum=0.9, weight_decay=5e-4,
               scheduler="step", step_size=17, gamma=0.1, warmup_epochs=5, width=64, hflip=True)
-SMOKE = Recipe(epochs=5, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, scheduler="cosine", width=16,
-               hflip=True, input_scale=0.5, limit_train=2048, limit_eval=1024)
+SMOKE = CPU_SMOKE.but(epochs=5, batch_size=64, hflip=True, input_scale=0.5, limit_train=2048, limit_eval=1024)
 
 
 @hookimpl

@@ -38,18 +38,13 @@ class HeMISConfig:
             raise ValueError("fusion_stage must be in 1..4")
 
 
-def _build(task, config, ctx):
-    from mmbench_hemis.models import HeMIS
-
-    return HeMIS(task, ctx, config)
-
-
 @hookimpl
 def mmbench_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="hemis", description="HeMIS: per-modality encoders, mean + variance over available modalities",
-            build=_build, config=HeMISConfig, kinds=ALL_KINDS, min_modalities=2, scenario="incomplete",
+            build="mmbench_hemis.models:HeMIS", config=HeMISConfig, kinds=ALL_KINDS, min_modalities=2,
+            family="incomplete",
             paper="Havaei et al., HeMIS: Hetero-Modal Image Segmentation, MICCAI 2016",
             repo="https://github.com/ReubenDo/U-HVED (U-HeMIS reimplementation)",
         ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mmbench.models.losses import dice_loss
+from mmbench.models import dice_loss
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int,

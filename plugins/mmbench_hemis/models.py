@@ -1,4 +1,5 @@
-"""The HeMIS network: the core multi-encoder :class:`~mmbench.models.FusionNet` with moment fusion."""
+"""The HeMIS network: the core multi-encoder :class:`~mmbench.models.FusionNet` with HeMIS's
+moment fusion (:class:`mmbench_hemis.fusion.MomentFusion`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 
 import torch
 
+from mmbench import TaskSpec
 from mmbench.engine import MethodModule, RunContext
 from mmbench.models import FusionNet, task_loss, uniform_subset_mask
-from mmbench.specs import TaskSpec
+from mmbench_hemis.fusion import MomentFusion
 from mmbench_hemis.losses import segmentation_loss
 
 
@@ -27,13 +29,13 @@ class HeMIS(MethodModule):
     """Trained with random missing modalities (see :class:`mmbench_hemis.HeMISConfig`); at test
     time the abstraction runs over the deployed subset."""
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
+    def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
         super().__init__()
         self.task, self.config = task, config
         self.modalities = tuple(ctx.modalities)
         self.dense = task.kind == "segmentation"
         stage = config.fusion_stage or (4 if self.dense else 2)
-        fusion = "moments" if config.variant == "u-hemis" else "moments-all"
+        fusion = MomentFusion(population=config.variant == "u-hemis")
         self.net = FusionNet(self.modalities, ctx.shapes, task.kind, task.num_classes,
                              arch=config.backbone or ctx.recipe.backbone, width=ctx.recipe.width,
                              fusion=fusion, fusion_stage=stage)
@@ -45,9 +47,6 @@ class HeMIS(MethodModule):
         if self.dense:
             return {"ce+dice": segmentation_loss(logits, target, self.task.num_classes, self.task.ignore_index)}
         return {"ce": task_loss(self.task, logits, target)}
-
-    def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
-        return self.predict_subsets(batch, [tuple(modalities)])[tuple(modalities)]
 
     def predict_subsets(self, batch: Any, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
         return self.net.predict_subsets(batch, subsets)

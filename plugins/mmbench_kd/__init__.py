@@ -18,8 +18,7 @@ The losses are pure functions in :mod:`mmbench_kd.losses`.
 
 from __future__ import annotations
 
-from mmbench import MethodSpec, hookimpl
-from mmbench.distillation import resolve_setup
+from mmbench import MethodSpec, hookimpl, resolve_setup
 from mmbench_kd.config import CTKDConfig, DKDConfig, KDConfig, KDv1Config, KDv2Config, MLKDConfig
 
 __version__ = "0.1.0"
@@ -33,20 +32,11 @@ def _setup(task, modalities, config):
     return resolve_setup(task, modalities, config.scenario, config.teacher, config.student)
 
 
-def _builder(class_name: str):
-    def build(task, config, ctx):
-        from mmbench_kd import models
-
-        return getattr(models, class_name)(task, ctx, config)
-
-    return build
-
-
 def _method(name: str, description: str, module: str, config: type, paper: str, repo: str,
             resolve_config=None) -> MethodSpec:
     return MethodSpec(
-        name=name, description=description, build=_builder(module), config=config, kinds=KINDS,
-        paper=paper, repo=repo + LSKD_NOTE, scenario="distillation", distillation=_setup, min_modalities=2,
+        name=name, description=description, build=f"mmbench_kd.models:{module}", config=config, kinds=KINDS,
+        paper=paper, repo=repo + LSKD_NOTE, family="distillation", distillation=_setup, min_modalities=2,
         resolve_config=resolve_config,
     )
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmbench.models.gradients import scale_gradient
+from mmbench.models import scale_gradient
 
 MLKD_TEMPERATURES = (3.0, 5.0, 2.0, 6.0)
 """The temperatures MLKD adds to its base temperature T0: the list is (T0, 3, 5, 2, 6)."""

@@ -1,9 +1,10 @@
 """Teacher-student modules of the logit-distillation family.
 
 The student is the network of the undistilled STUDENT reference (per-modality encoder(s) from
-the core, linear classifier); the teacher is the TEACHER reference, taken from the artifact cache
-and kept frozen in eval mode. It is held outside the module tree, so it is neither optimised,
-nor checkpointed with the student, nor counted in the student's parameters. Only the objective
+the core, linear classifier); the teacher is the protocol's TEACHER reference, trained before
+the student and handed over frozen (``ctx.models["teacher"]``, an
+:class:`mmbench.engine.TrainedModel`: outside the module tree, so it is neither optimised, nor
+checkpointed with the student, nor counted in the student's parameters). Only the objective
 differs between methods; each documents which official behaviour it follows.
 """
 
@@ -15,10 +16,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mmbench.distillation import teacher_reference
+from mmbench import TaskSpec
 from mmbench.engine import MethodModule, RunContext
 from mmbench.models import FusionNet
-from mmbench.specs import TaskSpec
 from mmbench_kd.losses import (
     GlobalTemperature,
     cosine_lambda,
@@ -32,7 +32,7 @@ from mmbench_kd.losses import (
 class DistilledStudent(MethodModule):
     """A student distilled from a frozen teacher; subclasses define ``objective``."""
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
+    def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
         super().__init__()
         setup = ctx.distillation
         if setup is None or setup.teacher is None:
@@ -44,7 +44,7 @@ class DistilledStudent(MethodModule):
             self.student_modalities, ctx.shapes, task.kind, task.num_classes,
             arch=config.backbone or ctx.recipe.backbone, width=ctx.recipe.width,
         )
-        self.__dict__["teacher"] = ctx.trained_model(*teacher_reference(setup.teacher))
+        self.teacher = ctx.models["teacher"]
         self.epoch = 1  # 1-based, as the official trainers count epochs
 
     # -- the two networks ----------------------------------------------------------------------------
@@ -127,8 +127,8 @@ class CTKDStudent(DistilledStudent):
     mainly through λ's sign and the moment estimates; set ``recipe.optimizer=sgd`` for the
     official dynamics."""
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
-        super().__init__(task, ctx, config)
+    def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
+        super().__init__(task, config, ctx)
         self.global_temperature = GlobalTemperature(config.t_start, config.t_end)
         self.register_buffer("last_temperature", torch.zeros(()))
 

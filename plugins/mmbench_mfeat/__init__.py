@@ -25,9 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbench import hookimpl
-from mmbench.errors import MMBenchError
-from mmbench.specs import DatasetSpec, GeneratorSource, Recipe, TaskSpec
+from mmbench import (
+    CPU_SMOKE,
+    DatasetSpec,
+    GeneratorSource,
+    MMBenchError,
+    Recipe,
+    TaskSpec,
+    hookimpl,
+)
 
 __version__ = "0.1.0"
 
@@ -107,8 +113,7 @@ def _decode(row) -> dict[str, np.ndarray]:
     return sample
 
 
-SMOKE = Recipe(epochs=30, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, scheduler="cosine",
-               width=64)
+SMOKE = CPU_SMOKE.but(epochs=30, batch_size=64, width=64)
 FULL = Recipe(epochs=100, batch_size=64, optimizer="adamw", lr=1e-3, weight_decay=0.05, scheduler="cosine",
               width=256)
 

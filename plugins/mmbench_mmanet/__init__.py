@@ -3,7 +3,7 @@
 Wei, Luo & Luo, *MMANet: Margin-aware Distillation and Modality-aware Regularization for
 Incomplete Multimodal Learning*, CVPR 2023; official code shicaiwei123/MMANet-CVPR2023. Trained
 with all modalities (randomly dropped per sample), evaluated on every modality subset; the
-full-modality teacher comes from the artifact cache. Losses in :mod:`mmbench_mmanet.losses`.
+full-modality teacher is a declared dependency (:func:`requires`), trained first. Losses in :mod:`mmbench_mmanet.losses`.
 
     mmbench run --method mmanet --task synth-rgbdi-pad
 """
@@ -42,10 +42,12 @@ class MMANetConfig:
             raise ValueError("kd_weight and mar_weight must be >= 0")
 
 
-def _build(task, config, ctx):
-    from mmbench_mmanet.models import MMANet
-
-    return MMANet(task, ctx, config)
+def requires(task, modalities, config) -> dict[str, tuple[str, dict[str, str]]]:
+    """The full-modality teacher: the SF network (``se-fusion``, same fusion stage) for
+    classification, ``esanet`` for segmentation — as the official code's teachers."""
+    if task.kind == "segmentation":
+        return {"teacher": ("esanet", {})}
+    return {"teacher": ("se-fusion", {"fusion_stage": str(config.fusion_stage or 2)})}
 
 
 @hookimpl
@@ -54,7 +56,8 @@ def mmbench_methods() -> list[MethodSpec]:
         MethodSpec(
             name="mmanet",
             description="MMANet: margin-aware distillation from a full-modality teacher + weak-combination regulariser",
-            build=_build, config=MMANetConfig, kinds=ALL_KINDS, min_modalities=2, scenario="incomplete",
+            build="mmbench_mmanet.models:MMANet", config=MMANetConfig, kinds=ALL_KINDS, min_modalities=2,
+            family="incomplete", requires=requires,
             paper="Wei, Luo & Luo, MMANet, CVPR 2023", repo="https://github.com/shicaiwei123/MMANet-CVPR2023",
         ),
     ]

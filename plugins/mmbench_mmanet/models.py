@@ -4,8 +4,9 @@ distillation from the full-modality teacher and the modality-aware auxiliary bra
 Built from the core: for classification :class:`mmbench.models.FusionNet` with SE fusion (the
 CASIA-SURF SF network: fusion after ``layer2``, shared ``layer3``-``layer4``), teacher = the
 ``se-fusion`` baseline; for segmentation :class:`mmbench.models.ESANetwork` (the official code is
-an ESANet fork), teacher = the ``esanet`` baseline. Teachers are trained on full modalities and
-come from the artifact cache.
+an ESANet fork), teacher = the ``esanet`` baseline. Teachers are declared in
+:func:`mmbench_mmanet.requires`, trained on full modalities before the student, and read only
+through the trained-model contract (``features``: fused features per scale and logits).
 """
 
 from __future__ import annotations
@@ -16,12 +17,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmbench import TaskSpec, all_subsets
 from mmbench.engine import MethodModule, RunContext
-from mmbench.metrics import meter_for
-from mmbench.models import ESANetwork, FusionNet, subset_mask, task_loss, uniform_subset_mask
-from mmbench.models.backbones import ResNetTrunk
-from mmbench.models.decoders import SegmentationDecoder
-from mmbench.specs import TaskSpec, all_subsets
+from mmbench.models import (
+    ESANetwork,
+    FusionNet,
+    ResNetTrunk,
+    SegmentationDecoder,
+    meter_for,
+    subset_mask,
+    task_loss,
+    uniform_subset_mask,
+)
 from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, weak_combination_distance
 
 # The official schedules: (begin epoch, mining epochs, λ_MAD, λ_MAR) per task kind.
@@ -59,7 +66,7 @@ class MMANet(MethodModule):
     ImageNet weights.
     """
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
+    def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
         super().__init__()
         self.task, self.config, self.ctx = task, config, ctx
         self.modalities = tuple(ctx.modalities)
@@ -68,7 +75,6 @@ class MMANet(MethodModule):
         if self.dense:  # the official segmentation model is an ESANet fork; its teacher the full ESANet
             self.net = ESANetwork(self.modalities, ctx.shapes, task.num_classes, arch, width)
             self.aux = SegmentationDecoder(self.net.feature_channels, task.num_classes, channels=max(width * 2, 32))
-            self.__dict__["teacher"] = ctx.trained_model("esanet")
         else:  # the SF network: SE per modality after layer2, shared layer3-4; teacher = SF on full modalities
             stage = config.fusion_stage or 2
             self.net = FusionNet(self.modalities, ctx.shapes, task.kind, task.num_classes, arch=arch, width=width,
@@ -77,7 +83,7 @@ class MMANet(MethodModule):
             self.aux_trunk = ResNetTrunk(channels[stage - 1], arch, width, stage) if stage < 4 else None
             self.aux = nn.Linear(channels[-1], task.num_classes)
             self.stage = stage
-            self.__dict__["teacher"] = ctx.trained_model("se-fusion", {"fusion_stage": str(stage)})
+        self.teacher = ctx.models["teacher"]
         self.begin, self.mining_start = schedule(task.kind, config, ctx.recipe.epochs)
         default_kd, default_mar = OFFICIAL["segmentation" if self.dense else "classification"][2:]
         self.kd_weight = config.kd_weight if config.kd_weight is not None else default_kd
@@ -102,13 +108,6 @@ class MMANet(MethodModule):
         last = self.aux_trunk(x)[-1] if self.aux_trunk is not None else x
         return self.aux(last.mean(dim=(2, 3)) if last.dim() == 4 else last)
 
-    @torch.no_grad()
-    def _teacher(self, batch: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
-        net = self.teacher.net
-        mask = torch.ones(batch["target"].shape[0], len(self.modalities), device=batch["target"].device)
-        fused = net.features(batch, mask)
-        return fused, net.head(fused)
-
     # -- training ---------------------------------------------------------------------------------------
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         target = batch["target"]
@@ -116,7 +115,7 @@ class MMANet(MethodModule):
         fused = self._fused(batch, mask)
         terms = {"ce": task_loss(self.task, self.net.head(fused), target)}
         if self.epoch > self.begin and int(self.weak_count) > 0:
-            t_fused, t_logits = self._teacher(batch)
+            t_fused, t_logits = self.teacher.features(batch, self.modalities)
             if self.dense:
                 mad = sum(mad_loss_dense(s, t, t_logits) for s, t in zip(fused[-3:], t_fused[-3:], strict=True))
             else:

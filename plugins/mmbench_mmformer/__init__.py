@@ -31,19 +31,13 @@ class MMFormerConfig:
             raise ValueError("heads must be >= 1")
 
 
-def _build(task, config, ctx):
-    from mmbench_mmformer.models import MMFormer
-
-    return MMFormer(task, ctx, config)
-
-
 @hookimpl
 def mmbench_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="mmformer",
             description="mmFormer: intra- and inter-modal transformers over masked modality tokens + regularisers",
-            build=_build, config=MMFormerConfig, kinds=frozenset({"segmentation"}), min_modalities=2,
-            scenario="incomplete", paper="Zhang et al., mmFormer, MICCAI 2022", repo="https://github.com/YaoZhang93/mmFormer",
+            build="mmbench_mmformer.models:MMFormer", config=MMFormerConfig, kinds=frozenset({"segmentation"}), min_modalities=2,
+            family="incomplete", paper="Zhang et al., mmFormer, MICCAI 2022", repo="https://github.com/YaoZhang93/mmFormer",
         ),
     ]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mmbench_rfnet.losses import ce_dice
+from mmbench.models import ce_dice
 
 
 def mmformer_loss(fused: torch.Tensor, separate: Sequence[torch.Tensor], deep: Sequence[torch.Tensor],

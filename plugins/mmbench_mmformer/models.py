@@ -4,20 +4,15 @@ supervision, and the shared-weight per-modality decoder regulariser."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmbench.engine import MethodModule, RunContext
-from mmbench.models import build_encoder, uniform_subset_mask
-from mmbench.models.decoders import SegmentationDecoder
-from mmbench.models.fusion_net import predict_each_subset
-from mmbench.specs import TaskSpec
+from mmbench import TaskSpec
+from mmbench.models import MultiEncoderSegmenter, conv
 from mmbench_mmformer.losses import mmformer_loss
-from mmbench_rfnet.models import conv, masked_stack
 
 
 def transformer(dim: int, heads: int) -> nn.TransformerEncoder:
@@ -41,7 +36,7 @@ def inter_tokens_to_map(tokens: torch.Tensor, modalities: int, height: int, widt
     return tokens.reshape(batch, height, width, modalities * dim).permute(0, 3, 1, 2)
 
 
-class MMFormer(MethodModule):
+class MMFormer(MultiEncoderSegmenter):
     """mmFormer (Zhang et al., *mmFormer: Multimodal Medical Transformer for Incomplete Multimodal
     Learning of Brain Tumor Segmentation*, MICCAI 2022; YaoZhang93/mmFormer), adapted to 2D.
 
@@ -54,17 +49,13 @@ class MMFormer(MethodModule):
     pre-norm fusion of the masked modality skips with the upsampled coarser map, with a
     deep-supervision head per scale. Training adds the shared per-modality decoder on each
     modality's convolutional features. Adapted: core ResNet encoders instead of mmFormer's 3D
-    pre-norm conv encoders; token dimension = the deepest encoder width."""
+    pre-norm conv encoders; token dimension = the deepest encoder width (the skeleton is
+    :class:`mmbench.models.MultiEncoderSegmenter`)."""
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
-        super().__init__()
-        self.task, self.config = task, config
-        self.modalities = tuple(ctx.modalities)
-        arch, width = config.backbone or ctx.recipe.backbone, ctx.recipe.width
-        self.encoders = nn.ModuleDict({m: build_encoder(ctx.shapes[m], arch, width) for m in self.modalities})
-        channels = self.encoders[self.modalities[0]].out_channels
+    def __init__(self, task: TaskSpec, config: Any, ctx: Any):
+        super().__init__(task, config, ctx)
+        channels = self.channels
         k, dim = len(self.modalities), channels[-1]
-        self.input_size = tuple(ctx.shapes[self.modalities[0]][-2:])
         first = self.encoders[self.modalities[0]].eval()  # eval: a 1-sample probe must not touch BatchNorm
         with torch.no_grad():
             probe = first(torch.zeros(1, *ctx.shapes[self.modalities[0]]))[-1]
@@ -84,16 +75,14 @@ class MMFormer(MethodModule):
         self.merge = nn.ModuleList(conv(2 * channels[i], channels[i], 3) for i in range(3))
         self.deep = nn.ModuleList(nn.Conv2d(c, task.num_classes, 1) for c in channels[1:])
         self.classifier = nn.Conv2d(channels[0], task.num_classes, 1)
-        self.separate = SegmentationDecoder(channels, task.num_classes, channels=max(width * 2, 32))
-
-    def _resize(self, logits: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(logits, size=self.input_size, mode="bilinear", align_corners=False)
+        self.separate = self.separate_decoder()
 
     def _intra(self, m: str, deepest: torch.Tensor) -> torch.Tensor:
         tokens = self.project[m](deepest).flatten(2).transpose(1, 2)
         return self.intra[m](tokens + self.position[m])
 
-    def _fused(self, features: dict[str, list[torch.Tensor]], mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def decode(self, features: dict[str, list[torch.Tensor]], mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The fused prediction and the deep-supervision outputs, at the input size."""
         reference = next(iter(features.values()))
         batch = mask.shape[0]
         intra = {m: self._intra(m, features[m][-1]) for m in features}
@@ -105,27 +94,11 @@ class MMFormer(MethodModule):
         decoded = self.inter_out(inter_tokens_to_map(inter, len(self.modalities), *self.grid, self.config.token_layout))
         deep = []
         for s in (2, 1, 0):
-            deep.append(self._resize(self.deep[s](decoded)))
-            skips = masked_stack([features[m][s] if m in features else torch.zeros_like(reference[s])
-                                  for m in self.modalities], mask)
+            deep.append(self.resize(self.deep[s](decoded)))
+            skips = self.masked_scale(features, mask, s)
             up = self.up[s](F.interpolate(decoded, size=skips.shape[-2:], mode="bilinear", align_corners=False))
             decoded = self.merge[s](torch.cat([self.skip_fusion[s](skips.flatten(1, 2)), up], dim=1))
-        return self._resize(self.classifier(decoded)), deep
+        return self.resize(self.classifier(decoded)), deep
 
-    def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
-        target = batch["target"]
-        features = self._encode(batch, self.modalities)
-        mask = uniform_subset_mask(target.shape[0], len(self.modalities), target.device)
-        fused, deep = self._fused(features, mask)
-        separate = [self.separate(features[m], self.input_size) for m in self.modalities]
-        return mmformer_loss(fused, separate, deep, target, self.task.num_classes, self.task.ignore_index)
-
-    def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
-        return self.predict_subsets(batch, [tuple(modalities)])[tuple(modalities)]
-
-    def _encode(self, batch: Any, names: Sequence[str]) -> dict[str, list[torch.Tensor]]:
-        return {m: self.encoders[m](batch[m]) for m in names}
-
-    def predict_subsets(self, batch: Any, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
-        return predict_each_subset(batch, subsets, self.modalities, self._encode,
-                                   lambda features, mask: self._fused(features, mask)[0])
+    def criterion(self, fused, separate, auxiliary, target):
+        return mmformer_loss(fused, separate, auxiliary, target, self.task.num_classes, self.task.ignore_index)

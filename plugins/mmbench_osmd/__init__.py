@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmbench import ALL_KINDS, MethodSpec, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, Reference, hookimpl
 
 __version__ = "0.1.0"
 
@@ -34,21 +34,22 @@ class OSMDConfig:
             raise ValueError("aux_ratio must be >= 0")
 
 
-def _ordinary(modalities, config) -> str:
+def ordinary_modality(modalities, config) -> str:
     return config.ordinary or modalities[0]
 
 
 def _check(modalities, config):
-    if _ordinary(modalities, config) not in modalities:
+    if ordinary_modality(modalities, config) not in modalities:
         return f"ordinary='{config.ordinary}' is not one of the task's modalities ({', '.join(modalities)})."
     return None
 
 
-def _build(task, config, ctx):
-    from mmbench_osmd.models import OSMD
-
-    ordinary = _ordinary(ctx.modalities, config)
-    return OSMD(task, ctx, config, ordinary, tuple(m for m in ctx.modalities if m != ordinary))
+def requires(task, modalities, config) -> dict[str, Reference]:
+    """φ_p: the TEACHER reference on the privileged modalities; φ_o's initialisation: the
+    STUDENT reference (a unimodal network) on the ordinary modality."""
+    ordinary = ordinary_modality(modalities, config)
+    return {"ordinary": Reference("student", (ordinary,)),
+            "privileged": Reference("teacher", tuple(m for m in modalities if m != ordinary))}
 
 
 @hookimpl
@@ -57,8 +58,9 @@ def mmbench_methods() -> list[MethodSpec]:
         MethodSpec(
             name="osmd",
             description="OS-MD: one-stage modality distillation, deploys the ordinary modality alone",
-            build=_build, config=OSMDConfig, kinds=ALL_KINDS, min_modalities=2, scenario="incomplete", check=_check,
-            deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == (_ordinary(trained, cfg),)),
+            build="mmbench_osmd.models:OSMD", config=OSMDConfig, kinds=ALL_KINDS, min_modalities=2,
+            family="incomplete", check=_check, requires=requires,
+            deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == (ordinary_modality(trained, cfg),)),
             paper="Wei, Luo & Luo, One-stage Modality Distillation for Incomplete Multimodal Learning",
             repo="no official code (model remnant in https://github.com/shicaiwei123/MMANet-CVPR2023)",
         ),

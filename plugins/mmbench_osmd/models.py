@@ -10,11 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmbench.distillation import teacher_reference
+from mmbench import TaskSpec
 from mmbench.engine import MethodModule, RunContext
-from mmbench.models import build_encoder, task_loss
-from mmbench.models.decoders import SegmentationDecoder
-from mmbench.specs import TaskSpec
+from mmbench.models import SegmentationDecoder, build_encoder, task_loss
+from mmbench_osmd import ordinary_modality
 from mmbench_osmd.losses import gradnorm_loss, mmd_loss, output_kl, reconstruction_loss
 
 
@@ -56,13 +55,16 @@ class OSMD(MethodModule):
     α and β come from GradNorm on the last stage of the task-shared encoder (asymmetry 1.5), which
     balances the two auxiliary losses; the paper also keeps them "an order of magnitude smaller
     than L_TTL", which mmbench implements by scaling α·L_JDN + β·L_CTN to ``aux_ratio`` × L_TTL
-    (0.1) each step. φ_p (privileged teacher: ``unimodal`` / ``fusion --set fusion=sum`` on the
-    privileged modalities) and the ordinary unimodal model are pretrained runs from the artifact
-    cache (paper: φ_o and φ_p pretrained); φ_o is initialised from the latter and fine-tuned.
+    (0.1) each step. φ_p (the protocol's TEACHER reference on the privileged modalities: a
+    unimodal network, or per-modality encoders fused by sum) and the ordinary unimodal model (the
+    STUDENT reference on the ordinary modality) are declared dependencies, trained before OS-MD
+    (paper: φ_o and φ_p pretrained); φ_o is initialised from the latter's encoder and fine-tuned.
     Deployed on the ordinary modality only."""
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any, ordinary: str, privileged: tuple[str, ...]):
+    def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
         super().__init__()
+        ordinary = ordinary_modality(ctx.modalities, config)
+        privileged = tuple(m for m in ctx.modalities if m != ordinary)
         self.task, self.config = task, config
         self.ordinary, self.privileged = ordinary, privileged
         self.dense = task.kind == "segmentation"
@@ -70,9 +72,8 @@ class OSMD(MethodModule):
         shape = ctx.shapes[ordinary]
         self.shared = build_encoder(shape, arch, width)
         self.ordinary_encoder = build_encoder(shape, arch, width)
-        pretrained = ctx.trained_model("unimodal", {"modality": ordinary})
-        self.ordinary_encoder.load_state_dict(pretrained.net.encoders[ordinary].state_dict())
-        self.__dict__["teacher"] = ctx.trained_model(*teacher_reference(privileged))
+        self.ordinary_encoder.load_state_dict(ctx.models["ordinary"].encoder(ordinary).state_dict())
+        self.teacher = ctx.models["privileged"]
         channels = self.shared.out_channels
         self.translation = nn.ModuleList(CrossTranslation(c) for c in channels)
         self.input_size = tuple(shape[-2:])
@@ -101,20 +102,13 @@ class OSMD(MethodModule):
             ctn = ctn + loss
         return self._output(self.head, fused), hallucinated, ctn
 
-    @torch.no_grad()
-    def _privileged(self, batch: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
-        net = self.teacher.net
-        mask = torch.ones(batch["target"].shape[0], len(net.modalities), device=batch["target"].device)
-        fused = net.fuse(net.encode(batch), mask)
-        return fused, net.head(fused)
-
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():  # GradNorm renormalisation after the previous optimiser step
             self.task_weights.clamp_(min=1e-3)
             self.task_weights.mul_(2.0 / self.task_weights.sum())
         logits, hallucinated, ctn = self._forward(batch)
         ttl = task_loss(self.task, logits, batch["target"])
-        p_features, p_logits = self._privileged(batch)
+        p_features, p_logits = self.teacher.features(batch, self.privileged)
         levels = 3 if self.dense else 1
         mmd = sum(mmd_loss(s, p) for s, p in zip(hallucinated[-levels:], p_features[-levels:], strict=True))
         jdn = mmd + output_kl(self._output(self.aux_head, hallucinated), p_logits)

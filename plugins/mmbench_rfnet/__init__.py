@@ -29,18 +29,12 @@ class RFNetConfig:
             raise ValueError("region_fusion_start must be >= 0")
 
 
-def _build(task, config, ctx):
-    from mmbench_rfnet.models import RFNet
-
-    return RFNet(task, ctx, config)
-
-
 @hookimpl
 def mmbench_methods() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="rfnet", description="RFNet: region-aware fusion guided by region maps + per-modality decoder regulariser",
-            build=_build, config=RFNetConfig, kinds=frozenset({"segmentation"}), min_modalities=2,
-            scenario="incomplete", paper="Ding et al., RFNet, ICCV 2021", repo="https://github.com/dyh127/RFNet",
+            build="mmbench_rfnet.models:RFNet", config=RFNetConfig, kinds=frozenset({"segmentation"}), min_modalities=2,
+            family="incomplete", paper="Ding et al., RFNet, ICCV 2021", repo="https://github.com/dyh127/RFNet",
         ),
     ]

@@ -1,6 +1,6 @@
 """RFNet's losses (dyh127/RFNet ``utils/criterions.py``): class-weighted cross-entropy + soft Dice
-on every prediction. The two criterions live in :mod:`mmbench.models.losses` (mmFormer uses the
-identical file); this module assembles RFNet's total."""
+on every prediction. The criterion (:func:`mmbench.models.ce_dice`) lives in the core, since
+mmFormer uses the identical file; this module assembles RFNet's total."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mmbench.models.losses import dice_loss, softmax_weighted_loss
-
-
-def ce_dice(logits: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
-    """softmax_weighted_loss + dice_loss of one prediction (``logits`` at the target's size)."""
-    return softmax_weighted_loss(logits, target, num_classes, ignore_index) + dice_loss(logits, target, num_classes, ignore_index)
+from mmbench.models import ce_dice
 
 
 def rfnet_loss(fused: torch.Tensor, separate: Sequence[torch.Tensor], region_maps: Sequence[torch.Tensor],

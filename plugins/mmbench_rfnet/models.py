@@ -3,31 +3,15 @@ region maps (PRM) at every scale, and the shared-weight per-modality decoder reg
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmbench.engine import MethodModule, RunContext
-from mmbench.models import build_encoder, uniform_subset_mask
-from mmbench.models.decoders import SegmentationDecoder
-from mmbench.models.fusion_net import predict_each_subset
-from mmbench.specs import TaskSpec
+from mmbench import TaskSpec
+from mmbench.models import MultiEncoderSegmenter, conv
 from mmbench_rfnet.losses import rfnet_loss
-
-
-def conv(in_channels: int, out_channels: int, kernel: int = 1) -> nn.Sequential:
-    """conv → BatchNorm → LeakyReLU(0.2) (RFNet's ``general_conv3d`` in 2D; BatchNorm replaces
-    InstanceNorm, which is degenerate on the 2 × 2 deepest maps of small inputs)."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2, inplace=True))
-
-
-def masked_stack(features: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-    """``[B, K, C, H, W]`` with absent modalities zeroed (RFNet: ``y[mask] = x[mask]``)."""
-    return torch.stack(features, dim=1) * mask[:, :, None, None, None].to(features[0].dtype)
 
 
 class RegionMapGenerator(nn.Module):
@@ -76,7 +60,7 @@ class RegionAwareFusion(nn.Module):
         return torch.cat([self.region_fusion(fused.flatten(1, 2)), self.shortcut(stacked.flatten(1, 2))], dim=1)
 
 
-class RFNet(MethodModule):
+class RFNet(MultiEncoderSegmenter):
     """RFNet (Ding, Yu, Yang & Yang, *RFNet: Region-aware Fusion Network for Incomplete Multi-modal
     Brain Tumor Segmentation*, ICCV 2021; dyh127/RFNet), adapted from 3D MRI to 2D images.
 
@@ -86,36 +70,25 @@ class RFNet(MethodModule):
     supervision of every region map. Loss: RFNet's class-weighted CE + Dice on each (weights 1),
     the fused term off before ``region_fusion_start``. Adapted: core ResNet encoders instead of
     RFNet's 3D conv encoders, BatchNorm instead of InstanceNorm, the core FPN-style decoder as the
-    shared per-modality decoder."""
+    shared per-modality decoder (the skeleton is :class:`mmbench.models.MultiEncoderSegmenter`)."""
 
-    def __init__(self, task: TaskSpec, ctx: RunContext, config: Any):
-        super().__init__()
-        self.task, self.config = task, config
-        self.modalities = tuple(ctx.modalities)
-        arch, width = config.backbone or ctx.recipe.backbone, ctx.recipe.width
-        self.encoders = nn.ModuleDict({m: build_encoder(ctx.shapes[m], arch, width) for m in self.modalities})
-        channels = self.encoders[self.modalities[0]].out_channels
+    def __init__(self, task: TaskSpec, config: Any, ctx: Any):
+        super().__init__(task, config, ctx)
+        channels = self.channels
         k, r = len(self.modalities), task.num_classes
         self.prm = nn.ModuleList(RegionMapGenerator(k, c, r, with_decoder=i < 3) for i, c in enumerate(channels))
         self.rfm = nn.ModuleList(RegionAwareFusion(k, c, r) for c in channels)
         self.up = nn.ModuleList(conv(channels[i + 1], channels[i]) for i in range(3))
         self.merge = nn.ModuleList(conv(2 * channels[i], channels[i], 3) for i in range(3))
         self.classifier = nn.Conv2d(channels[0], r, 1)
-        self.separate = SegmentationDecoder(channels, r, channels=max(width * 2, 32))
-        self.input_size = tuple(ctx.shapes[self.modalities[0]][-2:])
+        self.separate = self.separate_decoder()
         epochs = ctx.recipe.epochs
         self.fuse_start = config.region_fusion_start if config.region_fusion_start is not None else min(20, epochs // 15)
         self.epoch = 0
 
-    def _resize(self, logits: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(logits, size=self.input_size, mode="bilinear", align_corners=False)
-
-    def _fused(self, features: dict[str, list[torch.Tensor]], mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        reference = next(iter(features.values()))
-        stacks = [
-            masked_stack([features[m][s] if m in features else torch.zeros_like(reference[s]) for m in self.modalities], mask)
-            for s in range(4)
-        ]
+    def decode(self, features: dict[str, list[torch.Tensor]], mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The fused prediction and the region maps (deepest first), at the input size."""
+        stacks = [self.masked_scale(features, mask, s) for s in range(4)]
         region_logits = self.prm[3](stacks[3])
         decoded = self.rfm[3](stacks[3], region_logits)
         maps = [region_logits]
@@ -124,26 +97,11 @@ class RFNet(MethodModule):
             region_logits = self.prm[s](stacks[s], up)
             maps.append(region_logits)
             decoded = self.merge[s](torch.cat([self.rfm[s](stacks[s], region_logits), up], dim=1))
-        return self._resize(self.classifier(decoded)), [self._resize(m) for m in maps]
+        return self.resize(self.classifier(decoded)), [self.resize(m) for m in maps]
 
-    def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
-        target = batch["target"]
-        features = self._encode(batch, self.modalities)
-        mask = uniform_subset_mask(target.shape[0], len(self.modalities), target.device)
-        fused, region_maps = self._fused(features, mask)
-        separate = [self.separate(features[m], self.input_size) for m in self.modalities]
-        return rfnet_loss(fused, separate, region_maps, target, self.task.num_classes,
+    def criterion(self, fused, separate, auxiliary, target):
+        return rfnet_loss(fused, separate, auxiliary, target, self.task.num_classes,
                           fuse_on=self.epoch >= self.fuse_start, ignore_index=self.task.ignore_index)
 
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
         self.epoch = epoch
-
-    def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
-        return self.predict_subsets(batch, [tuple(modalities)])[tuple(modalities)]
-
-    def _encode(self, batch: Any, names: Sequence[str]) -> dict[str, list[torch.Tensor]]:
-        return {m: self.encoders[m](batch[m]) for m in names}
-
-    def predict_subsets(self, batch: Any, subsets: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], torch.Tensor]:
-        return predict_each_subset(batch, subsets, self.modalities, self._encode,
-                                   lambda features, mask: self._fused(features, mask)[0])

@@ -29,9 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from mmbench import DatasetSpec, HubSource, Recipe, TaskSpec, hookimpl
-from mmbench.data.images import depth_metres, rgb_array
-from mmbench.errors import MMBenchError
+from mmbench import (
+    CPU_SMOKE,
+    DatasetSpec,
+    HubSource,
+    MMBenchError,
+    Recipe,
+    TaskSpec,
+    depth_metres,
+    hookimpl,
+    rgb_array,
+)
 
 __version__ = "0.1.0"
 
@@ -92,8 +100,8 @@ def _dataset(name: str, description: str, repo: str, revision: str, sizes: dict[
 # SGD): SGD nesterov lr 0.01, momentum 0.9, wd 1e-4, batch 8, 300 epochs, one-cycle, 640×480. Its
 # encoder is ResNet-50 (Bottleneck); mmbench's deepest core encoder is ResNet-34, the OS-MD default.
 # Smoke: a quarter of the resolution, a few epochs, on CPU.
-SMOKE = Recipe(epochs=4, batch_size=16, eval_batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-               scheduler="cosine", width=16, hflip=True, input_scale=0.25, limit_train=320, limit_eval=160)
+SMOKE = CPU_SMOKE.but(epochs=4, batch_size=16, eval_batch_size=32, hflip=True, input_scale=0.25, limit_train=320,
+                      limit_eval=160)
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=16, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
               weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, hflip=True)
 

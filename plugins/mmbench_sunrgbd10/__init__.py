@@ -23,9 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from mmbench import DatasetSpec, LocalSource, Recipe, TaskSpec, hookimpl
-from mmbench.data.images import LazyRows, depth_metres, open_image, rgb_array
-from mmbench.errors import MMBenchError
+from mmbench import (
+    CPU_SMOKE,
+    DatasetSpec,
+    LazyRows,
+    LocalSource,
+    MMBenchError,
+    Recipe,
+    TaskSpec,
+    depth_metres,
+    hookimpl,
+    open_image,
+    rgb_array,
+)
 
 __version__ = "0.1.0"
 
@@ -119,8 +129,7 @@ def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
 # DisCoM-KD: Adam lr 1e-4, batch 128, 300 epochs, ResNet-18, flips and rotations.
 FULL = Recipe(epochs=300, batch_size=128, optimizer="adam", lr=1e-4, weight_decay=0.0, scheduler="none",
               backbone="resnet18", width=64, hflip=True, vflip=True, rot90=True)
-SMOKE = Recipe(epochs=10, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, scheduler="cosine", width=16,
-               hflip=True, vflip=True, rot90=True, input_scale=0.5)
+SMOKE = CPU_SMOKE.but(epochs=10, batch_size=64, hflip=True, vflip=True, rot90=True, input_scale=0.5)
 
 
 @hookimpl

@@ -22,7 +22,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from mmbench import DatasetSpec, GeneratorSource, Recipe, TaskSpec, hookimpl
+from mmbench import CPU_SMOKE, DatasetSpec, GeneratorSource, Recipe, TaskSpec, hookimpl
 
 __version__ = "0.1.0"
 
@@ -69,8 +69,7 @@ def _dataset(name: str, kind: str, modalities: dict[str, int], description: str)
 
 # AdamW: with SGD (lr 0.05) the concat-fusion baseline often memorises the training set through
 # one modality and ignores the other within the smoke budget; AdamW trains every baseline stably.
-SMOKE = Recipe(epochs=10, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-               scheduler="cosine", width=16, eval_batch_size=500)
+SMOKE = CPU_SMOKE.but(epochs=10, batch_size=64, eval_batch_size=500)
 FULL = Recipe(epochs=60, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05,
               scheduler="cosine", width=64, warmup_epochs=2)
 

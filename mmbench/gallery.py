@@ -21,7 +21,7 @@ from mmbench.data.arrays import ArrayBatches
 from mmbench.data.cache import TARGET
 from mmbench.engine.loop import to_device
 from mmbench.engine.module import MethodModule
-from mmbench.io import atomic_write
+from mmbench.files import atomic_write
 from mmbench.records import GalleryImage
 from mmbench.specs import TaskSpec
 

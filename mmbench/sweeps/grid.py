@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmbench.artifacts import ArtifactCache
 from mmbench.config import parse_seeds
 from mmbench.errors import MMBenchError
-from mmbench.plan import plan_run
+from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.records import read_record, record_path
 
@@ -56,8 +57,13 @@ class PlannedJob:
     job: SweepJob
     run_id: str = ""
     record: Path | None = None
-    status: str = "pending"  # pending, recorded, invalid
+    status: str = "pending"  # pending, recorded, cached, duplicate, invalid
     reason: str = ""
+    level: int = 0
+    """Jobs run level by level: a dependency (a teacher) is on a lower level than every run that needs it."""
+    save_weights: bool = False
+    """A dependency: its weights go to the artifact cache for the runs that need it."""
+    needed_by: int = 0
 
 
 @dataclass
@@ -141,10 +147,28 @@ def expand(grid: Grid, registry: Registry) -> list[SweepJob]:
     return list(dict.fromkeys(jobs))
 
 
-def plan_jobs(jobs: list[SweepJob], registry: Registry, out: Path, force: bool = False) -> list[PlannedJob]:
+def _level(plan: RunPlan) -> int:
+    return 1 + max(_level(d.plan) for d in plan.dependencies) if plan.dependencies else 0
+
+
+def _completed(path: Path) -> bool:
+    try:
+        return path.exists() and read_record(path).status == "completed"
+    except MMBenchError:
+        return False
+
+
+def plan_jobs(jobs: list[SweepJob], registry: Registry, out: Path, force: bool = False,
+              artifacts: ArtifactCache | None = None) -> list[PlannedJob]:
     """Resolve each job's run id; mark runs already recorded (completed) and invalid combinations
-    (e.g. a segmentation-only method on a classification task) with the reason."""
-    planned = []
+    (e.g. a segmentation-only method on a classification task) with the reason.
+
+    The trained models the pending runs depend on (teachers) become jobs of their own, first:
+    each is planned once, on a lower level than the runs that need it, and runs with
+    ``--save-weights`` unless its weights are already in the artifact cache."""
+    artifacts = artifacts or ArtifactCache()
+    planned: list[PlannedJob] = []
+    dependencies: dict[str, PlannedJob] = {}
     seen: dict[str, SweepJob] = {}
     for job in jobs:
         entry = PlannedJob(job)
@@ -154,18 +178,39 @@ def plan_jobs(jobs: list[SweepJob], registry: Registry, out: Path, force: bool =
             entry.status, entry.reason = "invalid", str(exc)
             planned.append(entry)
             continue
-        entry.run_id = plan.run_id
+        entry.run_id, entry.level = plan.run_id, _level(plan)
         entry.record = record_path(out, job.task, job.method, plan.run_id)
         if plan.run_id in seen:  # e.g. an explicit --set equal to the default
             entry.status, entry.reason = "duplicate", f"same run as {seen[plan.run_id].describe()}"
             planned.append(entry)
             continue
         seen[plan.run_id] = job
-        if not force and entry.record.exists():
-            try:
-                if read_record(entry.record).status == "completed":
-                    entry.status, entry.reason = "recorded", str(entry.record)
-            except MMBenchError:
-                pass
+        if not force and _completed(entry.record):
+            entry.status, entry.reason = "recorded", str(entry.record)
         planned.append(entry)
-    return planned
+        if entry.status == "pending":
+            for dependency in plan.all_dependencies():
+                _add_dependency(dependencies, dependency, out, artifacts)
+    by_id = {p.run_id: p for p in planned if p.run_id and p.status in ("pending", "recorded")}
+    extra = []
+    for run_id, dependency in dependencies.items():
+        own = by_id.get(run_id)
+        if own is not None:  # the grid has this run itself: it keeps its weights for the others
+            if dependency.status == "pending":
+                own.status, own.reason, own.save_weights = "pending", "", True
+            own.needed_by = dependency.needed_by
+        else:
+            extra.append(dependency)
+    return sorted(extra, key=lambda p: p.level) + planned
+
+
+def _add_dependency(dependencies: dict[str, PlannedJob], plan: RunPlan, out: Path, artifacts: ArtifactCache) -> None:
+    if plan.run_id in dependencies:
+        dependencies[plan.run_id].needed_by += 1
+        return
+    job = SweepJob(plan.method.name, plan.task.name, plan.seed, tuple(sorted(plan.overrides.items())), plan.profile)
+    entry = PlannedJob(job, run_id=plan.run_id, record=record_path(out, plan.task.name, plan.method.name, plan.run_id),
+                       level=_level(plan), save_weights=True, needed_by=1)
+    if artifacts.path(plan.run_id).exists():
+        entry.status, entry.reason = "cached", "weights in the artifact cache"
+    dependencies[plan.run_id] = entry

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mmbench.errors import MMBenchError
-from mmbench.sweep.grid import PlannedJob
+from mmbench.sweeps.grid import PlannedJob
 from mmbench.threads import share_of_cores
 
 
@@ -45,7 +45,12 @@ class Executor(Protocol):
 
 
 def command(entry: PlannedJob, out: Path, extra: Iterable[str]) -> list[str]:
-    return [sys.executable, "-m", "mmbench", *entry.job.run_args(), "--out", str(out), *extra]
+    """The ``mmbench run`` command of a job. A job resumes its checkpoint (a killed sweep re-run
+    continues each interrupted run from its last epoch) unless the sweep forces re-runs; a
+    dependency keeps its weights for the runs that need it."""
+    weights = ["--save-weights"] if entry.save_weights else []
+    resume = [] if "--force" in extra else ["--resume"]
+    return [sys.executable, "-m", "mmbench", *entry.job.run_args(), *weights, *resume, "--out", str(out), *extra]
 
 
 def _die_with_parent() -> None:  # runs in the child before exec

@@ -1,0 +1,45 @@
+"""A trained model handed to the method that depends on it (``ctx.models[role]``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mmbench.engine.module import Batch, Features, MethodModule, restrict_batch
+
+
+class TrainedModel:
+    """A frozen, trained dependency (a teacher, a pretrained encoder): eval mode, no gradients,
+    on the run's device.
+
+    It is not an ``nn.Module``, so storing it on a method's module (``self.teacher =
+    ctx.models["teacher"]``) keeps it outside the module tree: it is neither optimised, nor
+    checkpointed with the method, nor counted in its parameters. It offers the trained-model
+    contract of :class:`MethodModule` and nothing else: ``predict``, ``features`` (per-scale
+    representation and logits) and ``encoder``. Every call sees only the modalities it names.
+    """
+
+    def __init__(self, module: MethodModule, method: str, run_id: str, modalities: Sequence[str]):
+        self._module = module.eval().requires_grad_(False)
+        self.method, self.run_id, self.modalities = method, run_id, tuple(modalities)
+
+    def __repr__(self) -> str:
+        return f"TrainedModel({self.method}, run {self.run_id}, trained on {'+'.join(self.modalities)})"
+
+    @torch.no_grad()
+    def predict(self, batch: Batch, modalities: Sequence[str] | None = None) -> torch.Tensor:
+        """Its output when ``modalities`` (default: all it was trained on) are present."""
+        subset = tuple(modalities or self.modalities)
+        return self._module.predict(restrict_batch(batch, subset), subset)
+
+    @torch.no_grad()
+    def features(self, batch: Batch, modalities: Sequence[str] | None = None) -> Features:
+        """Its per-scale representation and logits when ``modalities`` (default: all) are present."""
+        subset = tuple(modalities or self.modalities)
+        return self._module.features(restrict_batch(batch, subset), subset)
+
+    def encoder(self, modality: str) -> nn.Module:
+        """Its (frozen) encoder of ``modality``; copy its ``state_dict`` to initialise another network."""
+        return self._module.encoder(modality)
