@@ -69,7 +69,7 @@ def test_sweep_runs_dependencies_first_and_resumes_an_interrupted_teacher(tmp_pa
     plugin = tmp_path / "interrupt_teacher.py"
     plugin.write_text(textwrap.dedent(INTERRUPT_PLUGIN.format(marker=str(tmp_path / "marker"))))
     out = tmp_path / "runs"
-    sets = ["--set", "recipe.epochs=3", "--set", "recipe.limit_train=192", "--set", "recipe.limit_eval=96",
+    sets = ["--set", "recipe.epochs=3", "--set", "recipe.limit_train=128", "--set", "recipe.limit_eval=64",
             "--set", "recipe.width=8"]
     common = ["--methods", "kd,kdv2", "--tasks", "synth-mssar-cls", "--out", str(out), *sets]
     dry = run_cli("sweep", *common, "--dry-run", env={"COLUMNS": "400"})
@@ -130,3 +130,39 @@ def test_a_task_may_carry_its_dataset_inline(tmp_path):
     task = registry.task("inline-task")
     assert task.dataset == "inline-data" and registry.dataset_of(task).name == "inline-data"
     assert registry.plugin_of("dataset", "inline-data").name == registry.plugin_of("task", "inline-task").name
+
+
+def test_editing_a_teacher_plugin_changes_its_students_run_id(tmp_path):
+    from mmbench.plan import plan_run
+    from mmbench.plugins import Registry
+
+    teacher = tmp_path / "file_teacher.py"
+    teacher.write_text(textwrap.dedent("""
+        from mmbench import ALL_KINDS, MethodSpec, hookimpl
+
+        @hookimpl
+        def mmbench_methods():
+            return [MethodSpec(name="file-teacher", description="x", build="mmbench_baselines.models:build_fusion_dropout",
+                               kinds=ALL_KINDS, config=__import__("mmbench_baselines").FusionDropoutConfig)]
+    """))
+    student = tmp_path / "file_student.py"
+    student.write_text(textwrap.dedent("""
+        from mmbench import ALL_KINDS, MethodSpec, hookimpl
+
+        @hookimpl
+        def mmbench_methods():
+            return [MethodSpec(name="file-student", description="x", build="mmbench_baselines.models:build_fusion_dropout",
+                               kinds=ALL_KINDS, config=__import__("mmbench_baselines").FusionDropoutConfig,
+                               requires=lambda task, modalities, config: {"teacher": ("file-teacher", {})})]
+    """))
+
+    def student_plan():
+        registry = Registry.load(plugins=[str(teacher), str(student)], entry_points=True)
+        return plan_run(registry, "file-student", "synth-rgbd-cls", 0, FAST_OVERRIDES)
+
+    before = student_plan()
+    assert before.identity["dependencies"] == {"teacher": before.dependencies[0].plan.run_id}
+    teacher.write_text(teacher.read_text() + "# edited\n")
+    after = student_plan()
+    assert after.dependencies[0].plan.run_id != before.dependencies[0].plan.run_id
+    assert after.run_id != before.run_id  # the student's own code is unchanged

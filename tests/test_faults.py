@@ -275,7 +275,7 @@ def test_12_read_only_folders(tmp_path):
 
 
 def test_12_a_full_disk_while_writing_a_checkpoint_names_the_place(registry, tmp_path, monkeypatch):
-    from mmbench import io as mmio
+    from mmbench import files as mmio
 
     real = mmio.atomic_write
 
