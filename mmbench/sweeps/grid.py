@@ -64,6 +64,7 @@ class PlannedJob:
     save_weights: bool = False
     """A dependency: its weights go to the artifact cache for the runs that need it."""
     needed_by: int = 0
+    """How many pending runs of the sweep need this one (0: nothing depends on it)."""
 
 
 @dataclass
