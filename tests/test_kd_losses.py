@@ -91,6 +91,27 @@ def test_dkd_binary_classification_has_no_nckd():
         oracle_dkd(s, t, y, 1.0, 0.0, 4.0), rel=1e-8)
 
 
+def test_dkd_gradient_through_a_learnable_temperature_is_finite_and_exact():
+    """The masked target entry of NCKD's teacher is exactly 0: from probabilities (the official
+    ``kl_div``) its gradient is 0·(−∞) = NaN and CTKD's θ becomes NaN; mmbench's is the derivative
+    of the exact loss (checked by central differences of the NumPy oracle, float64)."""
+    s, t, y = logits(5)
+    temp = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    loss = dkd_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), 1.0, 8.0, temp)
+    loss.backward()
+    h = 1e-5
+    numeric = (oracle_dkd(s, t, y, 1.0, 8.0, 3.0 + h) - oracle_dkd(s, t, y, 1.0, 8.0, 3.0 - h)) / (2 * h)
+    assert loss.item() == pytest.approx(oracle_dkd(s, t, y, 1.0, 8.0, 3.0), rel=1e-10)
+    assert temp.grad.item() == pytest.approx(numeric, rel=1e-6)
+
+    official_temp = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)  # the official NCKD form
+    shift = 1000.0 * torch.nn.functional.one_hot(torch.tensor(y), s.shape[1])
+    log_student = torch.log_softmax(torch.tensor(s) / official_temp - shift, dim=1)
+    teacher = torch.softmax(torch.tensor(t) / official_temp - shift, dim=1)
+    torch.nn.functional.kl_div(log_student, teacher, reduction="sum").backward()
+    assert torch.isnan(official_temp.grad)
+
+
 def test_dkd_without_epsilon_overflows_like_the_official_code():
     """No epsilon in the TCKD log: a student that puts all mass off-target gives inf, as upstream."""
     student = torch.tensor([[-200.0, 200.0, 0.0]])

@@ -128,3 +128,18 @@ def test_mlkd_uses_both_views(parts):
     for name in ("ce", "kd", "cc", "bc"):
         assert terms[name].item() == pytest.approx(expected[name].item(), rel=1e-5)
     assert models.MLKDStudent.extra_views == ("strong",)
+
+
+@pytest.mark.slow
+def test_ctkd_on_dkd_trains(tmp_path):
+    """``ctkd --set base=dkd``: the learnable temperature stays finite through training (with the
+    official NCKD on probabilities θ became NaN after the first step and the run stopped)."""
+    import mmbench
+    from conftest import FAST_OVERRIDES
+
+    (record,) = mmbench.run("ctkd", "synth-mssar-cls", seeds=0, out=tmp_path / "runs",
+                            overrides={**FAST_OVERRIDES, "base": "dkd"})
+    assert record.status == "completed"
+    assert {"ce", "dkd"} <= set(record.curves[-1]["loss"])
+    temperature = record.extra["method"]["final_temperature"]
+    assert 1.0 < temperature < 21.0

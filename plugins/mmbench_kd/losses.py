@@ -33,9 +33,15 @@ MLKD_TEMPERATURES = (3.0, 5.0, 2.0, 6.0)
 """The temperatures MLKD adds to its base temperature T0: the list is (T0, 3, 5, 2, 6)."""
 
 
-def _kl_batchmean(log_student: Tensor, teacher: Tensor) -> Tensor:
-    """Σ_classes KL(teacher ‖ student) averaged over the batch (``kl_div`` 0·log 0 = 0 semantics)."""
-    return F.kl_div(log_student, teacher, reduction="none").sum(dim=1).mean()
+def _kl_terms(log_student: Tensor, log_teacher: Tensor) -> Tensor:
+    """Per-entry p_t·(log p_t − log p_s) from the teacher's *log*-probabilities.
+
+    The official code passes probabilities to ``kl_div``; its value is the same (0·log 0 = 0), but
+    where a teacher probability underflows to exactly 0 (DKD's −1000 target mask, a confident
+    teacher) the gradient of p·log p through that entry is 0·(−∞) = NaN, and with a learnable
+    temperature (CTKD) the NaN reaches θ. From log-probabilities such an entry has value 0 and
+    gradient exactly 0."""
+    return F.kl_div(log_student, log_teacher, reduction="none", log_target=True)
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float | Tensor) -> Tensor:
@@ -44,8 +50,8 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float |
     ``temperature`` may be a tensor (CTKD's learnable temperature); its gradient then includes
     the derivative of the T² prefactor, as in the CTKD code."""
     log_student = F.log_softmax(student_logits / temperature, dim=1)
-    teacher = F.softmax(teacher_logits / temperature, dim=1)
-    return _kl_batchmean(log_student, teacher) * temperature**2
+    log_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    return _kl_terms(log_student, log_teacher).sum(dim=1).mean() * temperature**2
 
 
 def dkd_loss(
@@ -60,7 +66,11 @@ def dkd_loss(
     * NCKD: KL between the distributions over the non-target classes. As the official code does,
       1000 is subtracted from the target logit (after dividing by T) instead of removing it, so the
       target probability is exp(-1000) ≈ 0. NCKD is *not* weighted by (1 − p_t), which is what DKD
-      decouples. With two classes NCKD is exactly 0 (mdistiller issue #60).
+      decouples. With two classes NCKD is exactly 0 (mdistiller issue #60). The masked teacher
+      entry is exactly 0 after ``softmax``; the KL is taken from log-probabilities
+      (:func:`_kl_terms`) so that entry contributes zero value *and* zero gradient — with the
+      official ``kl_div`` on probabilities, CTKD's learnable temperature gets a NaN gradient
+      through it on current PyTorch and ``ctkd --set base=dkd`` could not train.
     """
     batch = student_logits.shape[0]
     gt = F.one_hot(target, student_logits.shape[1]).to(torch.bool)
@@ -73,8 +83,8 @@ def dkd_loss(
     tckd = F.kl_div(torch.log(binary(p_student)), binary(p_teacher), reduction="sum") * temperature**2 / batch
     shift = 1000.0 * gt.to(student_logits.dtype)
     log_student_nt = F.log_softmax(student_logits / temperature - shift, dim=1)
-    teacher_nt = F.softmax(teacher_logits / temperature - shift, dim=1)
-    nckd = F.kl_div(log_student_nt, teacher_nt, reduction="sum") * temperature**2 / batch
+    log_teacher_nt = F.log_softmax(teacher_logits / temperature - shift, dim=1)
+    nckd = _kl_terms(log_student_nt, log_teacher_nt).sum() * temperature**2 / batch
     return alpha * tckd + beta * nckd
 
 
