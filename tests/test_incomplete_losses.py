@@ -78,6 +78,22 @@ def test_moments_are_mean_and_population_variance_of_available_modalities():
     assert torch.equal(single[3:], torch.zeros_like(single[3:])) and torch.allclose(single[:3], feats[1])
 
 
+def test_surf_mv_variance_is_zero_for_a_sample_with_one_modality():
+    """The official ``SURF_MV.forward`` per sample: Σ over all three modalities of
+    (p_k·x_k − mean)² / n, then ``x_var[p_sum == 1] = 0`` (NumPy, float64)."""
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(3, 4, 2, 2, 2))  # modality, sample, C, H, W
+    masks = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 1], [0, 0, 1]], dtype=float)
+    n = masks.sum(axis=1)[:, None, None, None]
+    masked = feats * masks.T[:, :, None, None, None]
+    mean = masked.sum(axis=0) / n
+    variance = ((masked - mean) ** 2).sum(axis=0) / n
+    variance[n[:, 0, 0, 0] == 1] = 0
+    got = MomentFusion(population=False)([torch.tensor(f) for f in feats], torch.tensor(masks))
+    np.testing.assert_allclose(got.numpy(), np.concatenate([mean, variance], axis=1), rtol=1e-12)
+    assert got[[0, 3], 2:].abs().max() == 0 and got[1, 2:].abs().max() > 0
+
+
 def test_u_hemis_sampling_sizes_are_uniform_and_shared_by_the_batch():
     torch.manual_seed(0)
     masks = [u_hemis_mask(5, 3) for _ in range(3000)]

@@ -27,7 +27,8 @@ class HeMISConfig:
     """``u-hemis``: population variance over the available modalities; each training batch
     shares one subset whose size is uniform in 1..M (so P(full set) = 1/M). ``surf-mv``: masks
     drawn per sample uniformly over the non-empty subsets, variance summed over all modalities
-    with missing ones as zeros (the MMANet repository's quirk)."""
+    with missing ones as zeros and set to 0 for a sample with one modality (the MMANet
+    repository's quirks)."""
     fusion_stage: int | None = None
     """Abstraction after this encoder stage: default 4 (every scale, U-HeMIS) for segmentation, 2
     (then shared layer3-4, as SURF_MV) for classification."""

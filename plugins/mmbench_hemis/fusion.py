@@ -14,9 +14,11 @@ class MomentFusion:
     """A :class:`mmbench.models.FusionRule`: mean and variance over the present modalities.
 
     ``population=True`` (U-HeMIS): the population variance over the present modalities (0 with
-    one modality); ``False``: the variance summed over *all* modalities, absent ones counting as
-    zeros, divided by the present count — the HeMIS-style ``SURF_MV`` baseline of
-    shicaiwei123/MMANet-CVPR2023.
+    one modality); ``False``: the HeMIS-style ``SURF_MV`` baseline of shicaiwei123/MMANet-CVPR2023
+    (``classification/models/surf_baseline.py``) — the squared deviations summed over *all*
+    modalities, absent ones counting as zeros, divided by the present count, except that a sample
+    with exactly one present modality gets variance 0 (``x_var[p_sum == 1] = 0``), as the
+    official forward sets it.
     """
 
     def __init__(self, population: bool = True):
@@ -36,4 +38,7 @@ class MomentFusion:
             squares = [masked_feature((f - mean) ** 2, mask[:, i]) for i, f in enumerate(features)]
         else:
             squares = [(m - mean) ** 2 for m in masked]
-        return torch.cat([mean, torch.stack(squares, dim=0).sum(dim=0) / count], dim=1)
+        variance = torch.stack(squares, dim=0).sum(dim=0) / count
+        if not self.population:
+            variance = variance * (count > 1).to(variance.dtype)
+        return torch.cat([mean, variance], dim=1)
