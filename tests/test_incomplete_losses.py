@@ -55,10 +55,32 @@ def test_ignored_positions_are_left_out():
     assert dice_loss(perfect, keep, 4).item() == pytest.approx(0.0, abs=1e-8)
 
 
-def test_hemis_segmentation_loss_is_ce_plus_dice():
+def oracle_niftynet_dice(p, t, eps=1e-5):
+    """NiftyNet's ``dice`` on one batch element (voxels × classes), averaged over the batch."""
+    losses = []
+    for pb, tb in zip(p, t, strict=True):
+        pv, tv = pb.reshape(pb.shape[0], -1).T, tb.reshape(tb.shape[0], -1).T
+        score = 2 * (pv * tv).sum(axis=0) / ((pv**2).sum(axis=0) + tv.sum(axis=0) + eps)
+        losses.append(1 - score.mean())
+    return float(np.mean(losses))
+
+
+def test_hemis_segmentation_loss_is_ce_plus_niftynet_dice():
     logits, labels = reference_volume()
-    expected = torch.nn.functional.cross_entropy(logits, labels) + dice_loss(logits, labels, 4)
-    assert segmentation_loss(logits, labels, 4).item() == pytest.approx(expected.item(), rel=1e-12)
+    labels[1][labels[1] == 3] = 2  # a class absent from one sample: its per-sample Dice is 0
+    p = torch.softmax(logits, 1).numpy()
+    t = np.moveaxis(np.eye(4)[labels.numpy()], -1, 1)
+    expected = torch.nn.functional.cross_entropy(logits, labels).item() + oracle_niftynet_dice(p, t)
+    assert segmentation_loss(logits, labels, 4).item() == pytest.approx(expected, rel=1e-12)
+    assert dice_loss(logits, labels, 4).item() != pytest.approx(oracle_niftynet_dice(p, t), rel=1e-3)
+    x = logits.clone().requires_grad_(True)
+    segmentation_loss(x, labels, 4).backward()
+    h, index = 1e-6, (1, 2, 0, 1, 3)
+    bumped = [logits.clone(), logits.clone()]
+    bumped[0][index] += h
+    bumped[1][index] -= h
+    numeric = (segmentation_loss(bumped[0], labels, 4) - segmentation_loss(bumped[1], labels, 4)).item() / (2 * h)
+    assert x.grad[index].item() == pytest.approx(numeric, rel=1e-5)
 
 
 def test_moments_are_mean_and_population_variance_of_available_modalities():
@@ -110,8 +132,9 @@ def test_rfnet_terms_and_region_fusion_switch():
     terms = rfnet_loss(logits, [logits, logits * 2], [logits], labels, 4, fuse_on=False)
     assert terms["fuse"].item() == 0.0
     assert terms["sep"].item() == pytest.approx((ce_dice(logits, labels, 4) + ce_dice(logits * 2, labels, 4)).item())
-    on = rfnet_loss(logits, [logits], [logits], labels, 4, fuse_on=True)
+    on = rfnet_loss(logits, [logits], [torch.softmax(logits, dim=1)], labels, 4, fuse_on=True)
     assert on["fuse"].item() == pytest.approx(ce_dice(logits, labels, 4).item())
+    assert on["prm"].item() == pytest.approx(ce_dice(logits, labels, 4).item())  # region maps are probabilities
 
 
 def test_region_aware_fusion_uses_region_normalised_averages():
@@ -152,6 +175,50 @@ def test_mmformer_loss_terms():
     from mmbench_rfnet.losses import ce_dice
 
     logits, labels = reference_volume()
-    terms = mmformer_loss(logits, [logits], [logits, logits], labels, 4)
+    probabilities = torch.softmax(logits, dim=1)  # deep supervision arrives as probabilities
+    terms = mmformer_loss(logits, [logits], [probabilities, probabilities], labels, 4)
     single = ce_dice(logits, labels, 4).item()
     assert terms["fuse"].item() == pytest.approx(single) and terms["deep"].item() == pytest.approx(2 * single)
+
+
+def bilinear_align_corners(x, size):
+    """NumPy bilinear resize of [C, H, W] with align_corners=True: output i samples i·(in−1)/(out−1)."""
+    def axis_weights(n_in, n_out):
+        src = np.arange(n_out) * (n_in - 1) / (n_out - 1)
+        low = np.minimum(np.floor(src).astype(int), n_in - 2)
+        frac = src - low
+        w = np.zeros((n_out, n_in))
+        w[np.arange(n_out), low] += 1 - frac
+        w[np.arange(n_out), low + 1] += frac
+        return w
+    wh, ww = axis_weights(x.shape[1], size[0]), axis_weights(x.shape[2], size[1])
+    return np.einsum("hi,cij,wj->chw", wh, x, ww)
+
+
+@pytest.mark.parametrize("method", ["rfnet", "mmformer"])
+def test_deep_supervision_upsamples_probabilities_with_aligned_corners(registry, method):
+    """RFNet / mmFormer's deep supervision: softmax at the output's own scale, then upsampled with
+    ``align_corners=True`` — the criterion never sees logits interpolated before the softmax."""
+    import dataclasses
+
+    from mmbench.engine import RunContext
+
+    task = registry.task("synth-rgbd-seg")
+    ctx = RunContext(task=task, dataset=registry.dataset_of(task),
+                     recipe=dataclasses.replace(task.recipe("smoke"), width=8), profile="smoke", seed=0,
+                     device=torch.device("cpu"), modalities=("rgb", "depth"),
+                     shapes={"rgb": (3, 32, 32), "depth": (1, 32, 32)})
+    spec = registry.method(method)
+    module = spec.builder()(task, spec.config(), ctx)
+    torch.manual_seed(0)
+    coarse = torch.randn(2, task.num_classes, 4, 4, dtype=torch.float64)
+    got = module.upsample_probabilities(coarse)
+    p = torch.softmax(coarse, dim=1).numpy()
+    expected = np.stack([bilinear_align_corners(sample, (32, 32)) for sample in p])
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    batch = {"rgb": torch.randn(2, 3, 32, 32), "depth": torch.randn(2, 1, 32, 32)}
+    features = module.encode(batch, ("rgb", "depth"))
+    _, auxiliary = module.decode(features, torch.ones(2, 2))
+    for output in auxiliary:  # probabilities at the input size
+        assert output.shape[-2:] == (32, 32)
+        torch.testing.assert_close(output.sum(dim=1), torch.ones(2, 32, 32))

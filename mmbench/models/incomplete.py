@@ -36,7 +36,8 @@ class MultiEncoderSegmenter(MethodModule):
     per-sample masks uniform over the non-empty subsets (as RFNet and mmFormer draw them).
 
     Subclasses build their fusion decoder after calling ``__init__`` and implement
-    ``decode(features, mask) -> (logits, auxiliary outputs)`` and
+    ``decode(features, mask) -> (logits, auxiliary outputs)`` (deep-supervision outputs as
+    probabilities at the input size, :meth:`upsample_probabilities`) and
     ``criterion(fused, separate, auxiliary, target) -> {term: loss}``; ``separate`` are the
     shared per-modality decoder's outputs (:meth:`separate_decoder`) on each modality's own
     features."""
@@ -57,6 +58,13 @@ class MultiEncoderSegmenter(MethodModule):
 
     def resize(self, logits: torch.Tensor) -> torch.Tensor:
         return F.interpolate(logits, size=self.input_size, mode="bilinear", align_corners=False)
+
+    def upsample_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax, then bilinear upsampling to the input size with ``align_corners=True``: how
+        RFNet and mmFormer bring their deep-supervision outputs to the label's size (their
+        ``nn.Upsample(scale_factor=2^k, mode='trilinear', align_corners=True)`` on softmax
+        outputs; with ``align_corners=True`` the sampling depends only on the two sizes)."""
+        return F.interpolate(F.softmax(logits, dim=1), size=self.input_size, mode="bilinear", align_corners=True)
 
     def encode(self, batch: Any, names: Sequence[str]) -> dict[str, list[torch.Tensor]]:
         return {m: self.encoders[m](batch[m]) for m in names}

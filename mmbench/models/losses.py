@@ -14,18 +14,31 @@ def task_loss(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> tor
     return F.cross_entropy(logits, target, ignore_index=ignore)
 
 
+def _one_hot_valid(prob: torch.Tensor, target: torch.Tensor, num_classes: int,
+                   ignore_index: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one-hot target ``[B, C, ...]`` (zero at ignored positions) and the valid mask ``[B, ...]``."""
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    safe = torch.where(valid, target, torch.zeros_like(target))
+    onehot = F.one_hot(safe, num_classes).movedim(-1, 1).to(prob.dtype) * valid.unsqueeze(1).to(prob.dtype)
+    return onehot, valid
+
+
+def _probabilities(scores: torch.Tensor, from_probabilities: bool) -> torch.Tensor:
+    return scores if from_probabilities else F.softmax(scores, dim=1)
+
+
 def softmax_weighted_loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int,
-                          ignore_index: int | None = None) -> torch.Tensor:
+                          ignore_index: int | None = None, *, from_probabilities: bool = False) -> torch.Tensor:
     """RFNet / mmFormer's class-balanced cross-entropy (``utils/criterions.py`` of dyh127/RFNet and
     YaoZhang93/mmFormer, identical files): per sample and class, weight 1 − (class voxels /
     sample voxels), term −w·log(clamp(p, 0.005, 1)) on the true class, mean over all positions.
 
-    ``logits`` ``[B, C, ...]``, ``target`` ``[B, ...]``. Positions with ``ignore_index`` (a 2D
-    adaptation; BraTS has none) count neither in the class frequencies nor in the mean."""
-    prob = F.softmax(logits, dim=1).clamp(0.005, 1.0)
-    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
-    safe = torch.where(valid, target, torch.zeros_like(target))
-    onehot = F.one_hot(safe, num_classes).movedim(-1, 1).to(prob.dtype) * valid.unsqueeze(1).to(prob.dtype)
+    ``logits`` ``[B, C, ...]`` (softmax probabilities with ``from_probabilities=True``: the
+    official criterion receives probabilities, upsampled ones for deep supervision), ``target``
+    ``[B, ...]``. Positions with ``ignore_index`` (a 2D adaptation; BraTS has none) count neither
+    in the class frequencies nor in the mean."""
+    prob = _probabilities(logits, from_probabilities).clamp(0.005, 1.0)
+    onehot, valid = _one_hot_valid(prob, target, num_classes, ignore_index)
     dims = tuple(range(2, onehot.dim()))
     per_class = onehot.sum(dim=dims)  # [B, C]
     weight = 1.0 - per_class / per_class.sum(dim=1, keepdim=True).clamp(min=1)
@@ -35,21 +48,27 @@ def softmax_weighted_loss(logits: torch.Tensor, target: torch.Tensor, num_classe
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None,
-              eps: float = 1e-7) -> torch.Tensor:
-    """RFNet / mmFormer's soft Dice loss: 1 − mean over classes of 2·Σ(p·t) / (Σp + Σt + eps),
-    sums pooled over the whole batch, background class included. Ignored positions are left out."""
-    prob = F.softmax(logits, dim=1)
-    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
-    safe = torch.where(valid, target, torch.zeros_like(target))
-    keep = valid.unsqueeze(1).to(prob.dtype)
-    onehot = F.one_hot(safe, num_classes).movedim(-1, 1).to(prob.dtype) * keep
-    prob = prob * keep
-    dims = (0, *range(2, prob.dim()))
-    dice = 2 * (prob * onehot).sum(dim=dims) / (prob.sum(dim=dims) + onehot.sum(dim=dims) + eps)
-    return 1.0 - dice.mean()
+              eps: float = 1e-7, *, per_sample: bool = False, squared: bool = False,
+              from_probabilities: bool = False) -> torch.Tensor:
+    """Soft Dice loss, background class included: 1 − mean over classes of 2·Σ(p·t) / (Σp + Σt + eps).
+
+    Defaults: RFNet / mmFormer's ``dice_loss`` (sums pooled over the whole batch, ε = 1e-7).
+    ``per_sample=True, squared=True, eps=1e-5`` is NiftyNet's ``dice`` as U-HeMIS trains with it
+    (``niftynet/layer/loss_segmentation.py``: the loss is computed per batch element and averaged,
+    the denominator is Σp² + Σt). ``from_probabilities``: ``logits`` already are softmax outputs.
+    Ignored positions are left out of every sum."""
+    prob = _probabilities(logits, from_probabilities)
+    onehot, valid = _one_hot_valid(prob, target, num_classes, ignore_index)
+    prob = prob * valid.unsqueeze(1).to(prob.dtype)
+    dims = tuple(range(2, prob.dim())) if per_sample else (0, *range(2, prob.dim()))
+    mass = (prob * prob if squared else prob).sum(dim=dims)
+    dice = 2 * (prob * onehot).sum(dim=dims) / (mass + onehot.sum(dim=dims) + eps)
+    return 1.0 - dice.mean(dim=-1).mean()
 
 
-def ce_dice(logits: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
-    """RFNet / mmFormer's criterion of one prediction (``logits`` at the target's size):
-    :func:`softmax_weighted_loss` + :func:`dice_loss`."""
-    return softmax_weighted_loss(logits, target, num_classes, ignore_index) + dice_loss(logits, target, num_classes, ignore_index)
+def ce_dice(logits: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None,
+            *, from_probabilities: bool = False) -> torch.Tensor:
+    """RFNet / mmFormer's criterion of one prediction (at the target's size):
+    :func:`softmax_weighted_loss` + :func:`dice_loss`; ``from_probabilities`` as theirs."""
+    return (softmax_weighted_loss(logits, target, num_classes, ignore_index, from_probabilities=from_probabilities)
+            + dice_loss(logits, target, num_classes, ignore_index, from_probabilities=from_probabilities))

@@ -82,7 +82,8 @@ class MMFormer(MultiEncoderSegmenter):
         return self.intra[m](tokens + self.position[m])
 
     def decode(self, features: dict[str, list[torch.Tensor]], mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The fused prediction and the deep-supervision outputs, at the input size."""
+        """The fused prediction (logits) and the deep-supervision outputs as probabilities
+        upsampled to the input size, as the official decoder returns them."""
         reference = next(iter(features.values()))
         batch = mask.shape[0]
         intra = {m: self._intra(m, features[m][-1]) for m in features}
@@ -94,7 +95,7 @@ class MMFormer(MultiEncoderSegmenter):
         decoded = self.inter_out(inter_tokens_to_map(inter, len(self.modalities), *self.grid, self.config.token_layout))
         deep = []
         for s in (2, 1, 0):
-            deep.append(self.resize(self.deep[s](decoded)))
+            deep.append(self.upsample_probabilities(self.deep[s](decoded)))
             skips = self.masked_scale(features, mask, s)
             up = self.up[s](F.interpolate(decoded, size=skips.shape[-2:], mode="bilinear", align_corners=False))
             decoded = self.merge[s](torch.cat([self.skip_fusion[s](skips.flatten(1, 2)), up], dim=1))

@@ -15,9 +15,11 @@ def rfnet_loss(fused: torch.Tensor, separate: Sequence[torch.Tensor], region_map
                target: torch.Tensor, num_classes: int, fuse_on: bool, ignore_index: int | None = None) -> dict[str, torch.Tensor]:
     """The three terms of RFNet's training loss, all weights 1: the fused prediction (multiplied by
     0 before ``region_fusion_start_epoch``, as the official code), the shared-weight per-modality
-    decoders (the segmentation-based regulariser) and the deep-supervised region maps."""
+    decoders (the segmentation-based regulariser) and the deep-supervised region maps, which are
+    softmax probabilities already upsampled to the target's size (official: the criterion is
+    applied to ``up(softmax(prm))``, not to the softmax of upsampled logits)."""
     return {
         "fuse": ce_dice(fused, target, num_classes, ignore_index) * (1.0 if fuse_on else 0.0),
         "sep": sum(ce_dice(p, target, num_classes, ignore_index) for p in separate),  # type: ignore[dict-item]
-        "prm": sum(ce_dice(p, target, num_classes, ignore_index) for p in region_maps),  # type: ignore[dict-item]
+        "prm": sum(ce_dice(p, target, num_classes, ignore_index, from_probabilities=True) for p in region_maps),  # type: ignore[dict-item]
     }

@@ -87,7 +87,8 @@ class RFNet(MultiEncoderSegmenter):
         self.epoch = 0
 
     def decode(self, features: dict[str, list[torch.Tensor]], mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The fused prediction and the region maps (deepest first), at the input size."""
+        """The fused prediction (logits) and the region maps (deepest first) as probabilities
+        upsampled to the input size, as the official deep supervision."""
         stacks = [self.masked_scale(features, mask, s) for s in range(4)]
         region_logits = self.prm[3](stacks[3])
         decoded = self.rfm[3](stacks[3], region_logits)
@@ -97,7 +98,7 @@ class RFNet(MultiEncoderSegmenter):
             region_logits = self.prm[s](stacks[s], up)
             maps.append(region_logits)
             decoded = self.merge[s](torch.cat([self.rfm[s](stacks[s], region_logits), up], dim=1))
-        return self.resize(self.classifier(decoded)), [self.resize(m) for m in maps]
+        return self.resize(self.classifier(decoded)), [self.upsample_probabilities(m) for m in maps]
 
     def criterion(self, fused, separate, auxiliary, target):
         return rfnet_loss(fused, separate, auxiliary, target, self.task.num_classes,
