@@ -28,3 +28,85 @@ def test_official_schedules_and_short_recipes():
     assert schedule("anti-spoofing", MMANetConfig(), 100) == (5, 2)  # mining after epochs 2, 3, 4
     assert schedule("segmentation", MMANetConfig(), 300) == (10, 6)  # mining epochs 6..9
     assert schedule("segmentation", MMANetConfig(), 10) == (5, 1)
+
+
+def seg_parts(registry, official):
+    import copy
+    import dataclasses
+
+    import torch
+
+    from mmbench.engine import RunContext, TrainedModel
+
+    task = registry.task("synth-rgbd-seg")
+    recipe = dataclasses.replace(task.recipe("smoke"), width=8)
+    base = dict(task=task, dataset=registry.dataset_of(task), recipe=recipe, profile="smoke", seed=0,
+                device=torch.device("cpu"), modalities=("rgb", "depth"), shapes={"rgb": (3, 32, 32), "depth": (1, 32, 32)})
+    torch.manual_seed(0)
+    esanet = registry.method("esanet")
+    teacher_module = esanet.builder()(task, esanet.config(), RunContext(**base))
+    for module in teacher_module.modules():  # non-trivial running statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    reference = copy.deepcopy(teacher_module)
+    teacher = TrainedModel(teacher_module, "esanet", "t", ("rgb", "depth"))
+    spec = registry.method("mmanet")
+    student = spec.builder()(task, spec.config(official=official), RunContext(**base, models={"teacher": teacher}))
+    batch = {"rgb": torch.randn(4, 3, 32, 32), "depth": torch.randn(4, 1, 32, 32),
+             "target": torch.randint(0, task.num_classes, (4, 32, 32))}
+    return student, teacher, reference, batch
+
+
+def test_teacher_features_on_batch_statistics_leave_its_running_statistics(registry):
+    import torch
+
+    _, teacher, reference, batch = seg_parts(registry, True)
+    before = {k: v.clone() for k, v in reference.state_dict().items()}
+    in_training = teacher.features(batch, batch_statistics=True)
+    frozen = teacher.features(batch)
+    with torch.no_grad():
+        expected = reference.train().features(batch, ("rgb", "depth"))
+    torch.testing.assert_close(in_training.decoder[0], expected.decoder[0])
+    torch.testing.assert_close(in_training.scales[-1], expected.scales[-1])
+    assert not torch.allclose(frozen.scales[-1], expected.scales[-1])  # eval mode: running statistics
+    for key, value in teacher._module.state_dict().items():
+        torch.testing.assert_close(value, before[key], msg=key)
+    assert not teacher._module.training
+
+
+@pytest.mark.parametrize("official", [True, False])
+def test_dense_mad_weights_pixels_by_the_entropy_the_official_loop_uses(registry, official):
+    """Official: entropy over the teacher's first decoder map (512 channels in ESANet-R34), teacher
+    BatchNorm on batch statistics; ``official=False``: over its class logits in eval mode."""
+    import torch
+
+    from mmbench_mmanet.losses import mad_loss_dense
+
+    student, teacher, _, batch = seg_parts(registry, official)
+    fused = student.net.features(batch, torch.ones(4, 2))
+    t = teacher.features(batch, batch_statistics=official)
+    entropy_of = t.decoder[0] if official else t.logits
+    assert entropy_of.shape[1] == (32 if official else student.task.num_classes)  # decoder channels: max(2·width, 32)
+    expected = sum(mad_loss_dense(s, ts, entropy_of) for s, ts in zip(fused[-3:], t.scales[-3:], strict=True))
+    assert student._dense_mad(batch, fused).item() == pytest.approx(expected.item(), rel=1e-6)
+    other = teacher.features(batch, batch_statistics=not official)
+    other_entropy = other.decoder[0] if not official else other.logits
+    wrong = sum(mad_loss_dense(s, ts, other_entropy) for s, ts in zip(fused[-3:], other.scales[-3:], strict=True))
+    assert student._dense_mad(batch, fused).item() != pytest.approx(wrong.item(), rel=1e-6)
+
+
+def test_dense_auxiliary_decoder_runs_only_with_a_second_modality_only_sample(registry):
+    """Official: ``if self.auxi and torch.sum((1 - p[:, 0]) * p[:, 1]) != 0`` — else MAR reads the
+    main decoder's output."""
+    import torch
+
+    student, _, _, batch = seg_parts(registry, True)
+    fused = student.net.features(batch, torch.ones(4, 2))
+    main = student.net.head(fused)
+    no_depth_only = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    assert student._dense_aux_logits(fused, no_depth_only, main) is main
+    depth_only = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    torch.testing.assert_close(student._dense_aux_logits(fused, depth_only, main), student._aux_logits(fused))
+    student_paper, *_ = seg_parts(registry, False)
+    assert student_paper._dense_aux_logits(fused, no_depth_only, main) is not main

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, weak_combination_distance
+from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, mar_loss_dense, weak_combination_distance
 from mmbench_osmd.losses import mmd_loss, output_kl
 
 
@@ -86,14 +86,74 @@ def test_mad_dense_matches_pixel_oracle():
         mad_loss_dense(pooled, other_pooled, logits).item(), rel=1e-10)  # > 30 rows: pooled to 30 x 40 first
 
 
-def test_mar_divides_by_the_full_batch():
-    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.0]])
-    target = torch.tensor([0, 0, 1, 1])
-    masks = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]])
-    weak = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 1, 0]])
+MAR_LOGITS = [[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.0]]
+MAR_TARGET = [0, 0, 1, 1]
+MAR_MASKS = [[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]]
+MAR_WEAK = [[1, 1, 0], [1, 0, 0], [0, 1, 0]]
+
+
+def official_mar(logits, target, masks, weak):
+    """The official loop's statements, literally: ``p`` is ``[B, 3, 1, 1, 1]``, each weak
+    combination is unsqueezed three times, and ``auxi_ce_batch * weak_index`` broadcasts."""
+    p = masks.float().reshape(*masks.shape, 1, 1, 1)
+    total = 0.0
+    for combination in weak:
+        ce_batch = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        weak_index = (p == combination.unsqueeze(1).unsqueeze(2).unsqueeze(3).float()).all(dim=1)
+        assert (ce_batch * weak_index).shape == (len(target), 1, 1, len(target))
+        total = total + torch.sum(ce_batch * weak_index) / p.shape[0]
+    return total
+
+
+def test_mar_official_broadcast_value_and_gradient():
+    target, masks, weak = torch.tensor(MAR_TARGET), torch.tensor(MAR_MASKS), torch.tensor(MAR_WEAK)
+    ours = torch.tensor(MAR_LOGITS, dtype=torch.float64, requires_grad=True)
+    theirs = torch.tensor(MAR_LOGITS, dtype=torch.float64, requires_grad=True)
+    value = mar_loss(ours, target, masks, weak)
+    expected = official_mar(theirs, target, masks, weak)
+    value.backward()
+    expected.backward()
+    ce = torch.nn.functional.cross_entropy(theirs.detach(), target, reduction="none")
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
+    assert value.item() == pytest.approx((3 * ce.sum() / 4).item(), rel=1e-12)  # n_k = 2, 1, 0
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-12, atol=0)
+    assert bool((ours.grad[2] != 0).any())  # a sample of no weak combination gets gradient too
+
+
+def test_mar_per_sample_form_behind_official_false():
+    logits, target = torch.tensor(MAR_LOGITS), torch.tensor(MAR_TARGET)
+    masks, weak = torch.tensor(MAR_MASKS), torch.tensor(MAR_WEAK)
     ce = torch.nn.functional.cross_entropy(logits, target, reduction="none")
-    assert mar_loss(logits, target, masks, weak).item() == pytest.approx(((ce[0] + ce[1] + ce[3]) / 4).item())
+    assert mar_loss(logits, target, masks, weak, official=False).item() == pytest.approx(((ce[0] + ce[1] + ce[3]) / 4).item())
+    assert mar_loss(logits, target, masks, torch.tensor([[0, 0, 1]]), official=False).item() == 0.0
     assert mar_loss(logits, target, masks, torch.tensor([[0, 0, 1]])).item() == 0.0
+
+
+def test_dense_mar_official_selects_the_weak_samples_and_normalises_by_their_weighted_pixels():
+    """ESANet's ``CrossEntropyLoss2d`` on the selected samples, summed over scales (NumPy)."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(3, 4, 4, 4))
+    coarse = rng.normal(size=(3, 4, 2, 2))
+    target = rng.integers(0, 4, size=(3, 4, 4))
+    target[1, 0, :] = 255
+    masks = torch.tensor([[0, 1], [0, 1], [1, 1]])
+    weights = np.array([0.5, 1.0, 2.0, 4.0])
+
+    def esanet_ce(out, tgt):
+        log_p = out - np.log(np.exp(out).sum(axis=1, keepdims=True))
+        valid = tgt != 255
+        safe = np.where(valid, tgt, 0)
+        picked = np.take_along_axis(log_p, safe[:, None], axis=1)[:, 0]
+        return float((-(weights[safe] * picked) * valid).sum() / (weights[safe] * valid).sum())
+
+    expected = esanet_ce(logits[:2], target[:2]) + esanet_ce(coarse[:2], target[:2, ::2, ::2])
+    outputs = [torch.tensor(logits, requires_grad=True), torch.tensor(coarse, requires_grad=True)]
+    got = mar_loss_dense(outputs, torch.tensor(target), masks, torch.tensor([0, 1]), torch.tensor(weights), 255)
+    assert got.item() == pytest.approx(expected, rel=1e-12)
+    got.backward()
+    assert outputs[0].grad[2].abs().max() == 0 and outputs[0].grad[0].abs().max() > 0  # only selected samples
+    none = mar_loss_dense([outputs[0]], torch.tensor(target), masks, torch.tensor([1, 0]), ignore_index=255)
+    assert none.item() == pytest.approx(1e-16) and not none.requires_grad
 
 
 def test_weak_combination_distance_is_kl_of_softmaxed_histograms():

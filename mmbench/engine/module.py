@@ -48,10 +48,12 @@ def restrict_batch(batch: Batch, subset: Sequence[str]) -> SubsetBatch:
 class Features(NamedTuple):
     """What a trained model offers another method (:meth:`MethodModule.features`): its
     representation of a batch per encoder scale (shallow → deep; one entry for vector data),
-    fused over the given modalities as the model fuses them, and the logits computed from it."""
+    fused over the given modalities as the model fuses them, the logits computed from it and, for
+    a segmentation network, its decoder's intermediate maps (coarsest first; empty otherwise)."""
 
     scales: list[torch.Tensor]
     logits: torch.Tensor
+    decoder: Sequence[torch.Tensor] = ()
 
 
 class MethodModule(nn.Module):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -35,11 +36,34 @@ class TrainedModel:
         return self._module.predict(restrict_batch(batch, subset), subset)
 
     @torch.no_grad()
-    def features(self, batch: Batch, modalities: Sequence[str] | None = None) -> Features:
-        """Its per-scale representation and logits when ``modalities`` (default: all) are present."""
+    def features(self, batch: Batch, modalities: Sequence[str] | None = None, *,
+                 batch_statistics: bool = False) -> Features:
+        """Its per-scale representation and logits when ``modalities`` (default: all) are present.
+
+        ``batch_statistics=True`` computes them as a teacher left in training mode does (MMANet's
+        official segmentation loop never calls ``teacher.eval()``): BatchNorm normalises with
+        the batch's own statistics. Its running statistics are restored afterwards — the
+        official loop's updates to them are never read — so the dependency stays the model
+        whose weights the record hashes."""
         subset = tuple(modalities or self.modalities)
-        return self._module.features(restrict_batch(batch, subset), subset)
+        if not batch_statistics:
+            return self._module.features(restrict_batch(batch, subset), subset)
+        with _training_mode(self._module):
+            return self._module.features(restrict_batch(batch, subset), subset)
 
     def encoder(self, modality: str) -> nn.Module:
         """Its (frozen) encoder of ``modality``; copy its ``state_dict`` to initialise another network."""
         return self._module.encoder(modality)
+
+
+@contextmanager
+def _training_mode(module: nn.Module) -> Iterator[None]:
+    """``module`` in training mode for the block, its buffers (running statistics) unchanged after it."""
+    saved = [buffer.clone() for buffer in module.buffers()]
+    module.train()
+    try:
+        yield
+    finally:
+        module.eval()
+        for buffer, value in zip(module.buffers(), saved, strict=True):
+            buffer.copy_(value)

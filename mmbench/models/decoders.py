@@ -23,12 +23,24 @@ class SegmentationDecoder(nn.Module):
         )
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, features: Sequence[torch.Tensor], output_size: Sequence[int]) -> torch.Tensor:
+    def top_down(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The decoder's maps, coarsest first: the merge at each finer scale (the first is the
+        counterpart of ESANet's first decoder-module output, ``out_down_32_feature``); with a
+        single input scale, its lateral projection."""
         x = self.laterals[-1](features[-1])
+        maps = []
         for lateral, feature in zip(reversed(self.laterals[:-1]), reversed(features[:-1]), strict=True):
             x = lateral(feature) + F.interpolate(x, size=feature.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.classifier(self.smooth(x))
+            maps.append(x)
+        return maps or [x]
+
+    def classify(self, finest: torch.Tensor, output_size: Sequence[int]) -> torch.Tensor:
+        """Class logits from the finest decoder map, upsampled to ``output_size``."""
+        logits = self.classifier(self.smooth(finest))
         return F.interpolate(logits, size=tuple(output_size), mode="bilinear", align_corners=False)
+
+    def forward(self, features: Sequence[torch.Tensor], output_size: Sequence[int]) -> torch.Tensor:
+        return self.classify(self.top_down(features)[-1], output_size)
 
 
 class PyramidPoolingContext(nn.Module):

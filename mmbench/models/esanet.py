@@ -66,5 +66,10 @@ class ESANetwork(nn.Module):
     def head(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(features, self.input_size)
 
+    def decode(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits and the decoder's maps (coarsest first, :meth:`SegmentationDecoder.top_down`)."""
+        maps = self.decoder.top_down(features)
+        return self.decoder.classify(maps[-1], self.input_size), maps
+
     def forward(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(batch, mask))

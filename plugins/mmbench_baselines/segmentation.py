@@ -48,7 +48,8 @@ class ESANet(MethodModule):
 
     def features(self, batch: Any, modalities: Sequence[str]) -> Features:
         scales = self.net.features(batch, self._mask(batch, modalities))
-        return Features(scales, self.net.head(scales))
+        logits, maps = self.net.decode(scales)
+        return Features(scales, logits, maps)
 
     def encoder(self, modality: str) -> nn.Module:
         return self.net.encoders[modality]

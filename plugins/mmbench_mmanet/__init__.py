@@ -32,6 +32,12 @@ class MMANetConfig:
     """Classification: fuse after this ResNet stage (default 2, as SF). Segmentation always uses
     the ESANet network (fusion after every stage)."""
     backbone: str | None = None
+    official: bool = True
+    """Reproduce the official code's quirks (default): MAR's broadcast normaliser (classification),
+    MAD's entropy over the teacher's first decoder map with the teacher's BatchNorm on batch
+    statistics (segmentation), MAR on the selected samples with ESANet's cross-entropy
+    (segmentation). ``false``: the paper's evident intent for each (see
+    :mod:`mmbench_mmanet.losses`)."""
 
     def __post_init__(self) -> None:
         if self.fusion_stage is not None and not 1 <= self.fusion_stage <= 4:

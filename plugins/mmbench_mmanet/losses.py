@@ -9,6 +9,8 @@ margin weigh more). The official code's quirks are kept and named below.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -82,14 +84,66 @@ def weak_combination_distance(full_predictions: Tensor, subset_predictions: Tens
 
 
 def mar_loss(aux_logits: Tensor, target: Tensor, sample_masks: Tensor, weak_combinations: Tensor,
-             ignore_index: int = -100) -> Tensor:
-    """MAR (classification): Σ_k Σ_i CE_i · [mask_i = weak_k] / B — the auxiliary head's
-    per-sample cross-entropy on the samples whose modality mask equals each weak combination,
-    divided by the **full** batch size (official normaliser). ``sample_masks`` ``[B, M]``,
-    ``weak_combinations`` ``[K, M]`` (0/1)."""
+             ignore_index: int = -100, *, official: bool = True) -> Tensor:
+    """MAR (classification, Eq. 14) over the weak combinations ``weak_combinations`` ``[K, M]``
+    (the weak combination and each of its single modalities) for per-sample modality masks
+    ``sample_masks`` ``[B, M]`` (0/1) and the auxiliary head's logits ``[B, C]``.
+
+    ``official=True`` (default): what ``train_knowledge_distill_patch_feature_auxi_weak``
+    (``classification/lib/model_develop.py``) computes. Its mask ``p`` is ``[B, M, 1, 1, 1]``, so
+    the selection ``(p == weak_k).all(dim=1)`` is ``[B, 1, 1, 1]`` and multiplying it with the
+    ``[B]`` per-sample cross-entropy broadcasts to ``[B, 1, 1, B]``: the term is
+    L_k = n_k · Σ_i CE_i / B, n_k the number of samples whose mask is weak_k — every sample's
+    auxiliary output gets gradient, scaled by how many weak samples the batch holds.
+
+    ``official=False``: the paper's evident intent, Σ_k Σ_i CE_i · [mask_i = weak_k] / B — the
+    cross-entropy of the samples whose mask is each weak combination only, over the full batch
+    size. At B = 64 the two differ by about two orders of magnitude."""
     per_sample = F.cross_entropy(aux_logits, target, reduction="none", ignore_index=ignore_index)
-    if per_sample.dim() > 1:  # dense targets: a sample's loss is its mean over valid pixels
-        valid = (target != ignore_index).flatten(1).sum(dim=1).clamp(min=1)
-        per_sample = per_sample.flatten(1).sum(dim=1) / valid
     matches = (sample_masks[:, None, :] == weak_combinations[None, :, :].to(sample_masks)).all(dim=2)  # [B, K]
-    return (per_sample[:, None] * matches.to(per_sample.dtype)).sum() / aux_logits.shape[0]
+    matches = matches.to(per_sample.dtype)
+    if official:
+        return matches.sum() * per_sample.sum() / aux_logits.shape[0]
+    return (per_sample[:, None] * matches).sum() / aux_logits.shape[0]
+
+
+def mar_loss_dense(aux_outputs: Sequence[Tensor], target: Tensor, sample_masks: Tensor, weak_combination: Tensor,
+                   class_weights: Tensor | None = None, ignore_index: int = -100, *, official: bool = True) -> Tensor:
+    """MAR (segmentation) for the weak combination ``weak_combination`` ``[M]``, the auxiliary
+    decoder's outputs ``aux_outputs`` (one per supervised scale, ``[B, K, h, w]``; the target is
+    resized to each by nearest neighbour, as ESANet's downsampled labels) and ``target``
+    ``[B, H, W]``.
+
+    ``official=True`` (default): ``train_one_epoch`` of ``segmentation/train_missing_mmanet.py``
+    — the samples whose mask equals the weak combination are selected and ESANet's training
+    cross-entropy (``CrossEntropyLoss2d``: class-weighted, normalised by the summed weights of the
+    selected samples' valid pixels) is summed over the scales; a batch without such a sample gives
+    the constant 1e-16. ``class_weights`` ``[K]`` are the task's training class weights (ESANet:
+    median frequency), ``None`` for unweighted.
+
+    ``official=False``: the classification form applied per sample — each weak sample's mean
+    cross-entropy over its valid pixels (first scale, unweighted), summed and divided by the full
+    batch size."""
+    selected = (sample_masks == weak_combination.to(sample_masks)).all(dim=1)
+    first = aux_outputs[0]
+    if not official:
+        per_pixel = F.cross_entropy(first, _resized_target(target, first), reduction="none", ignore_index=ignore_index)
+        valid = (_resized_target(target, first) != ignore_index).flatten(1).sum(dim=1).clamp(min=1)
+        per_sample = per_pixel.flatten(1).sum(dim=1) / valid
+        return (per_sample * selected.to(per_sample.dtype)).sum() / first.shape[0]
+    if not bool(selected.any()):
+        return first.new_full((), 1e-16)
+    total = first.new_zeros(())
+    for output in aux_outputs:
+        scaled = _resized_target(target, output)[selected]
+        losses = F.cross_entropy(output[selected], scaled, weight=class_weights, ignore_index=ignore_index, reduction="sum")
+        valid = scaled[scaled != ignore_index]
+        weight_sum = class_weights[valid].sum() if class_weights is not None else valid.new_tensor(valid.numel())
+        total = total + losses / weight_sum.to(losses.dtype).clamp(min=1e-12)
+    return total
+
+
+def _resized_target(target: Tensor, output: Tensor) -> Tensor:
+    if target.shape[-2:] == output.shape[-2:]:
+        return target
+    return F.interpolate(target[:, None].float(), size=output.shape[-2:], mode="nearest")[:, 0].long()

@@ -29,7 +29,7 @@ from mmbench.models import (
     task_loss,
     uniform_subset_mask,
 )
-from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, weak_combination_distance
+from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, mar_loss_dense, weak_combination_distance
 
 # The official schedules: (begin epoch, mining epochs, λ_MAD, λ_MAR) per task kind.
 OFFICIAL = {"classification": (5, 3, 30.0, 0.5), "segmentation": (10, 4, 4.0, 0.2)}
@@ -58,6 +58,14 @@ class MMANet(MethodModule):
       30 / 0.5 on ``layer4`` features; segmentation 4 / 0.2, MAD summed over the three deepest
       fused feature levels). MAR trains the auxiliary branch on the samples whose mask is the weak
       combination (classification: also each of its single modalities).
+
+    Official quirks reproduced by default (``official=false`` gives the paper's intent for each):
+    classification MAR's broadcast normaliser n_k·Σ_i CE_i / B (:func:`mar_loss`); segmentation
+    MAD's entropy weights over the teacher's first decoder map with its BatchNorm on batch
+    statistics (the official teacher stays in training mode); segmentation MAR on the selected
+    samples only, 1e-16 without any, on the main decoder's output when no sample has only the
+    second modality (:func:`mar_loss_dense`). Still missing for segmentation: ESANet's deep
+    supervision (MAR sums one output scale) and median-frequency class weights (unweighted).
 
     Adaptations, by design: the auxiliary branch takes the same fused features as the main one —
     as the official code does, whose three per-combination auxiliary outputs are therefore one; the
@@ -113,18 +121,45 @@ class MMANet(MethodModule):
         target = batch["target"]
         mask = uniform_subset_mask(target.shape[0], len(self.modalities), target.device)
         fused = self._fused(batch, mask)
-        terms = {"ce": task_loss(self.task, self.net.head(fused), target)}
+        logits = self.net.head(fused)
+        terms = {"ce": task_loss(self.task, logits, target)}
         if self.epoch > self.begin and int(self.weak_count) > 0:
-            t_fused, t_logits = self.teacher.features(batch, self.modalities)
+            official = self.config.official
             if self.dense:
-                mad = sum(mad_loss_dense(s, t, t_logits) for s, t in zip(fused[-3:], t_fused[-3:], strict=True))
+                terms["mad"] = self.kd_weight * self._dense_mad(batch, fused)
+                terms["mar"] = self.mar_weight * mar_loss_dense(
+                    [self._dense_aux_logits(fused, mask, logits)], target, mask, self.weak[0],
+                    ignore_index=self._ignore_index(), official=official)
             else:
-                mad = mad_loss(fused[-1], t_fused[-1], t_logits)
-            terms["mad"] = self.kd_weight * mad
-            ignore = self.task.ignore_index if self.task.ignore_index is not None else -100
-            terms["mar"] = self.mar_weight * mar_loss(
-                self._aux_logits(fused), target, mask, self.weak[: int(self.weak_count)], ignore)
+                teacher = self.teacher.features(batch, self.modalities)
+                terms["mad"] = self.kd_weight * mad_loss(fused[-1], teacher.scales[-1], teacher.logits)
+                terms["mar"] = self.mar_weight * mar_loss(
+                    self._aux_logits(fused), target, mask, self.weak[: int(self.weak_count)], self._ignore_index(),
+                    official=official)
         return terms
+
+    def _ignore_index(self) -> int:
+        return self.task.ignore_index if self.task.ignore_index is not None else -100
+
+    def _dense_mad(self, batch: Any, fused: list[torch.Tensor]) -> torch.Tensor:
+        """MAD over the three deepest fused levels. Official: the teacher is never put in eval mode,
+        so its forward returns the decoder's training tuple and the entropy weights are computed
+        over ``pred_scales_t[6]`` — the first decoder module's feature map, not class logits —
+        with the teacher's BatchNorm on batch statistics. ``official=False``: class logits of the
+        teacher in eval mode."""
+        official = self.config.official
+        teacher = self.teacher.features(batch, self.modalities, batch_statistics=official)
+        entropy_of = teacher.decoder[0] if official else teacher.logits
+        return sum(mad_loss_dense(s, t, entropy_of) for s, t in zip(fused[-3:], teacher.scales[-3:], strict=True))
+
+    def _dense_aux_logits(self, fused: list[torch.Tensor], mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The auxiliary decoder's output. Official: it runs only when the batch holds a sample
+        with the second modality but not the first (``torch.sum((1 - p[:, 0]) * p[:, 1]) != 0``,
+        the depth-only combination hard-coded); otherwise MAR is computed on the main decoder's
+        output."""
+        if self.config.official and not bool(((1 - mask[:, 0]) * mask[:, 1]).any()):
+            return logits
+        return self._aux_logits(fused)
 
     def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
         mask = subset_mask(self.modalities, modalities, batch["target"].shape[0], batch["target"].device)

@@ -108,10 +108,10 @@ class OSMD(MethodModule):
             self.task_weights.mul_(2.0 / self.task_weights.sum())
         logits, hallucinated, ctn = self._forward(batch)
         ttl = task_loss(self.task, logits, batch["target"])
-        p_features, p_logits = self.teacher.features(batch, self.privileged)
+        privileged = self.teacher.features(batch, self.privileged)
         levels = 3 if self.dense else 1
-        mmd = sum(mmd_loss(s, p) for s, p in zip(hallucinated[-levels:], p_features[-levels:], strict=True))
-        jdn = mmd + output_kl(self._output(self.aux_head, hallucinated), p_logits)
+        mmd = sum(mmd_loss(s, p) for s, p in zip(hallucinated[-levels:], privileged.scales[-levels:], strict=True))
+        jdn = mmd + output_kl(self._output(self.aux_head, hallucinated), privileged.logits)
         losses = torch.stack([jdn, ctn])
         if step == 0 or not bool(self.initial_losses.any()):
             self.initial_losses.copy_(losses.detach())
