@@ -224,3 +224,39 @@ def test_osmd_deploys_the_ordinary_modality_and_names_the_privileged(registry):
     assert plan.subsets == (("depth",),) and plan.trained_modalities == ("rgb", "depth", "ir")
     with pytest.raises(Exception, match="ordinary='thermal' is not one of"):
         plan_run(registry, "osmd", "synth-rgbdi-pad", 0, {"ordinary": "thermal"})
+
+
+def test_cross_translation_follows_the_remnant():
+    """``Cross_Translation.forward`` of the MMANet repository, statement by statement, with the
+    same weights (plain PyTorch), value and gradient; ``ctn=paper`` is Eq. 8."""
+    from torch.nn import functional as F
+
+    from mmbench_osmd.models import CrossTranslation
+
+    torch.manual_seed(0)
+    block = CrossTranslation(8).double()
+    t1, t2, t12 = block.t1[0], block.t2[0], block.fuse[0]
+    assert t1.bias is not None and t12.in_channels == 8  # conv with bias; C-channel joint map
+    s = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    o = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    fused, loss = block(s, o)
+    (fused.sum() + loss).backward()
+    ours = s.grad.clone(), o.grad.clone()
+    s.grad, o.grad = None, None
+
+    m1_m1, m2_m2 = F.relu(t1(s)), F.relu(t2(o))
+    m2_m1, m1_m2 = F.relu(t1(o)), F.relu(t2(s))
+    joint_1 = torch.cat(((m1_m1 + m2_m1) / 2, (m2_m2 + m1_m2) / 2), dim=1)
+    joint_2, joint_3 = torch.cat((m1_m1, m1_m2), dim=1), torch.cat((m2_m1, m2_m2), dim=1)
+    expected_fused, expected_loss = F.relu(t12(joint_1)), F.mse_loss(joint_2, joint_3)
+    torch.testing.assert_close(fused, expected_fused, rtol=1e-12, atol=0)
+    assert loss.item() == pytest.approx(expected_loss.item(), rel=1e-12)
+    (expected_fused.sum() + expected_loss).backward()
+    torch.testing.assert_close(ours[0], s.grad, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(ours[1], o.grad, rtol=1e-12, atol=1e-15)
+
+    paper = CrossTranslation(8, "paper").double().eval()
+    _, paper_loss = paper(s, o)
+    s1, s2, o1, o2 = paper.t1(s), paper.t2(s), paper.t1(o), paper.t2(o)
+    assert paper_loss.item() == pytest.approx((F.mse_loss(s1, o1) + F.mse_loss(s2, o2)).item(), rel=1e-12)
+    assert isinstance(paper.t1[1], torch.nn.BatchNorm2d)

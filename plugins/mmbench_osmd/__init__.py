@@ -13,6 +13,7 @@ Losses in :mod:`mmbench_osmd.losses`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from mmbench import ALL_KINDS, MethodSpec, Reference, hookimpl
 
@@ -27,6 +28,11 @@ class OSMDConfig:
     aux_ratio: float = 0.1
     """α·L_JDN + β·L_CTN is scaled to this fraction of the task loss ("an order of magnitude
     smaller", paper §3.4); GradNorm sets α : β."""
+    ctn: Literal["remnant", "paper"] = "remnant"
+    """The cross translation network. ``remnant`` (default): as ``Cross_Translation`` in the
+    authors' MMANet repository (``segmentation/src/models/rgb_depth_fusion.py``), the only code of
+    OS-MD. ``paper``: §3.3 as written (transform blocks with BatchNorm, Eq. 8's sum of two MSEs).
+    See :class:`mmbench_osmd.models.CrossTranslation`."""
     backbone: str | None = None
 
     def __post_init__(self) -> None:

@@ -17,26 +17,43 @@ from mmbench_osmd import ordinary_modality
 from mmbench_osmd.losses import gradnorm_loss, mmd_loss, output_kl, reconstruction_loss
 
 
-def _block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
-                         nn.ReLU(inplace=True))
+def _block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
+    if batch_norm:
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
+                             nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
 
 
 class CrossTranslation(nn.Module):
-    """CTN at one scale (paper §3.3): transform blocks T1, T2 (1×1 conv, BN, ReLU; C → C/2) shared
-    by the hallucinated φ_s and the ordinary φ_o representation; L_CTN = MSE(T1(φ_s), T1(φ_o)) +
-    MSE(T2(φ_s), T2(φ_o)); the four transformed maps are concatenated and fused by a 1×1 conv."""
+    """CTN at one scale: transform blocks T1, T2 (1×1, C → C/2) shared by the hallucinated φ_s and
+    the ordinary φ_o representation.
 
-    def __init__(self, channels: int):
+    ``form="remnant"`` (default) follows ``Cross_Translation`` of shicaiwei123/MMANet-CVPR2023
+    (``segmentation/src/models/rgb_depth_fusion.py``, the only code of OS-MD): T1, T2 and the fusion
+    are convolutions with bias + ReLU; the fused map is T12(cat((T1(φ_s) + T1(φ_o))/2, (T2(φ_s) +
+    T2(φ_o))/2)) (C → C); the remnant returns joint_2 = cat(T1(φ_s), T2(φ_s)) and joint_3 =
+    cat(T1(φ_o), T2(φ_o)) for its reconstruction term, MSE(joint_2, joint_3) — half of Eq. 8 (its
+    training script is not in the repository).
+
+    ``form="paper"``: §3.3 as written — transform blocks of convolution, BatchNorm and activation,
+    L_CTN = MSE(T1(φ_s), T1(φ_o)) + MSE(T2(φ_s), T2(φ_o)) (Eq. 8), the four transformed maps
+    concatenated (2C) and fused by a 1×1 conv-BN-ReLU (the fusion is not specified by the paper)."""
+
+    def __init__(self, channels: int, form: str = "remnant"):
         super().__init__()
         half = max(channels // 2, 1)
-        self.t1, self.t2 = _block(channels, half), _block(channels, half)
-        self.fuse = _block(4 * half, channels)
+        self.form = form
+        paper = form == "paper"
+        self.t1, self.t2 = _block(channels, half, paper), _block(channels, half, paper)
+        self.fuse = _block(4 * half if paper else 2 * half, channels, paper)
 
     def forward(self, hallucinated: torch.Tensor, ordinary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s1, s2, o1, o2 = self.t1(hallucinated), self.t2(hallucinated), self.t1(ordinary), self.t2(ordinary)
-        loss = reconstruction_loss(s1, o1) + reconstruction_loss(s2, o2)
-        return self.fuse(torch.cat([s1, s2, o1, o2], dim=1)), loss
+        if self.form == "paper":
+            loss = reconstruction_loss(s1, o1) + reconstruction_loss(s2, o2)
+            return self.fuse(torch.cat([s1, s2, o1, o2], dim=1)), loss
+        loss = reconstruction_loss(torch.cat([s1, s2], dim=1), torch.cat([o1, o2], dim=1))
+        return self.fuse(torch.cat([(s1 + o1) / 2, (s2 + o2) / 2], dim=1)), loss
 
 
 class OSMD(MethodModule):
@@ -49,7 +66,8 @@ class OSMD(MethodModule):
       φ_s(x_o) and the frozen privileged features φ_p(x_p) (the deepest scale for classification,
       the three deepest for segmentation, as the remnant's three MMD terms) + KL(softmax(f_p) ‖
       softmax(f_s)) between the privileged model's output and an auxiliary head on φ_s;
-    * L_CTN (cross translation): the reconstruction MSE of every scale's CTN;
+    * L_CTN (cross translation): the reconstruction MSE of every scale's CTN (by default the
+      remnant ``Cross_Translation`` of the MMANet repository, ``ctn=paper`` for §3.3 as written);
     * L_TTL: the task loss of the fused representation.
 
     α and β come from GradNorm on the last stage of the task-shared encoder (asymmetry 1.5), which
@@ -75,7 +93,7 @@ class OSMD(MethodModule):
         self.ordinary_encoder.load_state_dict(ctx.models["ordinary"].encoder(ordinary).state_dict())
         self.teacher = ctx.models["privileged"]
         channels = self.shared.out_channels
-        self.translation = nn.ModuleList(CrossTranslation(c) for c in channels)
+        self.translation = nn.ModuleList(CrossTranslation(c, config.ctn) for c in channels)
         self.input_size = tuple(shape[-2:])
         if self.dense:
             self.head = SegmentationDecoder(channels, task.num_classes, channels=max(width * 2, 32))
