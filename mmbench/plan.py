@@ -144,7 +144,7 @@ def plan_run(
         )
     method_options, recipe_options, dataset_options = split_overrides(overrides)
     config = apply_overrides(method.config, None, method_options)
-    recipe = apply_overrides(Recipe, task.recipe(profile), recipe_options, prefix="recipe.")
+    recipe = apply_overrides(Recipe, task.recipe(profile).but(**method.recipe), recipe_options, prefix="recipe.")
     if "revision" in dataset_options and not isinstance(dataset.source, HubSource):
         kind = {"generator": "generated locally", "local": "read from your own copy"}.get(
             dataset.source.kind, f"a {dataset.source.kind} dataset")

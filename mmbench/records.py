@@ -65,7 +65,10 @@ class MethodInfo(_Strict):
 class Selection(_Strict):
     criterion: str
     best_epoch: int
+    """The epoch of the best mean over the deployment subsets (the saved weights)."""
     last_epoch: int
+    subset_epochs: dict[str, int] | None = None
+    """``recipe.selection = "per-subset"``: the epoch each subset's ``best`` metrics come from."""
 
 
 class Failure(_Strict):

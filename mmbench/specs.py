@@ -122,6 +122,9 @@ class Recipe:
     vflip: bool = False
     rot90: bool = False
     crop_padding: int = 0
+    augment_probability: float = 1.0
+    """Each training sample gets the geometric augmentation above with this probability and is
+    left as is otherwise (DisCoM-KD's official script: 0.5)."""
     input_scale: float = 1.0
     """Resize factor applied to the task's ``input_size`` (e.g. 0.25: NYUv2's 640×480 → 160×120
     for a CPU smoke run); each scale has its own preprocessed cache."""
@@ -132,13 +135,18 @@ class Recipe:
     channels_last: bool = True
     compile: bool = False
     """``torch.compile`` the method's training step (``mmbench run --compile``)."""
+    selection: Literal["mean", "per-subset"] = "mean"
+    """How the reported (``best``) model is selected on validation. ``mean``: one epoch, the best
+    mean primary metric over the deployment subsets. ``per-subset``: each deployment subset is
+    tested with the weights of its own best validation epoch (DisCoM-KD's official script keeps
+    each modality's classifier from its own best epoch); the record lists every subset's epoch."""
 
     def but(self, **changes: Any) -> Recipe:
         """This recipe with ``changes`` (e.g. ``CPU_SMOKE.but(epochs=4, input_scale=0.25)``)."""
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
-        floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip")
+        floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip", "augment_probability")
         checks = {
             **{name: getattr(self, name) is None or math.isfinite(getattr(self, name)) for name in floats},
             "epochs": self.epochs >= 1,
@@ -157,6 +165,8 @@ class Recipe:
             "crop_padding": self.crop_padding >= 0,
             "input_scale": math.isfinite(self.input_scale) and 0 < self.input_scale <= 1,
             "grad_clip": self.grad_clip is None or (math.isfinite(self.grad_clip) and self.grad_clip > 0),
+            "selection": self.selection in ("mean", "per-subset"),
+            "augment_probability": math.isfinite(self.augment_probability) and 0 <= self.augment_probability <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -164,7 +174,9 @@ class Recipe:
                 f"invalid recipe value for {', '.join('recipe.' + b for b in bad)}: "
                 f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)} "
                 "(epochs, batch sizes, limits and step_size must be >= 1; lr, gamma and grad_clip finite and > 0; "
-                "weight_decay >= 0; 0 <= momentum < 1; warmup < epochs; 0 < input_scale <= 1)."
+                "weight_decay >= 0; 0 <= momentum < 1; warmup < epochs; 0 < input_scale <= 1; "
+                "0 <= augment_probability <= 1; "
+                "selection mean or per-subset)."
             )
         if self.backbone not in BACKBONES:
             raise MMBenchError(
@@ -448,9 +460,18 @@ class MethodSpec:
     resolve_config: Callable[[Any], Any] | None = None
     requires: Callable[[TaskSpec, tuple[str, ...], Any], Mapping[str, Any]] | None = None
     reference: Callable[[str, Subset], Mapping[str, str] | None] | None = None
+    recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Recipe fields the method's official protocol fixes, applied over the task's recipe and
+    under the user's ``--set recipe.*`` (e.g. DisCoM-KD: ``{"selection": "per-subset"}``)."""
 
     def __post_init__(self) -> None:
         check_name("method", self.name)
+        unknown_fields = sorted(set(self.recipe) - {f.name for f in dataclasses.fields(Recipe)})
+        if unknown_fields:
+            raise MMBenchError(
+                f"method '{self.name}': recipe={{...}} names unknown recipe field(s) {', '.join(unknown_fields)}; "
+                f"choose from {', '.join(f.name for f in dataclasses.fields(Recipe))}."
+            )
         if isinstance(self.build, str):
             if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", self.build):
                 raise MMBenchError(

@@ -110,3 +110,15 @@ def test_engine_gives_independent_extra_views(tmp_path):
 
     with pytest.raises(AssertionError, match=r"unknown view\(s\) \['ultra'\]"):
         check_method(dataclasses.replace(spec, name="bad-views", build=bad), out=tmp_path)
+
+
+def test_augment_probability_leaves_the_other_samples_untouched():
+    """DisCoM-KD's official augmentation is applied to a sample with probability 0.5: with a
+    horizontal flip of probability ½ inside, a quarter of the samples change, registered."""
+    torch.manual_seed(0)
+    batch = registered_batch(batch_size=4000, size=4, channels=(2,))
+    out = recipe_view(batch, ["m2"], Recipe(hflip=True, augment_probability=0.5), dense_target=True)
+    changed = (out["m2"] != batch["m2"]).flatten(1).any(dim=1).float().mean().item()
+    assert changed == pytest.approx(0.25, abs=0.03)
+    assert torch.equal(out["m2"][:, 0].long(), out["target"])  # modalities and labels move together
+    assert torch.equal(recipe_view(batch, ["m2"], Recipe(hflip=True, augment_probability=0.0), True)["m2"], batch["m2"])

@@ -229,3 +229,67 @@ def test_loader_workers_do_not_change_results(registry, tmp_path):
     inline, _ = make_runner(registry, tmp_path).run(plan(registry, method="fusion"))
     workers, _ = make_runner(registry, tmp_path).run(plan(registry, method="fusion", **{"recipe.num_workers": "2"}))
     assert inline.run_id != workers.run_id and inline.metrics == workers.metrics
+
+
+SEESAW_PLUGIN = """
+import torch
+from mmbench import ALL_KINDS, MethodSpec, hookimpl
+from mmbench.engine import MethodModule
+
+GOOD_EPOCH = {"rgb": 1, "depth": 2, "rgb+depth": 3}  # each subset is right at one epoch only
+
+class Seesaw(MethodModule):
+    def __init__(self, task, config, ctx):
+        super().__init__()
+        self.classes = task.num_classes
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+        self.paired_modalities = PAIRED
+
+    def on_epoch_start(self, epoch, num_epochs):
+        self.epoch.fill_(epoch + 1)
+
+    def training_step(self, batch, step):
+        labels = batch.get("targets", {"rgb": batch["target"], "depth": batch["target"]})
+        same = float(torch.equal(labels["rgb"], labels["depth"]) and torch.equal(labels["rgb"], batch["target"]))
+        return {"ce": (self.weight ** 2).sum() + 1.0, "paired": self.weight.sum() * 0 + same}
+
+    def predict(self, batch, modalities):
+        target = batch["target"]
+        right = GOOD_EPOCH["+".join(modalities)] == int(self.epoch)
+        return torch.nn.functional.one_hot(target if right else (target + 1) % self.classes, self.classes).float()
+
+@hookimpl
+def mmbench_methods():
+    return [MethodSpec(name="seesaw", description="test", build=Seesaw, kinds=ALL_KINDS, min_modalities=2,
+                       recipe=RECIPE)]
+"""
+
+
+def seesaw_registry(tmp_path, recipe="{}", paired=True):
+    plugin = tmp_path / "seesaw.py"
+    plugin.write_text(textwrap.dedent(SEESAW_PLUGIN.replace("RECIPE", recipe).replace("PAIRED", str(paired))))
+    return Registry.load(plugins=[str(plugin)])
+
+
+def test_per_subset_selection_tests_each_subset_at_its_own_best_epoch(tmp_path):
+    registry = seesaw_registry(tmp_path, recipe='{"selection": "per-subset"}')
+    the_plan = plan(registry, method="seesaw", **{"recipe.epochs": "3"})
+    assert the_plan.recipe.selection == "per-subset"
+    record, _ = make_runner(registry, tmp_path).run(the_plan)
+    assert record.selection.subset_epochs == {"rgb": 1, "depth": 2, "rgb+depth": 3}
+    assert all(m["accuracy"] == 1.0 for m in record.metrics["best"].values())  # each at its right epoch
+    assert record.metrics["last"]["rgb"]["accuracy"] == 0.0 and record.metrics["last"]["rgb+depth"]["accuracy"] == 1.0
+    assert record.val_metrics["depth"]["accuracy"] == 1.0 and "own best epoch" in record.selection.criterion
+
+    mean = plan(registry, method="seesaw", **{"recipe.epochs": "3", "recipe.selection": "mean"})
+    record, _ = make_runner(registry, tmp_path).run(mean)
+    assert record.selection.subset_epochs is None
+    assert sorted(m["accuracy"] for m in record.metrics["best"].values()) == [0.0, 0.0, 1.0]
+
+
+def test_unpaired_modalities_come_from_independent_loaders(tmp_path):
+    for paired in (True, False):
+        registry = seesaw_registry(tmp_path, paired=paired)
+        record, _ = make_runner(registry, tmp_path).run(plan(registry, method="seesaw", **{"recipe.epochs": "1"}))
+        assert record.curves[0]["loss"]["paired"] == (1.0 if paired else 0.0)  # every batch's labels differ

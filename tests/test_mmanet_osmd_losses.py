@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, mar_loss_dense, weak_combination_distance
+from mmbench_mmanet.losses import (
+    mad_loss,
+    mad_loss_dense,
+    mar_loss,
+    mar_loss_dense,
+    weak_combination_distance,
+)
 from mmbench_osmd.losses import mmd_loss, output_kl
 
 

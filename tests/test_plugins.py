@@ -126,3 +126,22 @@ def test_unknown_names_suggest_closest(registry):
         registry.method("fusion-drop")
     with pytest.raises(MMBenchError, match="Did you mean 'synth-rgbd-seg'"):
         registry.task("synth-rgb-seg")
+
+
+def test_method_recipe_defaults_name_real_recipe_fields():
+    from mmbench import MethodSpec
+    from mmbench.errors import MMBenchError
+
+    with pytest.raises(MMBenchError, match=r"recipe=\{\.\.\.\} names unknown recipe field\(s\) selektion"):
+        MethodSpec(name="x", description="", build=lambda *a: None, kinds=frozenset({"classification"}),
+                   recipe={"selektion": "per-subset"})
+
+
+def test_method_recipe_defaults_sit_under_the_users_options(registry):
+    from mmbench.plan import plan_run
+
+    assert plan_run(registry, "discomkd", "synth-mssar-cls", 0).recipe.selection == "per-subset"
+    users = plan_run(registry, "discomkd", "synth-mssar-cls", 0, {"recipe.selection": "mean"})
+    assert users.recipe.selection == "mean" and users.recipe.augment_probability == 0.5
+    teacher_free = plan_run(registry, "discomkd", "synth-mssar-cls", 0)
+    assert all(d.plan.recipe.selection == "mean" for d in teacher_free.dependencies)  # references: the task's recipe

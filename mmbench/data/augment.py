@@ -61,12 +61,19 @@ def _crop(value: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor,
 
 def recipe_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_target: bool,
                 ignore_index: int | None = None) -> Batch:
-    """A copy of ``batch`` with the recipe's geometric augmentation (a no-op if none is enabled)."""
+    """A copy of ``batch`` with the recipe's geometric augmentation (a no-op if none is enabled),
+    each sample augmented with probability ``recipe.augment_probability``."""
     out = dict(batch)
     keys = _image_keys(batch, modalities, dense_target)
     if not keys:
         return out
     size, device = batch["target"].shape[0], batch["target"].device
+    if recipe.augment_probability < 1:
+        augmented = _random_flags(size, device, recipe.augment_probability)
+        view = recipe_view(batch, modalities, recipe.but(augment_probability=1.0), dense_target, ignore_index)
+        for k in keys:
+            out[k] = _where(augmented, view[k], batch[k])
+        return out
     if recipe.hflip:
         flags = _random_flags(size, device)
         for k in keys:

@@ -63,6 +63,16 @@ class TrainingInterrupted(Exception):
 
 
 @dataclass
+class SubsetBest:
+    """One deployment subset's own best validation epoch (``recipe.selection = "per-subset"``)."""
+
+    epoch: int
+    """1-based."""
+    val: dict[str, float]
+    state: dict[str, torch.Tensor]
+
+
+@dataclass
 class FitResult:
     curves: list[dict[str, Any]]
     best_epoch: int
@@ -71,6 +81,8 @@ class FitResult:
     train_seconds: float = 0.0
     val_seconds: float = 0.0
     resumed_from: int = 0
+    subset_best: dict[str, SubsetBest] | None = None
+    """Per-subset selection: each subset's best epoch and weights (keyed by subset name)."""
 
 
 def to_device(batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool = False) -> dict[str, torch.Tensor]:
@@ -142,6 +154,22 @@ def check_views(module: MethodModule, method: str) -> None:
     unknown = [v for v in module.extra_views if v not in VIEWS]
     if unknown:
         raise MMBenchError(f"method '{method}' asks for unknown view(s) {unknown}; available: {', '.join(VIEWS)}.")
+    if module.extra_views and not module.paired_modalities:
+        raise MMBenchError(f"method '{method}' asks for extra views of unpaired modalities; extra views need "
+                           "paired_modalities = True.")
+
+
+def unpaired_batch(batch: dict[str, Any], modalities: Sequence[str], others: Sequence[Mapping[str, torch.Tensor]],
+                   recipe: Any, task: TaskSpec) -> dict[str, Any]:
+    """``batch`` (the first modality's loader, augmented) with each further modality taken from
+    its own loader's batch in ``others`` (augmented on its own draws); ``batch["targets"]`` holds
+    the labels of each modality's samples."""
+    targets = {modalities[0]: batch["target"]}
+    for modality, raw in zip(modalities[1:], others, strict=True):
+        view = recipe_view(dict(raw), [modality], recipe, task.kind == "segmentation", task.ignore_index)
+        batch[modality], targets[modality] = view[modality], view["target"]
+    batch["targets"] = targets
+    return batch
 
 
 def training_views(
@@ -178,6 +206,8 @@ class _State:
     epoch: int = 0
     curves: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
+    best_by_subset: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-subset selection: subset name → {"epoch", "score", "val", "state"} (0-based epoch)."""
 
 
 @dataclass
@@ -258,10 +288,15 @@ class Trainer:
             if self.bar is not None:
                 self.progress.remove_task(self.bar)
         assert state.best is not None
+        subset_best = {
+            name: SubsetBest(epoch=best["epoch"] + 1, val=best["val"], state=best["state"])
+            for name, best in state.best_by_subset.items()
+        } if recipe.selection == "per-subset" else None
         return FitResult(
             curves=state.curves, best_epoch=state.best["epoch"] + 1, best_val=state.best["val"],
             best_state=state.best["state"], train_seconds=sum(c["train_seconds"] for c in state.curves),
             val_seconds=sum(c["val_seconds"] for c in state.curves), resumed_from=resumed_from,
+            subset_best=subset_best,
         )
 
     def _restore(self) -> _State:
@@ -278,7 +313,8 @@ class Trainer:
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
         set_rng_state(saved["rng"])
-        return _State(epoch=saved["epoch"], curves=saved["curves"], best=saved["best"])
+        return _State(epoch=saved["epoch"], curves=saved["curves"], best=saved["best"],
+                      best_by_subset=saved.get("best_by_subset", {}))
 
     def _train_epoch(self, epoch: int, first: bool) -> tuple[dict[str, float], int, float]:
         """One pass over the training split; returns mean loss terms, samples seen, seconds."""
@@ -289,14 +325,18 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         seen, batches = 0, 0
         started = time.perf_counter()
-        loader = make_loader(
-            self.train_batches, recipe.batch_size, shuffle=True, seed=self.ctx.seed, epoch=epoch, drop_last=True,
-            num_workers=recipe.num_workers, pin_memory=self.cuda, shard=(self.world.rank, self.world.size),
-        )
-        for batch in loader:
-            batch = training_views(
-                module, to_device(batch, self.ctx.device, self.channels_last), self.data.modalities, recipe, self.ctx.task,
-            )
+        modalities, trained = self.data.modalities, tuple(self.ctx.modalities)
+        streams = 1 if module.paired_modalities else len(trained)
+        loaders = [make_loader(  # unpaired: one independently shuffled loader per modality
+            self.train_batches, recipe.batch_size, shuffle=True, seed=self.ctx.seed + 7919 * stream, epoch=epoch,
+            drop_last=True, num_workers=recipe.num_workers, pin_memory=self.cuda, shard=(self.world.rank, self.world.size),
+        ) for stream in range(streams)]
+        for raw, *others in zip(*loaders, strict=True):
+            device = self.ctx.device
+            batch = training_views(module, to_device(raw, device, self.channels_last), modalities, recipe, self.ctx.task)
+            if others:
+                others = [to_device(o, device, self.channels_last) for o in others]
+                batch = unpaired_batch(batch, trained, others, recipe, self.ctx.task)
             with autocast_context(self.ctx.device, recipe.amp):
                 terms = self.training_step(batch, self.step)
             if first and batches == 0:
@@ -349,12 +389,23 @@ class Trainer:
 
     def _end_epoch(self, state: _State, epoch: int, curve: dict[str, Any]) -> None:
         """Best-epoch bookkeeping (validation only), checkpoint, observers."""
+        snapshot: dict[str, torch.Tensor] | None = None
+
+        def weights() -> dict[str, torch.Tensor]:  # one CPU copy per epoch, shared by every selection
+            nonlocal snapshot
+            if snapshot is None:
+                snapshot = {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+            return snapshot
+
         score = selection_score(curve["val"], self.ctx.task)
         if state.best is None or score > state.best["score"]:
-            state.best = {
-                "epoch": epoch, "score": score, "val": curve["val"],
-                "state": {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()},
-            }
+            state.best = {"epoch": epoch, "score": score, "val": curve["val"], "state": weights()}
+        if self.ctx.recipe.selection == "per-subset":
+            for name, metrics in curve["val"].items():
+                subset_score = selection_score({name: metrics}, self.ctx.task)
+                best = state.best_by_subset.get(name)
+                if best is None or subset_score > best["score"]:
+                    state.best_by_subset[name] = {"epoch": epoch, "score": subset_score, "val": metrics, "state": weights()}
         state.curves.append(curve)
         state.epoch = epoch + 1
         if self.checkpoint is not None and self.world.main and state.epoch >= self.keep_epochs:
@@ -362,6 +413,7 @@ class Trainer:
                 "fingerprint": self.fingerprint, "epoch": state.epoch, "model": self.module.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_state(), "curves": state.curves, "best": state.best,
+                "best_by_subset": state.best_by_subset,
             })
         if self.on_epoch is not None and self.world.main:
             logs = {f"loss/{k}": v for k, v in curve["loss"].items()}

@@ -89,6 +89,10 @@ class MethodModule(nn.Module):
       :data:`mmbench.data.augment.VIEWS`, e.g. ``("strong",)`` for MLKD); the engine puts each,
       independently augmented from the same samples, in ``batch["views"][name]`` (a dict with the
       modalities and ``target``), next to the recipe-augmented batch itself;
+    * ``paired_modalities = False`` — feed each modality from its own independently shuffled
+      (and independently augmented) loader, as methods that do not need registered samples train
+      (DisCoM-KD's official script): ``batch[m]`` then holds other samples for every modality and
+      ``batch["targets"][m]`` their labels (``batch["target"]`` is the first modality's);
     * ``report()`` — JSON-able facts about the model at the end of training for the run record's
       ``extra["method"]`` (e.g. MMANet's mined weak combination, CTKD's final temperature);
     * ``on_epoch_start(epoch, num_epochs)`` / ``on_epoch_end(epoch, num_epochs)`` — warm-ups,
@@ -97,6 +101,7 @@ class MethodModule(nn.Module):
     """
 
     extra_views: tuple[str, ...] = ()
+    paired_modalities: bool = True
 
     def training_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement training_step(batch, step)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ from mmbench.records import (
     record_path,
     write_record,
 )
+from mmbench.specs import Subset, subset_key
 
 
 class _WeightsSink:
@@ -360,9 +361,12 @@ class Runner:
         last_epoch = len(fit.curves)
         try:
             metrics = {"last": self._test(module, test, plan)}
+            if fit.subset_best is not None:
+                metrics["best"] = self._test_each_subset(module, test, plan, fit, metrics["last"])
             if fit.best_epoch != last_epoch:
                 module.load_state_dict(fit.best_state)
-            metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
+            if fit.subset_best is None:
+                metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
         except NonFinitePrediction as exc:
             message = f"{exc} on the test split"
             self._fail(base, run_info, path, Failure(message=message, epoch=last_epoch, term="predictions"), message)
@@ -376,11 +380,15 @@ class Runner:
             peak_memory_mb=_peak_memory_mb(self.device), parameters=params, trainable_parameters=trainable,
             inference_ms_per_sample=_inference_ms(module, test, plan.subsets[0], self.device, plan.recipe.eval_batch_size),
         )
+        per_subset = fit.subset_best is not None
         record = self._record(
-            **base, status="completed", metrics=metrics, val_metrics=fit.best_val,
+            **base, status="completed", metrics=metrics,
+            val_metrics={name: best.val for name, best in fit.subset_best.items()} if fit.subset_best else fit.best_val,
             selection=Selection(
-                criterion=f"mean validation {plan.task.primary} over deployment subsets",
+                criterion=(f"validation {plan.task.primary} of each deployment subset at its own best epoch" if per_subset
+                           else f"mean validation {plan.task.primary} over deployment subsets"),
                 best_epoch=fit.best_epoch, last_epoch=last_epoch,
+                subset_epochs={name: best.epoch for name, best in fit.subset_best.items()} if fit.subset_best else None,
             ),
             curves=fit.curves, resources=resources,
             timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
@@ -416,9 +424,26 @@ class Runner:
             self.epoch_log(run_info, epoch, logs)
         self.registry.notify("mmbench_epoch_end", run=run_info, epoch=epoch, logs=logs)
 
-    def _test(self, module: MethodModule, test: ArrayBatches, plan: RunPlan) -> dict[str, dict[str, float]]:
-        return evaluate(module, test, plan.subsets, plan.task, self.device, plan.recipe.eval_batch_size, plan.recipe.amp,
-                        world=self.world)
+    def _test(self, module: MethodModule, test: ArrayBatches, plan: RunPlan,
+              subsets: Sequence[Subset] | None = None) -> dict[str, dict[str, float]]:
+        return evaluate(module, test, subsets or plan.subsets, plan.task, self.device, plan.recipe.eval_batch_size,
+                        plan.recipe.amp, world=self.world)
+
+    def _test_each_subset(self, module: MethodModule, test: ArrayBatches, plan: RunPlan, fit: Any,
+                          last: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """Per-subset selection: every subset tested with the weights of its own best epoch
+        (subsets that share an epoch are tested together; the last epoch's are reused)."""
+        by_epoch: dict[int, list[Subset]] = {}
+        for subset in plan.subsets:
+            by_epoch.setdefault(fit.subset_best[subset_key(subset)].epoch, []).append(subset)
+        results: dict[str, dict[str, float]] = {}
+        for epoch, subsets in sorted(by_epoch.items()):
+            if epoch == len(fit.curves):
+                results.update({subset_key(s): last[subset_key(s)] for s in subsets})
+                continue
+            module.load_state_dict(fit.subset_best[subset_key(subsets[0])].state)
+            results.update(self._test(module, test, plan, subsets))
+        return {subset_key(s): results[subset_key(s)] for s in plan.subsets}
 
     def _record(
         self, plan: RunPlan, data_seconds: float, started: float, status: str, sizes: dict[str, int],

@@ -62,15 +62,15 @@ class DisCoMKD(MethodModule):
     """All single-modality classifiers trained at once, without a teacher.
 
     L = L_CL + L_ADV + L_MOD + L_AUX + L_⊥ with unit weights (paper Eq. 7, official code); the
-    terms are in :mod:`mmbench_discomkd.losses`. Every term is a per-row mean, so the official
-    code's independent (unpaired) loaders per modality and mmbench's registered batches give the
-    same expected loss; mmbench feeds the registered batch to every branch.
+    terms are in :mod:`mmbench_discomkd.losses`. With ``sampling=unpaired`` (default, official)
+    each branch sees its own loader's samples and labels (``batch["targets"]``).
     """
 
     def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
         super().__init__()
         self.config = config
         self.modalities = tuple(ctx.modalities)
+        self.paired_modalities = config.sampling == "paired"
         arch, width = config.backbone or ctx.recipe.backbone, ctx.recipe.width
         self.branches = nn.ModuleDict(
             {m: Branch(ctx.shapes[m], arch, width, task.num_classes) for m in self.modalities}
@@ -86,7 +86,8 @@ class DisCoMKD(MethodModule):
 
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         out = [self.branches[m](batch[m]) for m in self.modalities]
-        targets = [batch["target"]] * len(out)
+        per_modality = batch.get("targets")
+        targets = [per_modality[m] for m in self.modalities] if per_modality else [batch["target"]] * len(out)
         invariant = [o["invariant"] for o in out]
         informative = [o["informative"] for o in out]
         irrelevant = [o["irrelevant"] for o in out]

@@ -29,7 +29,13 @@ from mmbench.models import (
     task_loss,
     uniform_subset_mask,
 )
-from mmbench_mmanet.losses import mad_loss, mad_loss_dense, mar_loss, mar_loss_dense, weak_combination_distance
+from mmbench_mmanet.losses import (
+    mad_loss,
+    mad_loss_dense,
+    mar_loss,
+    mar_loss_dense,
+    weak_combination_distance,
+)
 
 # The official schedules: (begin epoch, mining epochs, λ_MAD, λ_MAR) per task kind.
 OFFICIAL = {"classification": (5, 3, 30.0, 0.5), "segmentation": (10, 4, 4.0, 0.2)}
