@@ -363,9 +363,10 @@ class Runner:
             metrics = {"last": self._test(module, test, plan)}
             if fit.subset_best is not None:
                 metrics["best"] = self._test_each_subset(module, test, plan, fit, metrics["last"])
-            if fit.best_epoch != last_epoch:
-                module.load_state_dict(fit.best_state)
-            if fit.subset_best is None:
+                module.load_state_dict(fit.best_state)  # the gallery and timing use the best mean epoch
+            else:
+                if fit.best_epoch != last_epoch:
+                    module.load_state_dict(fit.best_state)
                 metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
         except NonFinitePrediction as exc:
             message = f"{exc} on the test split"
