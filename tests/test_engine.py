@@ -293,3 +293,23 @@ def test_unpaired_modalities_come_from_independent_loaders(tmp_path):
         registry = seesaw_registry(tmp_path, paired=paired)
         record, _ = make_runner(registry, tmp_path).run(plan(registry, method="seesaw", **{"recipe.epochs": "1"}))
         assert record.curves[0]["loss"]["paired"] == (1.0 if paired else 0.0)  # every batch's labels differ
+
+
+def test_per_subset_selection_survives_an_interruption(tmp_path):
+    """The per-subset bests are checkpointed: interrupted after epoch 2, resumed, the record is
+    the uninterrupted one (rgb's best weights come from epoch 1, before the interruption)."""
+    from mmbench.engine.runner import RunInterrupted
+
+    registry = seesaw_registry(tmp_path, recipe='{"selection": "per-subset"}')
+    the_plan = plan(registry, method="seesaw", **{"recipe.epochs": "3"})
+
+    def interrupt_after_second_epoch(run, epoch, logs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted, match="2 completed epoch"):
+        make_runner(registry, tmp_path, epoch_log=interrupt_after_second_epoch).run(the_plan)
+    resumed, _ = make_runner(registry, tmp_path).run(the_plan, resume=True)
+    assert resumed.extra == {"resumed_from_epoch": 2}
+    assert resumed.selection.subset_epochs == {"rgb": 1, "depth": 2, "rgb+depth": 3}
+    assert all(m["accuracy"] == 1.0 for m in resumed.metrics["best"].values())
