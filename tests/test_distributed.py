@@ -86,3 +86,35 @@ def test_a_teacher_is_trained_across_the_ranks_before_its_student(tmp_path):
     teachers = {json.loads(p.read_text())["run_id"] for p in tmp_path.glob("synth-mssar-cls/unimodal/*.json")}
     assert student["extra"]["world_size"] == 2 and {d["run_id"] for d in student["dependencies"]} == teachers
     assert len(teachers) == 2 and not list(tmp_path.rglob("*.ckpt"))
+
+
+def _conditional_branch(rank: int, init_file: str, results) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from mmbench.engine.distributed import World, average_gradients
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        shared, branch, unused = (torch.nn.Parameter(torch.ones(3)) for _ in range(3))
+        loss = (shared * (rank + 1)).sum()
+        if rank == 0:  # the branch runs on rank 0's shard only
+            loss = loss + (branch * 4).sum()
+        loss.backward()
+        average_gradients([shared, branch, unused], World(rank, 2))
+        results[rank] = (shared.grad.tolist(), branch.grad.tolist(), unused.grad)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_gradient_on_some_ranks_only_is_averaged_with_zeros(tmp_path):
+    """A parameter used on one rank's shard only: the other rank contributes zeros (the flat
+    all-reduce would otherwise mismatch); one used nowhere keeps no gradient."""
+    import torch.multiprocessing as mp
+
+    results = mp.Manager().dict()
+    mp.spawn(_conditional_branch, args=(str(tmp_path / "init"), results), nprocs=2, join=True)
+    for rank in (0, 1):
+        shared, branch, unused = results[rank]
+        assert shared == [1.5] * 3 and branch == [2.0] * 3 and unused is None

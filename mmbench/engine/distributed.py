@@ -80,8 +80,20 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def average_gradients(parameters: Iterable[torch.nn.Parameter], world: World) -> None:
-    """Mean of every gradient over ranks, in one flat all-reduce per dtype."""
-    grads = [p.grad for p in parameters if p.grad is not None]
+    """Mean of every gradient over ranks, in one flat all-reduce per dtype.
+
+    A parameter with a gradient on some ranks only (a branch that ran on some shards, e.g.
+    MMANet's auxiliary decoder) counts as zero on the others, so every rank reduces the same
+    tensors; one with a gradient on no rank keeps none (torch DDP's ``find_unused_parameters``)."""
+    params = list(parameters)
+    if not params:
+        return
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=_collective_device())
+    dist.all_reduce(present, op=dist.ReduceOp.SUM)
+    for param, count in zip(params, present.tolist(), strict=True):
+        if count and param.grad is None:
+            param.grad = torch.zeros_like(param)
+    grads = [p.grad for p in params if p.grad is not None]
     by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
     for grad in grads:
         by_dtype.setdefault(grad.dtype, []).append(grad)
