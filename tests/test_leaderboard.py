@@ -364,10 +364,11 @@ def test_segmentation_run_saves_a_gallery_and_the_site_shows_it(registry, tmp_pa
 
 
 def test_run_page_shows_each_subsets_selected_epoch(tmp_path):
-    record = fake_record("discomkd", 0, {"rgb": 0.6, "depth": 0.5}).model_copy(update={
-        "selection": {"criterion": "validation accuracy of each deployment subset at its own best epoch",
-                      "best_epoch": 3, "last_epoch": 5, "subset_epochs": {"rgb": 4, "depth": 2}}})
-    record = RunRecord.model_validate(record.model_dump(mode="json"))
+    from mmbench.records import Selection
+
+    record = fake_record("discomkd", 0, {"rgb": 0.6, "depth": 0.5}).model_copy(update={"selection": Selection(
+        criterion="validation accuracy of each deployment subset at its own best epoch",
+        best_epoch=3, last_epoch=5, subset_epochs={"rgb": 4, "depth": 2})})
     write(tmp_path / "runs", record)
     build_site([tmp_path / "runs"], tmp_path / "site")
     (page,) = (tmp_path / "site" / "runs").glob("discomkd-0-*.html")
