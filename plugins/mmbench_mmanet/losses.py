@@ -127,8 +127,9 @@ def mar_loss_dense(aux_outputs: Sequence[Tensor], target: Tensor, sample_masks: 
     selected = (sample_masks == weak_combination.to(sample_masks)).all(dim=1)
     first = aux_outputs[0]
     if not official:
-        per_pixel = F.cross_entropy(first, _resized_target(target, first), reduction="none", ignore_index=ignore_index)
-        valid = (_resized_target(target, first) != ignore_index).flatten(1).sum(dim=1).clamp(min=1)
+        scaled = _resized_target(target, first)
+        per_pixel = F.cross_entropy(first, scaled, reduction="none", ignore_index=ignore_index)
+        valid = (scaled != ignore_index).flatten(1).sum(dim=1).clamp(min=1)
         per_sample = per_pixel.flatten(1).sum(dim=1) / valid
         return (per_sample * selected.to(per_sample.dtype)).sum() / first.shape[0]
     if not bool(selected.any()):
