@@ -8,7 +8,8 @@ everything else in the package is internal and may change:
   :class:`TaskSpec`, :class:`DatasetSpec`, :class:`MethodSpec`, :class:`Recipe`, the dataset
   sources, :class:`Reference` (a declared dependency on a protocol reference model); the
   :data:`hookimpl` marker; :class:`MMBenchError` (shown to users as one line); subset helpers;
-  the distillation protocol's setups; the image decoding helpers for dataset plugins; and the
+  the distillation protocol's setups; the image decoding helpers and the DisCoM-KD per-class
+  split (:func:`per_class_split`) for dataset plugins; and the
   Python entry points :func:`run` and :func:`sweep`, with exactly the CLI's semantics;
 * :mod:`mmbench.engine`: ``MethodModule`` (a method's model), ``RunContext``, ``TrainedModel``,
   ``Features`` and the subset-batch types;
@@ -29,6 +30,8 @@ from mmbench.specs import (
     ArraySource,
     DatasetSpec,
     GeneratorSource,
+    HubFilesSource,
+    HubRepo,
     HubSource,
     LocalSource,
     MethodSpec,
@@ -45,7 +48,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "LazyRows": "mmbench.data.images", "open_image": "mmbench.data.images", "depth_metres": "mmbench.data.images",
-    "rgb_array": "mmbench.data.images", "run": "mmbench.api", "sweep": "mmbench.api",
+    "rgb_array": "mmbench.data.images", "per_class_split": "mmbench.data.splits", "run": "mmbench.api",
+    "sweep": "mmbench.api",
 }
 
 __all__ = [
@@ -55,6 +59,8 @@ __all__ = [
     "DatasetSpec",
     "DistillationSetup",
     "GeneratorSource",
+    "HubFilesSource",
+    "HubRepo",
     "HubSource",
     "LazyRows",
     "LocalSource",
@@ -70,6 +76,7 @@ __all__ = [
     "hookimpl",
     "open_image",
     "parse_subset",
+    "per_class_split",
     "resolve_setup",
     "rgb_array",
     "run",

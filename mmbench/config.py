@@ -4,7 +4,8 @@ Keys address three namespaces:
 
 * ``<option>`` — a field of the method's config dataclass;
 * ``recipe.<field>`` — a field of the task's :class:`mmbench.Recipe` for the chosen profile;
-* ``dataset.revision`` — override the pinned dataset revision (recorded as overridden).
+* ``dataset.revision`` — override the pinned dataset revision (recorded as overridden);
+* ``dataset.<option>`` — one of the dataset's own options (:attr:`mmbench.DatasetSpec.options`).
 
 Values are parsed from text by the field's type annotation (int, float, bool, str, Literal,
 Optional, tuple/list of those); anything else is a one-line error naming the valid keys.
@@ -115,11 +116,6 @@ def split_overrides(overrides: Mapping[str, str]) -> tuple[dict[str, str], dict[
             dataset[key.removeprefix("dataset.")] = value
         else:
             method[key] = value
-    unknown_dataset = set(dataset) - {"revision"}
-    if unknown_dataset:
-        raise MMBenchError(
-            f"unknown option dataset.{sorted(unknown_dataset)[0]}; the only dataset option is dataset.revision."
-        )
     return method, recipe, dataset
 
 

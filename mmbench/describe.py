@@ -107,6 +107,9 @@ def describe_dataset(spec: DatasetSpec) -> tuple[dict[str, Any], list[dict[str, 
     facts = {"name": spec.name, "description": spec.description, "modalities": dict(spec.modalities),
              "source": f"{spec.source.kind} {where}".strip(), "revision": spec.revision, "splits": list(spec.splits),
              "license": spec.license or "-", "homepage": spec.homepage or "-"}
+    if spec.options:
+        facts["options"] = {f"dataset.{name}": f"{values[0]} (default); " + ", ".join(values[1:]) if len(values) > 1
+                            else values[0] for name, values in spec.options.items()}
     how = getattr(spec.source, "how_to_get", None)
     if how:
         facts["how to get it"] = how

@@ -63,6 +63,8 @@ class RunPlan:
     seed: int
     revision: str
     revision_overridden: bool
+    dataset_options: Mapping[str, str]
+    """Every option of the dataset (:attr:`DatasetSpec.options`), given or default."""
     modalities: tuple[str, ...]
     trained_modalities: tuple[str, ...]
     subsets: tuple[Subset, ...]
@@ -81,6 +83,7 @@ class RunPlan:
             "task_version": self.task.version,
             "dataset": self.dataset.name,
             "revision": self.revision,
+            **({"dataset_options": dict(self.dataset_options)} if self.dataset_options else {}),
             "method": self.method.name,
             "method_version": self.plugin.version,
             "config": to_jsonable(self.config),
@@ -146,13 +149,15 @@ def plan_run(
     config = apply_overrides(method.config, None, method_options)
     recipe = apply_overrides(Recipe, task.recipe(profile).but(**method.recipe), recipe_options, prefix="recipe.")
     if "revision" in dataset_options and not isinstance(dataset.source, HubSource):
-        kind = {"generator": "generated locally", "local": "read from your own copy"}.get(
+        kind = {"generator": "generated locally", "local": "read from your own copy",
+                "hub-files": "pinned to one revision per repository"}.get(
             dataset.source.kind, f"a {dataset.source.kind} dataset")
         raise MMBenchError(
-            f"dataset.revision applies to hub datasets only; dataset '{dataset.name}' of task '{task.name}' is "
-            f"{kind} (revision {dataset.revision}). Remove --set dataset.revision."
+            f"dataset.revision applies to single-repository hub datasets only; dataset '{dataset.name}' of task "
+            f"'{task.name}' is {kind} (revision {dataset.revision}). Remove --set dataset.revision."
         )
-    revision = dataset_options.get("revision", dataset.revision)
+    revision = dataset_options.pop("revision", dataset.revision)
+    resolved_dataset_options = dataset.resolve_options(dataset_options)
     modalities = task.modality_names(dataset)
     if len(modalities) < method.min_modalities:
         raise MMBenchError(
@@ -184,7 +189,8 @@ def plan_run(
     plan = RunPlan(
         method=method, plugin=owners["method"], task=task, dataset=dataset, sources=sources,
         config=config, recipe=recipe, profile=profile, seed=seed, revision=revision,
-        revision_overridden="revision" in dataset_options, modalities=modalities,
+        revision_overridden="dataset.revision" in overrides,
+        dataset_options=resolved_dataset_options, modalities=modalities,
         trained_modalities=tuple(trained), subsets=tuple(subsets), overrides=overrides, distillation=setup,
     )
     dependencies = _dependencies(registry, plan, (*_needed_by, method.name))

@@ -42,10 +42,12 @@ class TaskInfo(_Strict):
 
 class DatasetInfo(_Strict):
     name: str
-    source: Literal["hub", "local", "generator", "arrays"]
+    source: Literal["hub", "hub-files", "local", "generator", "arrays"]
     repo: str | None = None
     revision: str
     revision_overridden: bool = False
+    options: dict[str, str] = Field(default_factory=dict)
+    """The dataset's options (split protocol, preprocessing variant), given or default."""
     sizes: dict[str, int] = Field(default_factory=dict)
     """Samples used per split (after the recipe's limits and the validation carve-out)."""
 

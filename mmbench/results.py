@@ -32,6 +32,8 @@ def variant_key(record: RunRecord) -> str:
     """Short hash of everything but the seed that makes runs of one method differ."""
     fields = {"config": record.config, "recipe": record.recipe, "profile": record.profile,
               "revision": record.dataset.revision}
+    if record.dataset.options:  # another split protocol or preprocessing is another variant
+        fields["dataset_options"] = record.dataset.options
     if record.method.source_hash:  # edited plugin code is another variant, never merged with the old one
         fields["source"] = record.method.source_hash
     text = json.dumps(fields, sort_keys=True)
@@ -39,8 +41,11 @@ def variant_key(record: RunRecord) -> str:
 
 
 def _reference_variant(record: RunRecord, method: str, overrides: dict[str, str]) -> str:
-    text = json.dumps({"method": method, "overrides": overrides, "recipe": record.recipe, "profile": record.profile,
-                       "revision": record.dataset.revision}, sort_keys=True)
+    fields = {"method": method, "overrides": overrides, "recipe": record.recipe, "profile": record.profile,
+              "revision": record.dataset.revision}
+    if record.dataset.options:
+        fields["dataset_options"] = record.dataset.options
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 

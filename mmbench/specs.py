@@ -213,17 +213,55 @@ class HubSource:
 
 
 @dataclass(frozen=True)
+class HubRepo:
+    """One hub dataset repository pinned to a full commit sha, of which only ``allow_patterns``
+    are downloaded."""
+
+    repo: str
+    revision: str
+    allow_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HubFilesSource:
+    """Raw files (archives, GeoTIFFs, lists) of one or more pinned hub dataset repositories, read
+    by the plugin rather than by ``datasets`` (for data that is not parquet, or whose modalities
+    are published as separate repositories and must be paired).
+
+    Each repository is fetched with ``snapshot_download(repo, repo_type="dataset",
+    revision=<sha>, allow_patterns=...)``; ``read(snapshots, split)`` gets ``{repo: snapshot
+    folder}`` (and, for a dataset with :attr:`DatasetSpec.options`, their resolved values as a
+    third argument, ``{name: value}``) and returns the split's raw rows for ``DatasetSpec.decode`` (a sequence with a length). The
+    revision recorded is the shas joined by ``+``, in the order of ``repos``.
+    """
+
+    repos: tuple[HubRepo, ...]
+    read: Callable[..., Any]
+
+    kind = "hub-files"
+
+    @property
+    def repo(self) -> str:
+        return "+".join(r.repo for r in self.repos)
+
+    @property
+    def revision(self) -> str:
+        return "+".join(r.revision for r in self.repos)
+
+
+@dataclass(frozen=True)
 class LocalSource:
     """Data the user must obtain themselves (licences forbid redistribution).
 
     The data lives under ``<--data-dir or $MMBENCH_DATA>/<subdir>`` in the official layout.
-    ``read(root, split)`` yields raw rows for ``DatasetSpec.decode``; ``check(root)`` validates the
+    ``read(root, split)`` yields raw rows for ``DatasetSpec.decode`` (``read(root, split,
+    options)`` for a dataset with :attr:`DatasetSpec.options`); ``check(root)`` validates the
     layout and returns a problem description or ``None``.
     """
 
     subdir: str
     how_to_get: str
-    read: Callable[[Path, str], Any]
+    read: Callable[..., Any]
     check: Callable[[Path], str | None] | None = None
 
     kind = "local"
@@ -273,21 +311,37 @@ class DatasetSpec:
     anti-spoofing) or an ``[H, W]`` label map (segmentation). Arrays are resized to the task's
     ``input_size`` and cached once (see :mod:`mmbench.data`). An :class:`ArraySource` needs no
     ``decode``.
+
+    ``options`` are the dataset's choices a user makes with ``--set dataset.<name>=<value>`` (a
+    split protocol, a preprocessing variant): ``{name: allowed values}``, the first value the
+    default. They reach the source's ``read`` as a ``{name: value}`` argument and enter the cache key, the
+    run id and the record. ``standardize``: batches are standardised per channel with the
+    training split's mean and std (``False``: served as decoded, for data the dataset already
+    scales as its papers feed it).
     """
 
     name: str
     description: str
     modalities: Mapping[str, int]
-    source: HubSource | LocalSource | GeneratorSource | ArraySource
+    source: HubSource | HubFilesSource | LocalSource | GeneratorSource | ArraySource
     decode: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     splits: tuple[str, ...] = ("train", "test")
     license: str = ""
     homepage: str = ""
     citation: str = ""
     expected_sizes: Mapping[str, int] | None = None
+    options: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         check_name("dataset", self.name)
+        reserved = {"revision"} & set(self.options)
+        empty = [name for name, values in self.options.items() if not values]
+        if reserved or empty:
+            raise MMBenchError(
+                f"dataset '{self.name}': option {(sorted(reserved) or empty)[0]!r} "
+                + ("is reserved (dataset.revision pins hub data)." if reserved else "lists no allowed value.")
+            )
         if self.decode is None and not isinstance(self.source, ArraySource):
             raise MMBenchError(
                 f"dataset '{self.name}': decode is required for a {type(self.source).__name__} "
@@ -297,13 +351,24 @@ class DatasetSpec:
     @property
     def revision(self) -> str:
         """The revision recorded in run records: the hub sha or the generator / arrays version."""
-        if isinstance(self.source, HubSource):
+        if isinstance(self.source, HubSource | HubFilesSource):
             return self.source.revision
         if isinstance(self.source, GeneratorSource):
             return f"generator-v{self.source.version}"
         if isinstance(self.source, ArraySource):
             return f"arrays-v{self.source.version}"
         return "local"
+
+    def resolve_options(self, given: Mapping[str, str]) -> dict[str, str]:
+        """Every option of the dataset, the given values checked, the others at their defaults."""
+        for name, value in given.items():
+            if name not in self.options:
+                valid = ", ".join(f"dataset.{n}" for n in ("revision", *self.options))
+                raise MMBenchError(f"unknown option dataset.{name} for dataset '{self.name}'; valid: {valid}.")
+            if value not in self.options[name]:
+                raise MMBenchError(f"invalid value dataset.{name}={value!r} for dataset '{self.name}': choose one of "
+                                   f"{', '.join(self.options[name])}.")
+        return {name: given.get(name, values[0]) for name, values in self.options.items()}
 
 
 # ---------------------------------------------------------------------------------------------

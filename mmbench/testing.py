@@ -11,8 +11,9 @@ go under ``out`` (a temp dir by default); the tiny conformance datasets are gene
 once under ``$MMBENCH_HOME`` like every other dataset.
 
 ``check_task`` loads a task's splits through the real data path (a few samples each) and checks
-them against the spec. ``write_hub_fixture`` writes a dataset repository into the local hub cache
-so that a hub dataset's loading code can be tested offline.
+them against the spec. ``write_hub_fixture`` (parquet) and ``write_hub_files`` (raw files, for a
+:class:`mmbench.HubFilesSource`) write a dataset repository into the local hub cache so that a hub
+dataset's loading code can be tested offline.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from mmbench.hookspecs import hookimpl
 from mmbench.plugins import Registry
 from mmbench.specs import DatasetSpec, GeneratorSource, MethodSpec, Recipe, TaskSpec, subset_key
 
-__all__ = ["ConformanceFailure", "check_method", "check_task", "conformance_specs", "write_hub_fixture"]
+__all__ = ["ConformanceFailure", "check_method", "check_task", "conformance_specs", "write_hub_files",
+           "write_hub_fixture"]
 
 SIZE = 16
 CONFORMANCE_RECIPE = Recipe(epochs=1, batch_size=8, eval_batch_size=16, lr=0.01, width=8, scheduler="none")
@@ -225,7 +227,7 @@ def _check_on_task(spec: MethodSpec, registry: Registry, runner: Any, task: Task
     from mmbench.records import RunRecord
 
     plan = plan_run(registry, spec.name, task.name, seed=0, overrides=overrides)
-    data = load_task_data(plan.task, plan.dataset, plan.recipe)
+    data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, options=plan.dataset_options)
     ctx = runner.context(plan, data)
     torch.manual_seed(0)
     module = plan.method.builder()(plan.task, plan.config, ctx)
@@ -269,10 +271,12 @@ def _check_on_task(spec: MethodSpec, registry: Registry, runner: Any, task: Task
     return record.model_dump(mode="json")
 
 
-def check_task(task: TaskSpec, dataset: DatasetSpec, limit: int = 16, data_dir: str | Path | None = None) -> dict[str, Any]:
+def check_task(task: TaskSpec, dataset: DatasetSpec, limit: int = 16, data_dir: str | Path | None = None,
+               options: dict[str, str] | None = None) -> dict[str, Any]:
     """Load ``limit`` samples of each split through the real data path (``data_dir``: the root of a
-    bring-your-own dataset, as ``--data-dir``) and check them against the task spec: modalities,
-    shapes, label range, subsets, metrics. Returns a summary."""
+    bring-your-own dataset, as ``--data-dir``; ``options``: dataset options, as ``--set
+    dataset.<name>=``) and check them against the task spec: modalities, shapes, label range,
+    subsets, metrics. Returns a summary."""
     import dataclasses
 
     import torch
@@ -285,7 +289,7 @@ def check_task(task: TaskSpec, dataset: DatasetSpec, limit: int = 16, data_dir: 
     assert isinstance(task, TaskSpec), f"check_task needs a TaskSpec, got {type(task).__name__}"
     assert task.dataset == dataset.name, f"task '{task.name}' names dataset '{task.dataset}', got '{dataset.name}'"
     recipe = dataclasses.replace(task.recipe("smoke"), limit_train=limit, limit_eval=limit, width=8)
-    data = load_task_data(task, dataset, recipe, data_dir=data_dir)
+    data = load_task_data(task, dataset, recipe, data_dir=data_dir, options=options)
     modalities = task.modality_names(dataset)
     for m in modalities:
         shape = data.shapes[m]
@@ -322,12 +326,8 @@ def write_hub_fixture(repo: str, revision: str, files: dict[str, dict[str, list[
     configs, ``id2label.json``); ``row_group_size`` sets the parquet row groups (default: what
     ``datasets`` writes, as ``push_to_hub`` does). Returns the snapshot folder."""
     import datasets
-    from huggingface_hub import constants
 
-    root = Path(constants.HF_HUB_CACHE) / f"datasets--{repo.replace('/', '--')}"
-    snapshot = root / "snapshots" / revision
-    (root / "refs").mkdir(parents=True, exist_ok=True)
-    (root / "refs" / "main").write_text(revision)
+    snapshot = write_hub_files(repo, revision, {})
     for name, columns in files.items():
         (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
         table = datasets.Dataset.from_dict(columns, features=features)
@@ -335,4 +335,22 @@ def write_hub_fixture(repo: str, revision: str, files: dict[str, dict[str, list[
     for name, text in (extra_files or {}).items():
         (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
         (snapshot / name).write_text(text)
+    return snapshot
+
+
+def write_hub_files(repo: str, revision: str, files: dict[str, bytes | str]) -> Path:
+    """Write raw files (archives, lists) of a dataset repository into the local Hugging Face hub
+    cache as ``snapshot_download`` leaves them (``refs/main`` + ``snapshots/<revision>/<path>``),
+    for a :class:`mmbench.HubFilesSource` fixture. Returns the snapshot folder."""
+    from huggingface_hub import constants
+
+    root = Path(constants.HF_HUB_CACHE) / f"datasets--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / revision
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        data = content.encode() if isinstance(content, str) else content
+        (snapshot / name).write_bytes(data)
     return snapshot

@@ -49,6 +49,22 @@ def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
     return errors[0]
 
 
+def smoke_epoch(task: str, method: str, scenario: str | None, tmp_path: Path, data_dir: Path | None = None):
+    """One smoke-recipe epoch of ``method`` (a distillation ``scenario`` if given) on ``task``,
+    through the runner; returns the record."""
+    from mmbench.artifacts import ArtifactCache
+    from mmbench.engine.runner import Runner
+    from mmbench.plan import plan_run
+    from mmbench.plugins import Registry
+
+    registry = Registry.load()
+    overrides = {"recipe.epochs": "1", "recipe.batch_size": "16", **({"scenario": scenario} if scenario else {})}
+    runner = Runner(registry, out=tmp_path / "runs", device="cpu", artifacts=ArtifactCache(tmp_path / "artifacts"),
+                    data_dir=str(data_dir) if data_dir else None)
+    record, _ = runner.run(plan_run(registry, method, task, 0, overrides))
+    return record
+
+
 def make_runner(registry, tmp_path, **kwargs):
     from mmbench.artifacts import ArtifactCache
     from mmbench.engine.runner import Runner
@@ -201,6 +217,42 @@ def make_sunrgbd10_tree(base: Path) -> Path:
     return root
 
 
+TRISTAR_SHOTS, TRISTAR_KEPT = 2, 12  # per split; kept frames per shot (two more are dropped)
+
+
+def make_tristar_tree(base: Path, nested: str = "") -> Path:
+    """A TRISTAR archive as unpacked under ``base/tristar[/nested]``: per split, shots ``0``, ``1``
+    with rgb / depth / thermal 16-bit PNG frames (rgb 8-bit), ``mask/`` .npy files and
+    ``actions.txt``; of each shot's 14 frames, 12 hold one posture (classes in turn) and two are
+    dropped (two postures; none)."""
+    import mmbench_tristar as plugin
+
+    rng = np.random.default_rng(0)
+    root = base / "tristar" / nested if nested else base / "tristar"
+    for split in plugin.SPLITS:
+        for shot in range(TRISTAR_SHOTS):
+            folder = root / split / str(shot)
+            for modality in (*plugin.MODALITY_FOLDERS, "mask"):
+                (folder / modality).mkdir(parents=True)
+            lines = []
+            for frame in range(TRISTAR_KEPT + 2):
+                if frame < TRISTAR_KEPT:
+                    labels = [plugin.CLASSES[(frame + shot) % len(plugin.CLASSES)], "in_room"]
+                else:
+                    labels = ["sit", "walk"] if frame == TRISTAR_KEPT else ["out_of_view"]
+                lines.append(" ".join([f"{frame:06d}", *labels]))
+                label = plugin.CLASSES.index(labels[0]) if frame < TRISTAR_KEPT else 0
+                name = f"{frame:06d}.png"
+                Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(folder / "rgb" / name)
+                depth = rng.integers(500, 6000, (24, 32)) + 200 * label
+                Image.fromarray(depth.astype(np.uint16)).save(folder / "depth" / name)
+                thermal = rng.normal(29900 + 40 * label, 100, (24, 32)).clip(0, 65535)
+                Image.fromarray(thermal.astype(np.uint16)).save(folder / "thermal" / name)
+                np.save(folder / "mask" / f"{frame:06d}.npy", np.zeros((24, 32), dtype=bool))
+            (folder / "actions.txt").write_text("\n".join(lines) + "\n")
+    return base
+
+
 HUB_RNG = np.random.default_rng(0)
 HUB_FIXTURE_SIZES = {"train": 12, "test": 6}
 
@@ -268,15 +320,88 @@ def tiny_hub_sizes(monkeypatch) -> None:
             monkeypatch.setitem(sizes, split, count)
 
 
+EUROSAT_PER_CLASS = 12
+EUROSAT_SPLITS = {"train": range(1, 9), "val": range(9, 11), "test": range(11, 13)}
+
+
+def _tiff(array: np.ndarray, planar: bool) -> bytes:
+    import io
+
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, photometric="minisblack", planarconfig="separate" if planar else "contig")
+    return buffer.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def sar_fill(label: int, number: int) -> float:
+    """The VV value of the fixture's SAR image ``<Class>_<number>``: who it belongs to, in dB."""
+    return -30.0 + label + number / 100.0
+
+
+def write_eurosat_hub_fixture(monkeypatch=None, drop_sar: tuple[str, ...] = ()) -> dict[str, Path]:
+    """cls-eurosat-mssar's two repositories at their pinned revisions in the offline hub cache:
+    ``EuroSATallBands.zip`` with 13-band uint16 GeoTIFFs (band-interleaved, as (64, 64, 13)) at
+    the release's member paths, the three torchgeo split lists (``.jpg`` names), and
+    ``EuroSAT-SAR.zip`` with 2-band float32 GeoTIFFs (planar) stored in reverse order, so that
+    pairing by position would mispair every image. ``drop_sar``: image names left out of the SAR
+    zip. ``monkeypatch``: the plugin's md5s set to the fixture's."""
+    import hashlib
+
+    import mmbench_eurosat as plugin
+
+    from mmbench.testing import write_hub_files
+
+    rng = np.random.default_rng(0)
+    ms, sar, lists = {}, {}, {split: [] for split in EUROSAT_SPLITS}
+    for label, cls in enumerate(plugin.CLASSES):
+        for number in range(1, EUROSAT_PER_CLASS + 1):
+            name = f"{cls}_{number}"
+            level = 800 + 150 * label
+            image = rng.integers(level, level + 400, size=(64, 64, 13), dtype=np.uint16)
+            ms[f"{plugin.MS_PREFIX}{cls}/{name}.tif"] = _tiff(image, planar=False)
+            if f"{name}.tif" not in drop_sar:
+                backscatter = np.full((2, 64, 64), sar_fill(label, number), dtype=np.float32)
+                backscatter[1] = rng.normal(-20 + label, 2, size=(64, 64)).astype(np.float32)
+                sar[f"EuroSAT-SAR/{cls}/{name}.tif"] = _tiff(backscatter, planar=True)
+            split = next(s for s, numbers in EUROSAT_SPLITS.items() if number in numbers)
+            lists[split].append(f"{name}.jpg")
+    ms_files = {plugin.MS_ZIP: _zip(ms), **{plugin.SPLIT_LISTS[s]: "\n".join(names) + "\n" for s, names in lists.items()}}
+    snapshots = {
+        plugin.MS_REPO: write_hub_files(plugin.MS_REPO, plugin.MS_REVISION, ms_files),
+        plugin.SAR_REPO: write_hub_files(plugin.SAR_REPO, plugin.SAR_REVISION,
+                                         {plugin.SAR_ZIP: _zip(dict(reversed(list(sar.items()))))}),
+    }
+    if monkeypatch is not None:
+        for name in plugin.MD5:
+            data = (snapshots[plugin.MS_REPO] / name).read_bytes()
+            monkeypatch.setitem(plugin.MD5, name, hashlib.md5(data).hexdigest())
+    return snapshots
+
+
 def external_data(task: str, base: Path, monkeypatch) -> Path | None:
     """Write ``task``'s fixture; returns the ``--data-dir`` it needs (``None`` for hub data)."""
     writers = {
         "cls-casia-surf": make_casia_release, "cls-cefa": make_cefa_release,
-        "seg-cityscapes": make_cityscapes_tree, "cls-sunrgbd": make_sunrgbd10_tree,
+        "seg-cityscapes": make_cityscapes_tree, "cls-sunrgbd": make_sunrgbd10_tree, "cls-tristar": make_tristar_tree,
     }
     if task in writers:
         writers[task](base)
         return base
+    if task == "cls-eurosat-mssar":
+        write_eurosat_hub_fixture(monkeypatch)
+        return None
     hub = {"seg-nyuv2": write_nyuv2_hub_fixture, "seg-sunrgbd": write_sunrgbd_hub_fixture}
     assert task in hub, f"task '{task}' reads external data but tests/conftest.py has no fixture writer for it"
     hub[task]()

@@ -58,8 +58,16 @@ def test_split_and_parse_assignments():
     assert split_overrides(parsed) == ({"p": "0.3"}, {"lr": "0.1"}, {"revision": "abc"})
     with pytest.raises(MMBenchError, match="expected key=value"):
         parse_assignments(["novalue"])
-    with pytest.raises(MMBenchError, match="dataset.revision"):
-        split_overrides({"dataset.split": "x"})
+    assert split_overrides({"dataset.split": "x"}) == ({}, {}, {"split": "x"})  # checked against the dataset's options
+
+
+def test_dataset_options_are_checked_against_the_dataset(registry):
+    from mmbench.plan import plan_run
+
+    with pytest.raises(MMBenchError, match=r"^unknown option dataset.split for dataset 'synth-rgbd-cls'; "
+                                           r"valid: dataset.revision.$"):
+        plan_run(registry, "fusion", "synth-rgbd-cls", 0, {"dataset.split": "x"})
+    assert plan_run(registry, "fusion", "synth-rgbd-cls", 0).dataset_options == {}
 
 
 def test_recipe_validation_names_the_field():

@@ -173,7 +173,7 @@ def test_ctkd_weights_left_unset_equal_the_explicit_defaults(registry):
 def test_dataset_revision_is_refused_for_generated_data(tmp_path):
     done = run_cli("run", "--set", "dataset.revision=abc123", "--out", str(tmp_path))
     line = one_line_error(done)
-    assert "dataset.revision applies to hub datasets only" in line and "generated locally" in line
+    assert "dataset.revision applies to single-repository hub datasets only" in line and "generated locally" in line
     assert not (tmp_path / "synth-rgbd-cls").exists()
 
 

@@ -303,6 +303,20 @@ def test_reported_numbers_match_the_papers():
             assert excerpt["line"] in (papers / excerpt["paper"]).read_text(), excerpt["line"]
 
 
+def test_every_reported_row_sits_under_an_installed_task(registry):
+    """The papers' rows name installed tasks, their protocol subsets (or the mean over them) and
+    their metrics."""
+    from mmbench.specs import subset_key
+
+    reported = load_reported(REPO / "leaderboards" / "reported")
+    for task_name, rows in reported.groupby("task"):
+        assert task_name in registry.names("task"), f"reported rows of {task_name}, which no plugin provides"
+        task = registry.task(task_name)
+        subsets = {subset_key(s) for s in task.protocol_subsets(registry.dataset_of(task))} | {"mean"}
+        assert set(rows["subset"]) <= subsets, (task_name, set(rows["subset"]) - subsets)
+        assert set(rows["metric"]) <= set(task.metric_names), task_name
+
+
 def test_cli_build_and_errors(runs, tmp_path, cli):
     done = cli("leaderboard", "build", str(runs), "--out", str(tmp_path / "site"), "--reported", "none")
     assert done.returncode == 0, done.stderr

@@ -11,6 +11,7 @@ the batches an uninterrupted one would.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,9 +154,12 @@ def load_task_data(
     revision: str | None = None,
     data_dir: str | os.PathLike | None = None,
     rebuild: bool = False,
+    options: Mapping[str, str] | None = None,
 ) -> TaskData:
     """Build (once) and open the caches of the task's splits, carving validation if needed;
-    ``rebuild`` (``--rebuild-cache``) deletes and rebuilds them first."""
+    ``rebuild`` (``--rebuild-cache``) deletes and rebuilds them first; ``options``: the dataset's
+    resolved options (``RunPlan.dataset_options``; default: every option at its default)."""
+    options = dataset.resolve_options(options or {})
     revision = revision or dataset.revision
     modalities = task.modality_names(dataset)
     missing = [m for m in modalities if m not in dataset.modalities]
@@ -170,11 +174,13 @@ def load_task_data(
                 f"task '{task.name}' needs split '{split}', dataset '{dataset.name}' has {', '.join(dataset.splits)}."
             )
         arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir, recipe.input_scale,
-                                                            rebuild=rebuild))
+                                                            rebuild=rebuild, options=options))
         expected = (dataset.expected_sizes or {}).get(split)
         if expected is not None and expected != meta["count"]:
             remedy = ("check the revision (--set dataset.revision)" if isinstance(dataset.source, HubSource)
                       else "check the dataset's files")
+            if options:
+                remedy = f"options {', '.join(f'{k}={v}' for k, v in options.items())}; {remedy}"
             raise MMBenchError(
                 f"dataset '{dataset.name}' split '{split}' has {meta['count']} samples at revision "
                 f"{revision[:12]}, the spec expects {expected}; {remedy}."
@@ -200,5 +206,7 @@ def load_task_data(
         m: (np.asarray(train_meta["stats"][m]["mean"]), np.asarray(train_meta["stats"][m]["std"]))
         for m in modalities
     }
+    if not dataset.standardize:  # served as decoded: the dataset scales its inputs itself
+        stats = {m: (np.zeros_like(mean), np.ones_like(std)) for m, (mean, std) in stats.items()}
     shapes = {m: tuple(train_meta["shapes"][m]) for m in modalities}
     return TaskData(train, val, test, stats, shapes, modalities, revision)

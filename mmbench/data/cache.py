@@ -36,11 +36,14 @@ CACHE_FORMAT = 1
 TARGET = "target"
 
 
-def _cache_dir(spec: DatasetSpec, split: str, revision: str, input_size: Any, source_key: str | None = None) -> Path:
+def _cache_dir(spec: DatasetSpec, split: str, revision: str, input_size: Any, source_key: str | None = None,
+               options: Mapping[str, str] | None = None) -> Path:
     fields = {"format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
               "input_size": input_size, "modalities": dict(spec.modalities)}
     if source_key is not None:
         fields["source"] = source_key
+    if options:
+        fields["options"] = dict(options)
     key = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     safe_revision = revision.replace("/", "_")
@@ -133,17 +136,18 @@ _rebuilt: set[Path] = set()  # caches rebuilt by this process (--rebuild-cache r
 
 def build_split_cache(
     spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None,
-    input_scale: float = 1.0, rebuild: bool = False,
+    input_scale: float = 1.0, rebuild: bool = False, options: Mapping[str, str] | None = None,
 ) -> Path:
     """Return the cache directory of ``split``, building it on first use (rows are streamed:
     one decoded sample at a time is held in memory and written with ordinary file writes; an
     :class:`mmbench.ArraySource` is written in chunks straight from its arrays). ``rebuild``
-    deletes the cache (and a generator's output) first, once per process."""
+    deletes the cache (and a generator's output) first, once per process; ``options`` are the
+    dataset's resolved options (part of the cache key)."""
     input_size = scaled_input_size(task, input_scale)
     source_key = None
     if isinstance(spec.source, LocalSource):  # validated on every use, keyed by the user's copy
         source_key = local_fingerprint(local_root(spec, spec.source, data_dir))
-    target = _cache_dir(spec, split, revision, input_size, source_key)
+    target = _cache_dir(spec, split, revision, input_size, source_key, options)
     if rebuild and target not in _rebuilt:
         _rebuilt.add(target)
         shutil.rmtree(target, ignore_errors=True)
@@ -157,12 +161,13 @@ def build_split_cache(
             if isinstance(spec.source, ArraySource):
                 count, writers, stats, labels = _write_arrays(spec, task, split, input_size, tmp)
             else:
-                count, writers, stats, labels = _write_rows(spec, task, split, revision, data_dir, input_size, tmp)
+                count, writers, stats, labels = _write_rows(spec, task, split, revision, data_dir, input_size, tmp,
+                                                            options)
             for writer in writers.values():
                 writer.close()
             meta = {
                 "format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
-                "count": count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
+                **({"options": dict(options)} if options else {}), "count": count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
                 "shapes": {k: list(w.sample_shape) for k, w in writers.items()},
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -229,10 +234,10 @@ def _storage_dtype(is_target: bool, dense_target: bool) -> type:
 
 def _write_rows(
     spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None,
-    input_size: tuple[int, int] | None, tmp: Path,
+    input_size: tuple[int, int] | None, tmp: Path, options: Mapping[str, str] | None = None,
 ) -> _Written:
     """Decode the split row by row into pre-sized memory maps under ``tmp``."""
-    rows = split_rows(spec, split, revision, data_dir)
+    rows = split_rows(spec, split, revision, data_dir, options)
     if rows.count == 0:
         raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
     dense_target = task.kind == "segmentation"

@@ -3,6 +3,8 @@
 * Hub: ``snapshot_download(repo, repo_type="dataset", revision=<sha>, allow_patterns=...)`` then
   ``datasets.load_dataset(<snapshot dir>, data_files=...)``. ``load_dataset(repo_id)`` is never
   called: offline it ignores ``revision`` (see ``reference/hf-datasets.md`` §8.2, §8.4).
+* Hub files: each pinned repository of a :class:`mmbench.HubFilesSource` is snapshot the same
+  way and the plugin's ``read`` turns the files (archives, GeoTIFFs) into rows.
 * Generator: the plugin's generator writes parquet into ``$MMBENCH_HOME/generated/...`` once;
   it is read back with the same ``load_dataset(<dir>, data_files=...)`` call as hub data.
 * Local: the user's directory (``--data-dir`` / ``$MMBENCH_DATA``), validated before use.
@@ -17,7 +19,14 @@ from typing import Any
 
 from mmbench.errors import MMBenchError
 from mmbench.files import atomic_directory, describe_os_error, mmbench_home
-from mmbench.specs import DatasetSpec, GeneratorSource, HubSource, LocalSource
+from mmbench.specs import (
+    DatasetSpec,
+    GeneratorSource,
+    HubFilesSource,
+    HubRepo,
+    HubSource,
+    LocalSource,
+)
 
 DATA_ENV = "MMBENCH_DATA"
 STREAM_BATCH_ROWS = 16  # rows decoded per parquet read while a cache is built
@@ -95,7 +104,7 @@ def _load_parquet_dir(directory: Path, data_files: Mapping[str, Any], config: st
     return SplitRows(guarded_rows(ds, directory), count)
 
 
-def _hub_snapshot(source: HubSource, revision: str) -> Path:
+def _hub_snapshot(source: HubSource | HubRepo, revision: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     from huggingface_hub.utils import logging as hub_logging
@@ -182,16 +191,28 @@ def local_fingerprint(root: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def split_rows(spec: DatasetSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None) -> SplitRows:
-    """Rows of ``split`` from the dataset's source at ``revision``."""
+def hub_snapshots(source: HubFilesSource) -> dict[str, Path]:
+    """``{repo: snapshot folder}`` of every repository of ``source``, each at its pinned sha."""
+    return {r.repo: _hub_snapshot(r, r.revision) for r in source.repos}
+
+
+def _counted(rows: Any) -> SplitRows:
+    rows = list(rows) if not hasattr(rows, "__len__") else rows
+    return SplitRows(rows, len(rows))
+
+
+def split_rows(spec: DatasetSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None,
+               options: Mapping[str, str] | None = None) -> SplitRows:
+    """Rows of ``split`` from the dataset's source at ``revision``; a dataset with options (its
+    resolved :attr:`DatasetSpec.options`) gets them as the third argument of its ``read``."""
     source = spec.source
+    extra = (spec.resolve_options(options or {}),) if spec.options else ()
     if isinstance(source, HubSource):
         return _load_parquet_dir(_hub_snapshot(source, revision), source.data_files, source.config, split)
+    if isinstance(source, HubFilesSource):
+        return _counted(source.read(hub_snapshots(source), split, *extra))
     if isinstance(source, GeneratorSource):
         return _load_parquet_dir(_generated_dir(spec, source), source.data_files, None, split)
     if isinstance(source, LocalSource):
-        root = local_root(spec, source, data_dir)
-        rows = source.read(root, split)
-        rows = list(rows) if not hasattr(rows, "__len__") else rows
-        return SplitRows(rows, len(rows))
+        return _counted(source.read(local_root(spec, source, data_dir), split, *extra))
     raise MMBenchError(f"dataset '{spec.name}' has an unsupported source {type(source).__name__}.")

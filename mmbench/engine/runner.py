@@ -245,9 +245,10 @@ class Runner:
                     trained: dict[str, Any] = {}
                     self.run(plan, resume=resume, save_weights=True, on_weights=trained.update)
                     state = trained
-        same_data = plan.recipe == parent.recipe and plan.revision == parent.revision
+        same_data = (plan.recipe == parent.recipe and plan.revision == parent.revision
+                     and plan.dataset_options == parent.dataset_options)
         data = parent_data if same_data else load_task_data(
-            plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache)
+            plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache, plan.dataset_options)
         models, _ = self._dependencies(plan, data)
         module = self._build(plan, self.context(plan, data, models))
         module.load_state_dict(state)
@@ -326,7 +327,8 @@ class Runner:
         main = self.world.main
         started = time.perf_counter()
         seed_everything(plan.seed)
-        data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache)
+        data = load_task_data(plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache,
+                              plan.dataset_options)
         data_seconds = time.perf_counter() - started
         models, dependencies = self._dependencies(plan, data)
         ctx = self.context(plan, data, models)
@@ -460,7 +462,8 @@ class Runner:
             ),
             dataset=DatasetInfo(
                 name=dataset.name, source=dataset.source.kind, repo=getattr(dataset.source, "repo", None),
-                revision=plan.revision, revision_overridden=plan.revision_overridden, sizes=sizes,
+                revision=plan.revision, revision_overridden=plan.revision_overridden,
+                options=dict(plan.dataset_options), sizes=sizes,
             ),
             method=MethodInfo(
                 name=plan.method.name, plugin=plan.plugin.name, version=plan.plugin.version,
