@@ -179,7 +179,8 @@ def test_bad_dataset_options_are_one_line_errors(option, message, tmp_path):
 
 def test_an_uncached_repository_says_how_to_get_it(tmp_path):
     result = run_cli("run", "--method", "fusion", "--task", "cls-eurosat-mssar", "--out", str(tmp_path / "runs"),
-                     env={"HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_CACHE": str(tmp_path / "empty-hf" / "hub")})
+                     env={"HF_HOME": str(tmp_path / "empty-hf"), "HF_HUB_CACHE": str(tmp_path / "empty-hf" / "hub"),
+                          "MMBENCH_HOME": str(tmp_path / "home")})  # no data cache built by an earlier test
     line = one_line_error(result)
     assert f"dataset {plugin.MS_REPO}@{plugin.MS_REVISION[:12]} is not in the local hub cache" in line
     assert "connect once to download it" in line
