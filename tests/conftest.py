@@ -21,6 +21,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.pop("MMBENCH_PLUGINS", None)
 
+def pytest_unconfigure(config):
+    """Remove the session's caches (half a gigabyte of data caches and hub fixtures per run)."""
+    import shutil
+
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
 #: Overrides that make a synthetic run take seconds.
 FAST = [
     "--set", "recipe.epochs=2", "--set", "recipe.limit_train=192", "--set", "recipe.limit_eval=96",
