@@ -36,6 +36,7 @@ from mmbench.specs import (
     TaskSpec,
     subset_key,
 )
+from mmbench.weights import PretrainedWeights, imagenet_weights
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class RunPlan:
     distillation: DistillationSetup | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     """Source hashes of the plugins providing the method / task / dataset, where they have one."""
+    pretrained: PretrainedWeights | None = None
+    """The weights file the encoders start from (``recipe.pretrained``), resolved at planning."""
     dependencies: tuple[Dependency, ...] = ()
     """The trained models this run needs first (``MethodSpec.requires`` and, for a distillation
     method, the protocol's TEACHER / STUDENT references), each an ordinary run plan."""
@@ -90,6 +93,7 @@ class RunPlan:
             "recipe": asdict(self.recipe),
             "profile": self.profile,
             "seed": self.seed,
+            **({"pretrained": {"name": self.pretrained.name, "sha256": self.pretrained.sha256}} if self.pretrained else {}),
             **({"sources": dict(self.sources)} if self.sources else {}),
             **({"dependencies": {d.role: d.plan.run_id for d in self.dependencies}} if self._edited_dependency else {}),
         }
@@ -157,6 +161,7 @@ def plan_run(
             f"'{task.name}' is {kind} (revision {dataset.revision}). Remove --set dataset.revision."
         )
     revision = dataset_options.pop("revision", dataset.revision)
+    pretrained = imagenet_weights(recipe.backbone) if recipe.pretrained == "imagenet" else None
     resolved_dataset_options = dataset.resolve_options(dataset_options)
     modalities = task.modality_names(dataset)
     if len(modalities) < method.min_modalities:
@@ -190,7 +195,7 @@ def plan_run(
         method=method, plugin=owners["method"], task=task, dataset=dataset, sources=sources,
         config=config, recipe=recipe, profile=profile, seed=seed, revision=revision,
         revision_overridden="dataset.revision" in overrides,
-        dataset_options=resolved_dataset_options, modalities=modalities,
+        dataset_options=resolved_dataset_options, pretrained=pretrained, modalities=modalities,
         trained_modalities=tuple(trained), subsets=tuple(subsets), overrides=overrides, distillation=setup,
     )
     dependencies = _dependencies(registry, plan, (*_needed_by, method.name))

@@ -52,6 +52,15 @@ class DatasetInfo(_Strict):
     """Samples used per split (after the recipe's limits and the validation carve-out)."""
 
 
+class PretrainedInfo(_Strict):
+    """The weights a run's encoders started from (``recipe.pretrained``)."""
+
+    name: str
+    """torchvision's name of the weights, e.g. ``ResNet50_Weights.IMAGENET1K_V1``."""
+    file: str
+    sha256: str
+
+
 class MethodInfo(_Strict):
     name: str
     plugin: str
@@ -169,6 +178,7 @@ class RunRecord(_Strict):
     recipe: dict[str, Any]
     profile: str
     seed: int
+    pretrained: PretrainedInfo | None = None
     trained_modalities: list[str]
     subsets: list[str]
     metrics: dict[Literal["best", "last"], SubsetMetrics] = Field(default_factory=dict)

@@ -25,7 +25,7 @@ TASK_KINDS: tuple[str, ...] = ("classification", "segmentation", "anti-spoofing"
 ALL_KINDS: frozenset[str] = frozenset(TASK_KINDS)
 """``MethodSpec(kinds=ALL_KINDS)`` for a method that supports every task kind."""
 
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet34")
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
 """The core encoders (``recipe.backbone``), see :func:`mmbench.models.build_encoder`."""
 
 Subset = tuple[str, ...]
@@ -118,6 +118,10 @@ class Recipe:
     grad_clip: float | None = None
     backbone: str = "resnet18"
     width: int = 64
+    pretrained: Literal["none", "imagenet"] = "none"
+    """``imagenet``: every ResNet encoder starts from torchvision's ``IMAGENET1K_V1`` weights of
+    ``backbone`` (a modality of other than 3 channels gets the RGB ``conv1`` summed over its input
+    channels, as ESANet's official code initialises depth); ``none``: from scratch."""
     hflip: bool = False
     vflip: bool = False
     rot90: bool = False
@@ -182,6 +186,11 @@ class Recipe:
             raise MMBenchError(
                 f"invalid recipe value recipe.backbone={self.backbone!r}: choose one of {', '.join(BACKBONES)}."
             )
+        if self.pretrained not in ("none", "imagenet"):
+            raise MMBenchError(f"invalid recipe value recipe.pretrained={self.pretrained!r}: choose none or imagenet.")
+        if self.pretrained == "imagenet" and self.width != 64:
+            raise MMBenchError(f"recipe.pretrained=imagenet needs the standard network (recipe.width=64), got "
+                               f"recipe.width={self.width}; set recipe.width=64 or recipe.pretrained=none.")
 
 
 CPU_SMOKE = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, scheduler="cosine", width=16)

@@ -50,6 +50,7 @@ from mmbench.records import (
     Failure,
     MethodInfo,
     NewerSchemaError,
+    PretrainedInfo,
     ReferenceResult,
     Resources,
     RunRecord,
@@ -199,6 +200,10 @@ class Runner:
                 f"method '{plan.method.name}': build() must return an mmbench.engine.MethodModule, "
                 f"got {type(module).__name__}."
             )
+        if plan.pretrained is not None:  # before any checkpoint is restored over it
+            from mmbench.models.pretrained import initialise_from_imagenet
+
+            initialise_from_imagenet(module, plan.recipe.backbone, plan.pretrained)
         return module
 
     # -- dependencies --------------------------------------------------------------------------------
@@ -471,6 +476,8 @@ class Runner:
                 source_hash=plan.plugin.source_hash,
             ),
             config=to_jsonable(plan.config), recipe=asdict(plan.recipe), profile=plan.profile, seed=plan.seed,
+            pretrained=None if plan.pretrained is None else PretrainedInfo(
+                name=plan.pretrained.name, file=plan.pretrained.path.name, sha256=plan.pretrained.sha256),
             trained_modalities=list(plan.trained_modalities), subsets=plan.subset_names,
             distillation=None if plan.distillation is None else DistillationInfo(
                 scenario=plan.distillation.scenario,

@@ -1,7 +1,8 @@
 """Encoders adapted to any number of input channels.
 
-:class:`ResNetEncoder` is torchvision's ResNet-18/34 (its ``BasicBlock``, the same layer names, so
-torchvision ImageNet weights load into a ``width=64`` encoder) with three changes a benchmark of
+:class:`ResNetEncoder` is torchvision's ResNet-18/34 (``BasicBlock``) and ResNet-50
+(``Bottleneck``), with the same layer names, so torchvision's ImageNet weights load into a
+``width=64`` encoder (:mod:`mmbench.models.pretrained`), and three changes a benchmark of
 RGB-D-IR / MS / SAR data needs:
 
 * ``in_channels`` is free (1 for depth, 13 for Sentinel-2 MS, 2 for SAR);
@@ -23,30 +24,47 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
-RESNET_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+RESNET_BLOCKS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
 SMALL_INPUT = 96
 
 
-def make_stage(in_channels: int, channels: int, blocks: int, stride: int) -> nn.Sequential:
-    """One ResNet stage of ``BasicBlock``s, with a 1x1 projection shortcut when shapes change."""
+def _block(arch: str) -> type[nn.Module]:
+    if arch not in RESNET_BLOCKS:
+        raise ValueError(f"unknown backbone '{arch}'; choose one of {', '.join(RESNET_BLOCKS)}")
+    return RESNET_BLOCKS[arch][0]
+
+
+def make_stage(in_channels: int, planes: int, blocks: int, stride: int, block: type[nn.Module] = BasicBlock) -> nn.Sequential:
+    """One ResNet stage of ``block``s (``BasicBlock`` or ``Bottleneck``, output ``planes ×
+    block.expansion`` channels), with a 1x1 projection shortcut when shapes change."""
+    channels = planes * block.expansion
     downsample = None
     if stride != 1 or in_channels != channels:
         downsample = nn.Sequential(
             nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels)
         )
-    layers = [BasicBlock(in_channels, channels, stride, downsample)]
-    layers += [BasicBlock(channels, channels) for _ in range(blocks - 1)]
+    layers = [block(in_channels, planes, stride, downsample)]
+    layers += [block(channels, planes) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
 
 
-def stage_channels(width: int) -> list[int]:
+def stage_planes(width: int) -> list[int]:
     return [width, width * 2, width * 4, width * 8]
 
 
+def stage_channels(width: int, arch: str = "resnet18") -> list[int]:
+    """Output channels of the four stages: ``width × (1, 2, 4, 8)``, times 4 for ResNet-50."""
+    return [p * _block(arch).expansion for p in stage_planes(width)]
+
+
 class ResNetEncoder(nn.Module):
-    """ResNet-18/34 features for an ``in_channels`` input (see module docstring)."""
+    """ResNet-18/34/50 features for an ``in_channels`` input (see module docstring)."""
 
     def __init__(
         self,
@@ -57,9 +75,8 @@ class ResNetEncoder(nn.Module):
         stages: int = 4,
     ):
         super().__init__()
-        if arch not in RESNET_BLOCKS:
-            raise ValueError(f"unknown backbone '{arch}'; choose one of {', '.join(RESNET_BLOCKS)}")
-        channels = stage_channels(width)
+        block = _block(arch)
+        channels, planes = stage_channels(width, arch), stage_planes(width)
         if stem == "small":
             self.conv1 = nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False)
             self.maxpool = nn.Identity()
@@ -68,12 +85,13 @@ class ResNetEncoder(nn.Module):
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        blocks = RESNET_BLOCKS[arch]
+        blocks = RESNET_BLOCKS[arch][1]
         previous = width
         for index in range(stages):
             stride = 1 if index == 0 else 2
-            self.add_module(f"layer{index + 1}", make_stage(previous, channels[index], blocks[index], stride))
+            self.add_module(f"layer{index + 1}", make_stage(previous, planes[index], blocks[index], stride, block))
             previous = channels[index]
+        self.arch = arch
         self.num_stages = stages
         self.out_channels = channels[:stages]
         self.strides = [(2 if stem == "small" else 4) * 2**i for i in range(stages)]
@@ -103,15 +121,17 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, in_channels: int, arch: str, width: int, first_stage: int):
         super().__init__()
-        channels = stage_channels(width)
-        blocks = RESNET_BLOCKS[arch]
+        block = _block(arch)
+        channels, planes = stage_channels(width, arch), stage_planes(width)
+        blocks = RESNET_BLOCKS[arch][1]
         stages = []
         previous = in_channels
         for index in range(first_stage, 4):
-            stages.append(make_stage(previous, channels[index], blocks[index], 2))
+            stages.append(make_stage(previous, planes[index], blocks[index], 2, block))
             previous = channels[index]
         self.stages = nn.ModuleList(stages)
         self.out_channels = channels[first_stage:]
+        self.arch, self.first_stage = arch, first_stage
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []
@@ -141,11 +161,11 @@ class MLPEncoder(nn.Module):
 def build_encoder(shape: Sequence[int], arch: str = "resnet18", width: int = 64, stages: int = 4) -> nn.Module:
     """The encoder for a modality of per-sample ``shape`` (``ctx.shapes[m]``).
 
-    * ``[C, H, W]``: a ResNet (``arch`` resnet18 / resnet34, channels scaled by ``width``, 64 =
+    * ``[C, H, W]``: a ResNet (``arch`` resnet18 / resnet34 / resnet50, channels scaled by ``width``, 64 =
       the standard network; a stride-2 3×3 stem below 96 px, else the 7×7 + max-pool stem) with
       ``stages`` stages. Called on ``[B, C, H, W]`` it returns a **list** of ``stages`` feature maps
       ``[B, c_i, H_i, W_i]``, strides 4, 8, 16, 32 (2, 4, 8, 16 with the small stem); channels in
-      ``encoder.out_channels`` (``width × (1, 2, 4, 8)``).
+      ``encoder.out_channels`` (``width × (1, 2, 4, 8)``, × 4 for resnet50).
     * ``[D]`` (vector data): a two-layer MLP; called on ``[B, D]`` it returns a one-element list
       ``[[B, 8·width]]`` (``out_channels == [8·width]``).
     """

@@ -113,7 +113,8 @@ def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
 SMOKE = CPU_SMOKE.but(epochs=3, batch_size=8, eval_batch_size=16, hflip=True, input_scale=0.125, limit_train=256,
                       limit_eval=100)
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=8, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
-              weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, hflip=True)
+              weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, pretrained="imagenet",
+              hflip=True)
 
 
 @hookimpl
