@@ -112,11 +112,12 @@ def split_names(snapshots: dict[str, Path], scheme: str, ms: ZipIndex) -> dict[s
             check_md5(path, MD5[list_name])
             names[split] = read_split_list(path)
         return names
-    everything = sorted(ms.members, key=lambda n: (CLASSES.index(image_key(n)[0]) if image_key(n)[0] in CLASSES
-                                                   else len(CLASSES), image_key(n)[1]))
-    labels = np.asarray([CLASSES.index(image_key(n)[0]) if image_key(n)[0] in CLASSES else -1 for n in everything])
-    if (labels < 0).any():
-        raise MMBenchError(f"{ms.path.name} holds an image of an unknown class: {everything[int(np.argmax(labels < 0))]}.")
+    unknown = sorted(n for n in ms.members if image_key(n)[0] not in CLASSES)
+    if unknown:
+        raise MMBenchError(f"{ms.path.name} holds an image of an unknown class: {unknown[0]}.")
+    keys = {n: (CLASSES.index(image_key(n)[0]), image_key(n)[1]) for n in ms.members}  # (label, number)
+    everything = sorted(ms.members, key=keys.__getitem__)
+    labels = np.asarray([keys[n][0] for n in everything])
     indices = per_class_split(labels, random_state=1000 * int(scheme.removeprefix("discomkd-")))
     return {split: [everything[i] for i in idx] for split, idx in indices.items()}
 
