@@ -26,6 +26,7 @@ from mmbench.distillation import DistillationSetup, reference_roles, resolved_co
 from mmbench.errors import MMBenchError
 from mmbench.plugins import Registry
 from mmbench.specs import (
+    NETWORK_FIELDS,
     DatasetSpec,
     HubSource,
     MethodSpec,
@@ -36,7 +37,7 @@ from mmbench.specs import (
     TaskSpec,
     subset_key,
 )
-from mmbench.weights import PretrainedWeights, imagenet_weights
+from mmbench.weights import PretrainedWeights, pretrained_weights
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,10 @@ def plan_run(
     overrides: Mapping[str, str] | None = None,
     profile: str = "smoke",
     _needed_by: tuple[str, ...] = (),
+    _network_of: RunPlan | None = None,
 ) -> RunPlan:
     """Validate the request and resolve every default, dependencies included. Errors are one
-    clear line."""
+    clear line. (``_needed_by`` / ``_network_of``: the chain and the run a dependency is planned for.)"""
     overrides = dict(overrides or {})
     if method_name in _needed_by:
         raise MMBenchError(f"dependency cycle: {' → '.join([*_needed_by, method_name])}; a method cannot need itself.")
@@ -151,7 +153,12 @@ def plan_run(
         )
     method_options, recipe_options, dataset_options = split_overrides(overrides)
     config = apply_overrides(method.config, None, method_options)
-    recipe = apply_overrides(Recipe, task.recipe(profile).but(**method.recipe), recipe_options, prefix="recipe.")
+    recipe = apply_overrides(Recipe, task.recipe(profile).but(**method.recipe_for(task, profile)), recipe_options, prefix="recipe.")
+    if _network_of is not None:  # a dependency is built on the network of the run that needs it (NETWORK_FIELDS)
+        differing = {name: getattr(_network_of.recipe, name) for name in NETWORK_FIELDS
+                     if getattr(recipe, name) != getattr(_network_of.recipe, name)}
+        recipe = recipe.but(**differing)
+        overrides.update({f"recipe.{name}": "none" if value is None else str(value) for name, value in differing.items()})
     if "revision" in dataset_options and not isinstance(dataset.source, HubSource):
         kind = {"generator": "generated locally", "local": "read from your own copy",
                 "hub-files": "pinned to one revision per repository"}.get(
@@ -161,7 +168,7 @@ def plan_run(
             f"'{task.name}' is {kind} (revision {dataset.revision}). Remove --set dataset.revision."
         )
     revision = dataset_options.pop("revision", dataset.revision)
-    pretrained = imagenet_weights(recipe.backbone) if recipe.pretrained == "imagenet" else None
+    pretrained = pretrained_weights(recipe.backbone, recipe.weights) if recipe.pretrained == "imagenet" else None
     resolved_dataset_options = dataset.resolve_options(dataset_options)
     modalities = task.modality_names(dataset)
     if len(modalities) < method.min_modalities:
@@ -225,8 +232,9 @@ def _dependencies(registry: Registry, plan: RunPlan, chain: tuple[str, ...]) -> 
                 "(method name, {option: value}) or mmbench.Reference(role, modalities)."
             )
         try:
-            dependency = plan_run(registry, method, plan.task.name, plan.seed,
-                                  {**plan.inherited_overrides(), **options}, plan.profile, chain)
+            inherited = {**plan.inherited_overrides(), **options}
+            dependency = plan_run(registry, method, plan.task.name, plan.seed, inherited, plan.profile, chain,
+                                  _network_of=plan)
         except MMBenchError as exc:
             raise MMBenchError(f"method '{plan.method.name}' needs {method} as its {role}, which cannot run: {exc}") from None
         dependencies.append(Dependency(role=role, plan=dependency, options=options, reference=reference))

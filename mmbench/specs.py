@@ -25,8 +25,13 @@ TASK_KINDS: tuple[str, ...] = ("classification", "segmentation", "anti-spoofing"
 ALL_KINDS: frozenset[str] = frozenset(TASK_KINDS)
 """``MethodSpec(kinds=ALL_KINDS)`` for a method that supports every task kind."""
 
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50")
-"""The core encoders (``recipe.backbone``), see :func:`mmbench.models.build_encoder`."""
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet34-nbt1d")
+"""The core encoders (``recipe.backbone``), see :func:`mmbench.models.build_encoder`
+(``resnet34-nbt1d``: ESANet's ResNet-34 with Non-Bottleneck-1D blocks)."""
+SEGMENTATION_DECODERS: tuple[str, ...] = ("light", "esanet")
+"""``recipe.decoder``, see :class:`mmbench.models.ESANetwork`."""
+CONTEXT_MODULES: tuple[str, ...] = ("ppm", "ppm-1-2-4-8", "appm", "appm-1-2-4-8", "none")
+"""``recipe.context``: ESANet's context modules, see :mod:`mmbench.models.esanet_decoder`."""
 
 Subset = tuple[str, ...]
 """A deployment subset: the modalities present at test time, in the task's modality order."""
@@ -122,6 +127,18 @@ class Recipe:
     """``imagenet``: every ResNet encoder starts from torchvision's ``IMAGENET1K_V1`` weights of
     ``backbone`` (a modality of other than 3 channels gets the RGB ``conv1`` summed over its input
     channels, as ESANet's official code initialises depth); ``none``: from scratch."""
+    weights: str | None = None
+    """With ``pretrained=imagenet``: the ImageNet weights file to start from instead of
+    torchvision's (a state dict or a checkpoint with one under ``state_dict``, keys optionally
+    prefixed ``encoder.``); ``resnet34-nbt1d`` needs it — ESANet's ``r34_NBt1D.pth`` from the
+    TUI-NICR/ESANet README (``imagenet_r34_NBt1D.tar.gz``). Its sha256 is recorded."""
+    decoder: str = "light"
+    """Segmentation networks built on :class:`mmbench.models.ESANetwork` (``esanet``, MMANet,
+    OS-MD): ``esanet`` = ESANet's decoder with deep supervision (the full profiles), ``light`` =
+    the CPU-sized FPN decoder (the smoke profiles)."""
+    context: str = "ppm"
+    """ESANet's context module with ``decoder=esanet``: ``ppm`` (NYUv2, SUN RGB-D),
+    ``appm-1-2-4-8`` (Cityscapes), ``ppm-1-2-4-8``, ``appm`` or ``none``."""
     hflip: bool = False
     vflip: bool = False
     rot90: bool = False
@@ -188,9 +205,22 @@ class Recipe:
             )
         if self.pretrained not in ("none", "imagenet"):
             raise MMBenchError(f"invalid recipe value recipe.pretrained={self.pretrained!r}: choose none or imagenet.")
+        if self.decoder not in SEGMENTATION_DECODERS:
+            raise MMBenchError(f"invalid recipe value recipe.decoder={self.decoder!r}: choose one of "
+                               f"{', '.join(SEGMENTATION_DECODERS)}.")
+        if self.context not in CONTEXT_MODULES:
+            raise MMBenchError(f"invalid recipe value recipe.context={self.context!r}: choose one of "
+                               f"{', '.join(CONTEXT_MODULES)}.")
+        if self.weights is not None and self.pretrained != "imagenet":
+            raise MMBenchError(f"recipe.weights={self.weights} needs recipe.pretrained=imagenet; set it, or remove "
+                               "recipe.weights.")
         if self.pretrained == "imagenet" and self.width != 64:
             raise MMBenchError(f"recipe.pretrained=imagenet needs the standard network (recipe.width=64), got "
                                f"recipe.width={self.width}; set recipe.width=64 or recipe.pretrained=none.")
+
+
+NETWORK_FIELDS: tuple[str, ...] = ("backbone", "width", "pretrained", "weights", "decoder", "context")
+"""The recipe fields that make the network; a run's dependencies (teachers) inherit them."""
 
 
 CPU_SMOKE = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, scheduler="cosine", width=16)
@@ -469,6 +499,26 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class ProfileRecipe:
+    """``MethodSpec.recipe`` fixing ``fields`` only in ``profile`` and on tasks of ``kind`` —
+    e.g. MMANet's ``ProfileRecipe("full", "segmentation", backbone="resnet50")`` (its official
+    segmentation code forces ResNet-50; the smoke profile keeps the task's CPU-sized network)."""
+
+    profile: str
+    kind: str | None
+    fields: Mapping[str, Any]
+
+    def __init__(self, profile: str, kind: str | None = None, **fields: Any):
+        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "fields", dict(fields))
+
+    def __call__(self, task: TaskSpec, profile: str) -> Mapping[str, Any]:
+        applies = profile == self.profile and (self.kind is None or task.kind == self.kind)
+        return dict(self.fields) if applies else {}
+
+
+@dataclass(frozen=True)
 class NoConfig:
     """Config of a method without options."""
 
@@ -534,18 +584,16 @@ class MethodSpec:
     resolve_config: Callable[[Any], Any] | None = None
     requires: Callable[[TaskSpec, tuple[str, ...], Any], Mapping[str, Any]] | None = None
     reference: Callable[[str, Subset], Mapping[str, str] | None] | None = None
-    recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    recipe: Mapping[str, Any] | Callable[[TaskSpec, str], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """Recipe fields the method's official protocol fixes, applied over the task's recipe and
-    under the user's ``--set recipe.*`` (e.g. DisCoM-KD: ``{"selection": "per-subset"}``)."""
+    under the user's ``--set recipe.*`` (e.g. DisCoM-KD: ``{"selection": "per-subset"}``); or a
+    function of the task and the profile returning them, for a protocol that fixes them only in
+    some (MMANet: ``backbone=resnet50`` in the full segmentation profile)."""
 
     def __post_init__(self) -> None:
         check_name("method", self.name)
-        unknown_fields = sorted(set(self.recipe) - {f.name for f in dataclasses.fields(Recipe)})
-        if unknown_fields:
-            raise MMBenchError(
-                f"method '{self.name}': recipe={{...}} names unknown recipe field(s) {', '.join(unknown_fields)}; "
-                f"choose from {', '.join(f.name for f in dataclasses.fields(Recipe))}."
-            )
+        if not callable(self.recipe):
+            self._check_recipe_fields(self.recipe)
         if isinstance(self.build, str):
             if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", self.build):
                 raise MMBenchError(
@@ -567,6 +615,20 @@ class MethodSpec:
             )
         if not hasattr(self.config, "__dataclass_fields__"):
             raise MMBenchError(f"method '{self.name}': config must be a dataclass type.")
+
+    def _check_recipe_fields(self, fields_: Mapping[str, Any]) -> None:
+        unknown_fields = sorted(set(fields_) - {f.name for f in dataclasses.fields(Recipe)})
+        if unknown_fields:
+            raise MMBenchError(
+                f"method '{self.name}': recipe={{...}} names unknown recipe field(s) {', '.join(unknown_fields)}; "
+                f"choose from {', '.join(f.name for f in dataclasses.fields(Recipe))}."
+            )
+
+    def recipe_for(self, task: TaskSpec, profile: str) -> dict[str, Any]:
+        """The recipe fields this method fixes on ``task`` in ``profile`` (see ``recipe``)."""
+        fields_ = dict(self.recipe(task, profile) if callable(self.recipe) else self.recipe)
+        self._check_recipe_fields(fields_)
+        return fields_
 
     def option_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self.config))

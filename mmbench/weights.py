@@ -23,6 +23,12 @@ IMAGENET: dict[str, tuple[str, str]] = {
 }
 """torchvision's weights enum name and file URL per backbone (a test checks them against torchvision)."""
 
+USER_FILE_ONLY: dict[str, str] = {
+    "resnet34-nbt1d": "ESANet's r34_NBt1D.pth (imagenet_r34_NBt1D.tar.gz, linked in the TUI-NICR/ESANet README "
+                      "under Training)",
+}
+"""Backbones whose ImageNet weights only their authors distribute: ``recipe.weights=PATH``."""
+
 
 @dataclass(frozen=True)
 class PretrainedWeights:
@@ -63,12 +69,32 @@ def _download(url: str, path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _described(name: str, path: Path) -> PretrainedWeights:
+    stat = path.stat()
+    return PretrainedWeights(name, path, _sha256(path, stat.st_size, stat.st_mtime_ns))
+
+
+def pretrained_weights(arch: str, weights: str | None = None) -> PretrainedWeights:
+    """The weights ``recipe.pretrained=imagenet`` starts ``arch`` from: the file ``weights``
+    (``recipe.weights``) when given, else torchvision's (:func:`imagenet_weights`)."""
+    if weights is None:
+        if arch in USER_FILE_ONLY:
+            raise MMBenchError(f"{arch} has no ImageNet weights in torchvision: download {USER_FILE_ONLY[arch]} and "
+                               "pass --set recipe.weights=PATH/r34_NBt1D.pth, or use recipe.backbone=resnet34 "
+                               "(torchvision's ImageNet ResNet-34).")
+        return imagenet_weights(arch)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise MMBenchError(f"recipe.weights={weights}: no such file; give the path of the ImageNet weights of {arch}.")
+    return _described(f"{arch} ImageNet weights from {path.name}", path.resolve())
+
+
 def imagenet_weights(arch: str) -> PretrainedWeights:
     """The ImageNet weights file of ``arch``; a missing file (after a download attempt when
     allowed) is one line naming it and where it goes."""
     if arch not in IMAGENET:
-        raise MMBenchError(f"no ImageNet weights for backbone '{arch}' (there are for {', '.join(IMAGENET)}); "
-                           "use recipe.pretrained=none.")
+        raise MMBenchError(f"torchvision has no ImageNet weights for backbone '{arch}' (it has for "
+                           f"{', '.join(IMAGENET)}); pass recipe.weights=PATH or use recipe.pretrained=none.")
     name, url = IMAGENET[arch]
     path = hub_checkpoints() / Path(url).name
     if not path.is_file() and not offline():
@@ -76,5 +102,4 @@ def imagenet_weights(arch: str) -> PretrainedWeights:
     if not path.is_file():
         raise MMBenchError(f"the ImageNet weights of {arch} ({name}) are not at {path}; download {url} into "
                            f"{path.parent} (or set TORCH_HOME), or use recipe.pretrained=none.")
-    stat = path.stat()
-    return PretrainedWeights(name, path, _sha256(path, stat.st_size, stat.st_mtime_ns))
+    return _described(name, path)

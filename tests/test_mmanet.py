@@ -103,10 +103,11 @@ def test_dense_auxiliary_decoder_runs_only_with_a_second_modality_only_sample(re
 
     student, _, _, batch = seg_parts(registry, True)
     fused = student.net.features(batch, torch.ones(4, 2))
-    main = student.net.head(fused)
+    main = [student.net.head(fused)]
     no_depth_only = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    assert student._dense_aux_logits(fused, no_depth_only, main) is main
+    assert student._dense_aux_outputs(fused, no_depth_only, main) is main
     depth_only = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    torch.testing.assert_close(student._dense_aux_logits(fused, depth_only, main), student._aux_logits(fused))
+    (aux,) = student._dense_aux_outputs(fused, depth_only, main)
+    torch.testing.assert_close(aux, student.aux(fused, student.net.input_size))
     student_paper, *_ = seg_parts(registry, False)
-    assert student_paper._dense_aux_logits(fused, no_depth_only, main) is not main
+    assert student_paper._dense_aux_outputs(fused, no_depth_only, main) is not main

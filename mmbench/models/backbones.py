@@ -2,8 +2,10 @@
 
 :class:`ResNetEncoder` is torchvision's ResNet-18/34 (``BasicBlock``) and ResNet-50
 (``Bottleneck``), with the same layer names, so torchvision's ImageNet weights load into a
-``width=64`` encoder (:mod:`mmbench.models.pretrained`), and three changes a benchmark of
-RGB-D-IR / MS / SAR data needs:
+``width=64`` encoder (:mod:`mmbench.models.pretrained`); ``resnet34-nbt1d`` is ESANet's ResNet-34
+with Non-Bottleneck-1D blocks (:class:`NonBottleneck1D`, TUI-NICR/ESANet ``src/models/resnet.py``,
+same key names as the authors' ImageNet file). Three changes a benchmark of RGB-D-IR / MS / SAR
+data needs:
 
 * ``in_channels`` is free (1 for depth, 13 for Sentinel-2 MS, 2 for SAR);
 * ``width`` scales every stage (64 = the standard network; the smoke profiles use 16 so a 2-core
@@ -26,10 +28,38 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+
+class NonBottleneck1D(nn.Module):
+    """ERFNet's Non-Bottleneck-1D residual block (Romera et al., T-ITS 2018) as ESANet's encoder
+    and decoder use it (``src/models/resnet.py``): 3×1 conv (stride along H) → ReLU → 1×3 conv
+    (stride along W) → BN → ReLU → 3×1 → ReLU → 1×3 → BN, + the (projected) input, ReLU. The
+    factorised convolutions have biases and the BatchNorms ε = 1e-3, as in the official block."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv3x1_1 = nn.Conv2d(inplanes, planes, (3, 1), stride=(stride, 1), padding=(1, 0))
+        self.conv1x3_1 = nn.Conv2d(planes, planes, (1, 3), stride=(1, stride), padding=(0, 1))
+        self.bn1 = nn.BatchNorm2d(planes, eps=1e-3)
+        self.conv3x1_2 = nn.Conv2d(planes, planes, (3, 1), padding=(1, 0))
+        self.conv1x3_2 = nn.Conv2d(planes, planes, (1, 3), padding=(0, 1))
+        self.bn2 = nn.BatchNorm2d(planes, eps=1e-3)
+        self.act = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1x3_1(self.act(self.conv3x1_1(x)))))
+        out = self.bn2(self.conv1x3_2(self.act(self.conv3x1_2(out))))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.act(out + identity)
+
+
 RESNET_BLOCKS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet34-nbt1d": (NonBottleneck1D, (3, 4, 6, 3)),
 }
 SMALL_INPUT = 96
 
@@ -64,7 +94,8 @@ def stage_channels(width: int, arch: str = "resnet18") -> list[int]:
 
 
 class ResNetEncoder(nn.Module):
-    """ResNet-18/34/50 features for an ``in_channels`` input (see module docstring)."""
+    """ResNet-18/34/50 (or ESANet's ResNet-34 NBt1D) features for an ``in_channels`` input (see
+    module docstring)."""
 
     def __init__(
         self,
@@ -99,9 +130,13 @@ class ResNetEncoder(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
+    def first_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 → BN → ReLU (stride 2), before the max-pool (ESANet fuses modalities here)."""
+        return self.relu(self.bn1(self.conv1(x)))
+
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """conv1 → BN → ReLU → max-pool (identity for the small stem)."""
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.maxpool(self.first_conv(x))
 
     def stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """ResNet stage ``index`` (0-based: ``layer{index + 1}``), for networks that fuse between stages."""
@@ -161,7 +196,7 @@ class MLPEncoder(nn.Module):
 def build_encoder(shape: Sequence[int], arch: str = "resnet18", width: int = 64, stages: int = 4) -> nn.Module:
     """The encoder for a modality of per-sample ``shape`` (``ctx.shapes[m]``).
 
-    * ``[C, H, W]``: a ResNet (``arch`` resnet18 / resnet34 / resnet50, channels scaled by ``width``, 64 =
+    * ``[C, H, W]``: a ResNet (``arch`` resnet18 / resnet34 / resnet50 / resnet34-nbt1d, channels scaled by ``width``, 64 =
       the standard network; a stride-2 3×3 stem below 96 px, else the 7×7 + max-pool stem) with
       ``stages`` stages. Called on ``[B, C, H, W]`` it returns a **list** of ``stages`` feature maps
       ``[B, c_i, H_i, W_i]``, strides 4, 8, 16, 32 (2, 4, 8, 16 with the small stem); channels in

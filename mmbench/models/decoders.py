@@ -8,10 +8,21 @@ upsampled bilinearly to the input size.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+class SegmentationOutputs(NamedTuple):
+    """A segmentation decoder's outputs: the logits at the input size, the side outputs (logits at
+    strides 8, 16, 32 — ESANet's deep supervision; empty for a decoder without) and the decoder's
+    feature maps, coarsest first."""
+
+    logits: torch.Tensor
+    sides: list[torch.Tensor]
+    maps: list[torch.Tensor]
 
 
 class SegmentationDecoder(nn.Module):
@@ -38,6 +49,12 @@ class SegmentationDecoder(nn.Module):
         """Class logits from the finest decoder map, upsampled to ``output_size``."""
         logits = self.classifier(self.smooth(finest))
         return F.interpolate(logits, size=tuple(output_size), mode="bilinear", align_corners=False)
+
+    def outputs(self, features: Sequence[torch.Tensor], output_size: Sequence[int], sides: bool = False) -> SegmentationOutputs:
+        """Logits, no side outputs (this decoder has no deep supervision) and the maps of
+        :meth:`top_down` — the interface of :class:`mmbench.models.ESANetDecoder`."""
+        maps = self.top_down(features)
+        return SegmentationOutputs(self.classify(maps[-1], output_size), [], maps)
 
     def forward(self, features: Sequence[torch.Tensor], output_size: Sequence[int]) -> torch.Tensor:
         return self.classify(self.top_down(features)[-1], output_size)

@@ -1,17 +1,26 @@
-"""The ESANet-style RGB-D(-X) segmentation network (Seichter et al., *Efficient RGB-D Semantic
-Segmentation for Indoor Scene Analysis*, ICRA 2021; TUI-NICR/ESANet), shared by the ``esanet``
-baselines and MMANet's segmentation model (whose official code is an ESANet fork).
+"""The ESANet RGB-D(-X) segmentation network (Seichter et al., *Efficient RGB-D Semantic
+Segmentation for Indoor Scene Analysis*, ICRA 2021; TUI-NICR/ESANet ``src/models/model.py``),
+shared by the ``esanet`` baselines and MMANet's segmentation model (whose official code is an
+ESANet fork).
 
-The first modality (RGB) is the main stream: after the stem and after every ResNet stage each
-modality's map is gated by its own squeeze-and-excitation block and the gated maps are **added**
-(ESANet's ``SE-add``); the sum continues down the main stream while every other stream continues
-on its own features. A pyramid-pooling context module follows the last stage and the core decoder
-combines it with the fused skip features. Absent modalities (and per-sample modality dropout) zero
-a modality's contribution at every fusion point, as the MMANet fork of ESANet does.
+The first modality (RGB) is the main stream: after the first convolution (before the max-pool)
+and after every ResNet stage each modality's map is gated by its own squeeze-and-excitation block
+and the gated maps are **added** (ESANet's ``SE-add``); the sum continues down the main stream
+while every other stream continues on its own features. Absent modalities (and per-sample
+modality dropout) zero a modality's contribution at every fusion point, as the MMANet fork of
+ESANet does.
 
-Adapted: the core ResNet-18/34 ``BasicBlock`` encoders (any width) instead of ImageNet-pretrained
-ResNet-34 Non-Bottleneck-1D blocks, and the core FPN-style decoder instead of ESANet's learned-
-upsampling decoder with deep supervision; more than two modalities are all fused into the first.
+Two decoder sides (``recipe.decoder``):
+
+* ``esanet`` — ESANet's own (:mod:`mmbench.models.esanet_decoder`): skip projections, the context
+  module (``recipe.context``: ``ppm``, Cityscapes ``appm-1-2-4-8``), three NBt1D decoder modules
+  with learned upsampling and side outputs for deep supervision. With ``recipe.backbone`` =
+  ``resnet34-nbt1d`` and ImageNet weights this is ESANet-R34-NBt1D, the official default; with
+  ``resnet50`` the network of MMANet's fork (which forces ``args.encoder = 'resnet50'``).
+* ``light`` — a PSP-style context module (:class:`PyramidPoolingContext`) and the core FPN-style
+  :class:`SegmentationDecoder`, no deep supervision: the smoke profiles' CPU-sized network.
+
+More than two modalities are all fused into the first.
 """
 
 from __future__ import annotations
@@ -22,25 +31,44 @@ import torch
 from torch import nn
 
 from mmbench.models.backbones import SMALL_INPUT, ResNetEncoder
-from mmbench.models.decoders import PyramidPoolingContext, SegmentationDecoder
+from mmbench.models.decoders import PyramidPoolingContext, SegmentationDecoder, SegmentationOutputs
+from mmbench.models.esanet_decoder import ESANetDecoder, ESANetProjection, decoder_channels
 from mmbench.models.fusion import SEBlock
+from mmbench.specs import SEGMENTATION_DECODERS as DECODERS
 
 
 class ESANetwork(nn.Module):
+    """ESANet over ``modalities`` (``shapes[m]`` = ``[C, H, W]``); ``decoder`` / ``context`` as
+    ``recipe.decoder`` / ``recipe.context``."""
+
     def __init__(self, modalities: Sequence[str], shapes: Mapping[str, Sequence[int]], num_classes: int,
-                 arch: str = "resnet34", width: int = 64):
+                 arch: str = "resnet34", width: int = 64, decoder: str = "light", context: str = "ppm"):
         super().__init__()
         self.modalities = tuple(modalities)
         if any(len(shapes[m]) != 3 for m in self.modalities):
             raise ValueError("ESANet needs image modalities [C, H, W]")
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder '{decoder}'; choose one of {', '.join(DECODERS)}")
         self.input_size = tuple(shapes[self.modalities[0]][-2:])
         stem = "small" if min(self.input_size) < SMALL_INPUT else "imagenet"
         self.encoders = nn.ModuleDict({m: ResNetEncoder(shapes[m][0], arch, width, stem) for m in self.modalities})
         channels = [width, *self.encoders[self.modalities[0]].out_channels]  # stem + 4 stages
         self.se = nn.ModuleList(nn.ModuleDict({m: SEBlock(c) for m in self.modalities}) for c in channels)
-        self.context = PyramidPoolingContext(channels[-1])
-        self.feature_channels = channels[1:]
-        self.decoder = SegmentationDecoder(self.feature_channels, num_classes, channels=max(width * 2, 32))
+        self.decoder_kind, self.num_classes, self.width = decoder, num_classes, width
+        if decoder == "esanet":
+            self.projection: nn.Module = ESANetProjection(channels[1:], decoder_channels(width), context, self.input_size)
+            self.feature_channels = list(self.projection.out_channels)
+        else:
+            self.context = PyramidPoolingContext(channels[-1])
+            self.feature_channels = channels[1:]
+        self.decoder = self.make_decoder()
+
+    def make_decoder(self) -> nn.Module:
+        """A new decoder of this network's kind over :meth:`features` (MMANet's auxiliary decoder
+        is a second one, as in the official ``ESANet_KD_Auxi``)."""
+        if self.decoder_kind == "esanet":
+            return ESANetDecoder(decoder_channels(self.width), self.num_classes, self.feature_channels[3])
+        return SegmentationDecoder(self.feature_channels, self.num_classes, channels=max(self.width * 2, 32))
 
     def _fuse(self, level: int, maps: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """SE-add: Σ over present modalities of SE(map) · presence."""
@@ -48,28 +76,49 @@ class ESANetwork(nn.Module):
                  for i, m in enumerate(self.modalities) if m in maps]
         return torch.stack(gated).sum(dim=0)
 
-    def features(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
-        """Fused maps after each stage (the deepest through the context module) for the
-        per-sample presence ``mask`` ``[B, M]``; absent modalities are not encoded."""
+    def encode(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+        """The fused maps after each of the four stages for the per-sample presence ``mask``
+        ``[B, M]``; absent modalities are not encoded."""
         present = [m for i, m in enumerate(self.modalities) if bool(mask[:, i].any())]
         main = self.modalities[0]
-        streams = {m: self.encoders[m].stem(batch[m]) for m in present}
-        fused = self._fuse(0, streams, mask)
-        skips = []
+        first = {m: self.encoders[m].first_conv(batch[m]) for m in present}
+        fused = self._fuse(0, first, mask)
+        streams = {m: self.encoders[m].maxpool(fused if m == main else first[m]) for m in present}
+        stages = []
         for stage in range(4):  # the main stream continues from the fused map, the others on their own
-            streams = {m: self.encoders[m].stage(stage, fused if m == main else streams[m]) for m in present}
+            streams = {m: self.encoders[m].stage(stage, streams[m]) for m in present}
             fused = self._fuse(stage + 1, streams, mask)
-            skips.append(fused)
-        skips[-1] = self.context(skips[-1])
-        return skips
+            stages.append(fused)
+            if main in streams:
+                streams[main] = fused
+        return stages
+
+    def features(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+        """The decoder's four inputs, finest first: the fused stage maps with the context module
+        on the deepest (``esanet``: after the skip projections — the official ``fuse_cache``)."""
+        stages = self.encode(batch, mask)
+        if self.decoder_kind == "esanet":
+            return self.projection(stages)
+        return [*stages[:3], self.context(stages[3])]
+
+    def outputs(self, features: list[torch.Tensor], sides: bool = False) -> SegmentationOutputs:
+        """Logits, side outputs (``esanet`` with ``sides``: strides 8, 16, 32) and decoder maps."""
+        return self.decoder.outputs(features, self.input_size, sides)
 
     def head(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(features, self.input_size)
 
     def decode(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The logits and the decoder's maps (coarsest first, :meth:`SegmentationDecoder.top_down`)."""
-        maps = self.decoder.top_down(features)
-        return self.decoder.classify(maps[-1], self.input_size), maps
+        """The logits and the decoder's maps (coarsest first; the first is ESANet's
+        ``out_down_32_feature``)."""
+        out = self.outputs(features)
+        return out.logits, out.maps
+
+    def training_outputs(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+        """What the training loss is summed over: the logits, then the side outputs (none for
+        ``light``), see :func:`mmbench.models.losses.deep_supervision_loss`."""
+        out = self.outputs(self.features(batch, mask), sides=True)
+        return [out.logits, *out.sides]
 
     def forward(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(batch, mask))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mmbench.models.backbones import ResNetTrunk, build_encoder
-from mmbench.models.decoders import SegmentationDecoder
+from mmbench.models.esanet_decoder import segmentation_head
 from mmbench.models.fusion import SEBlock, fuse_features
 
 
@@ -95,6 +95,8 @@ class FusionNet(nn.Module):
         fusion: str | FusionRule = "concat",
         fusion_stage: int = 4,
         se_reduction: int = 16,
+        decoder: str = "light",
+        context: str = "ppm",
     ):
         super().__init__()
         self.modalities = tuple(modalities)
@@ -133,8 +135,8 @@ class FusionNet(nn.Module):
             self.trunk = ResNetTrunk(fused_channels[-1], arch, width, fusion_stage)
             fused_channels = [*fused_channels, *self.trunk.out_channels]
         self.feature_channels = fused_channels
-        if kind == "segmentation":
-            self.decoder = SegmentationDecoder(fused_channels, num_classes, channels=max(width * 2, 32))
+        if kind == "segmentation":  # recipe.decoder: ESANet's decoder side, or the light FPN one
+            self.decoder = segmentation_head(fused_channels, num_classes, self.input_size, decoder, context, width)
         else:
             self.classifier = nn.Linear(fused_channels[-1], num_classes)
 
@@ -180,6 +182,15 @@ class FusionNet(nn.Module):
         last = fused[-1]
         pooled = last.mean(dim=(2, 3)) if last.dim() == 4 else last
         return self.classifier(pooled)
+
+    def training_outputs(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs the training loss sums over: the logits, then (segmentation with ESANet's
+        decoder) the side outputs — :func:`mmbench.models.losses.deep_supervision_loss`."""
+        fused = self.features(batch, mask)
+        if self.kind != "segmentation":
+            return [self.head(fused)]
+        out = self.decoder.outputs(fused, self.input_size, sides=True)
+        return [out.logits, *out.sides]
 
     def predict_subsets(self, batch: Mapping[str, torch.Tensor], subsets: Sequence[Sequence[str]]) -> dict[tuple[str, ...], torch.Tensor]:
         """Outputs for each deployment subset from one encoding of each needed modality."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -12,6 +14,29 @@ def task_loss(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> tor
     """Cross-entropy for every task kind; segmentation skips the task's ignore index."""
     ignore = task.ignore_index if task.ignore_index is not None else -100
     return F.cross_entropy(logits, target, ignore_index=ignore)
+
+
+def downsample_target(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """A label map ``[B, H, W]`` resized to ``size`` by nearest neighbour (ESANet's
+    ``MultiScaleLabel``: ``cv2.resize(..., INTER_NEAREST)``, source index ⌊i·H/h⌋ — the same as
+    torch's ``nearest``); ignored pixels stay ignored."""
+    if tuple(target.shape[-2:]) == tuple(size):
+        return target
+    resized = F.interpolate(target.unsqueeze(1).to(torch.float32), size=tuple(size), mode="nearest")
+    return resized.squeeze(1).to(target.dtype)
+
+
+def deep_supervision_loss(task: TaskSpec, outputs: Sequence[torch.Tensor], target: torch.Tensor,
+                          class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """ESANet's training loss (``train.py``, ``utils.CrossEntropyLoss2d``): the (class-weighted)
+    cross-entropy of every output — the logits at the input size and the side outputs — against
+    the target downsampled to that output's size (:func:`downsample_target`), **summed** over the
+    outputs. Each term is a weighted mean over the non-ignored pixels (the official Σ loss / Σ
+    weight of the labelled pixels). With one output (and for classification) it is :func:`task_loss`."""
+    ignore = task.ignore_index if task.ignore_index is not None else -100
+    weight = class_weights.to(outputs[0].dtype) if class_weights is not None else None
+    return sum((F.cross_entropy(o, downsample_target(target, o.shape[-2:]) if o.dim() > 2 else target, weight=weight,
+                                ignore_index=ignore) for o in outputs), outputs[0].new_zeros(()))
 
 
 def _one_hot_valid(prob: torch.Tensor, target: torch.Tensor, num_classes: int,

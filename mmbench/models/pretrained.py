@@ -1,8 +1,10 @@
 """ImageNet initialisation of the core ResNet encoders (``recipe.pretrained=imagenet``).
 
 The weights are torchvision's ``IMAGENET1K_V1`` of ResNet-18 / 34 / 50 — what ESANet's and
-MMANet's official segmentation code load — resolved by :mod:`mmbench.weights` (torch's hub cache,
-sha256 recorded). Keys are matched strictly:
+MMANet's official segmentation code load — or a user's file (``recipe.weights``: ESANet's
+``r34_NBt1D.pth`` for ``resnet34-nbt1d``, a checkpoint whose ``state_dict`` holds the ResNet under
+``encoder.``, read as the official ``load_pretrained_with_different_encoder_block`` does),
+resolved by :mod:`mmbench.weights` (sha256 recorded). Keys are matched strictly:
 every parameter and buffer of an encoder must be in the file with its shape (``fc`` and the
 stages an encoder does not keep are the only keys left out).
 
@@ -33,8 +35,12 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     except Exception as exc:
         raise MMBenchError(f"{path} is not a readable PyTorch state dict ({type(exc).__name__}); delete it and "
                            "download it again.") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a training checkpoint, as ESANet's ImageNet files
     if not isinstance(state, dict):
         raise MMBenchError(f"{path} holds a {type(state).__name__}, not a state dict; delete it and download it again.")
+    if any("encoder." in key for key in state):  # ESANet's files: the ResNet under ``encoder.``, then ``fc``
+        state = {key.split("encoder.")[-1]: value for key, value in state.items() if "encoder." in key}
     return state
 
 

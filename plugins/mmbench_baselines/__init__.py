@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import ALL_KINDS, MethodSpec, MMBenchError, hookimpl, parse_subset
+from mmbench import ALL_KINDS, MethodSpec, MMBenchError, ProfileRecipe, hookimpl, parse_subset
 
 __version__ = "0.1.0"
 
@@ -145,6 +145,7 @@ def mmbench_methods() -> list[MethodSpec]:
                 name=name, description=description, build=f"mmbench_baselines.segmentation:{builder}",
                 config=ESANetConfig,
                 kinds=frozenset({"segmentation"}), min_modalities=2,
+                recipe=ProfileRecipe("full", "segmentation", backbone="resnet34-nbt1d"),  # ESANet-R34-NBt1D
                 paper="Seichter et al., Efficient RGB-D Semantic Segmentation for Indoor Scene Analysis, ICRA 2021",
                 repo="https://github.com/TUI-NICR/ESANet",
             )

@@ -13,7 +13,7 @@ from torch import nn
 
 from mmbench import TaskSpec
 from mmbench.engine import Features, MethodModule, RunContext
-from mmbench.models import FusionNet, modality_dropout_mask, subset_mask, task_loss
+from mmbench.models import FusionNet, deep_supervision_loss, modality_dropout_mask, subset_mask
 from mmbench_baselines import fusion_modalities, unimodal_modality
 
 
@@ -34,6 +34,7 @@ class FusionBaseline(MethodModule):
         self.net = FusionNet(
             self.trained, ctx.shapes, task.kind, task.num_classes, arch=backbone or ctx.recipe.backbone,
             width=ctx.recipe.width, fusion=fusion, fusion_stage=fusion_stage, se_reduction=se_reduction,
+            decoder=ctx.recipe.decoder, context=ctx.recipe.context,
         )
 
     def _mask(self, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -43,8 +44,8 @@ class FusionBaseline(MethodModule):
 
     def training_step(self, batch, step):
         target = batch["target"]
-        logits = self.net(batch, self._mask(target.shape[0], target.device))
-        return {"ce": task_loss(self.task, logits, target)}
+        outputs = self.net.training_outputs(batch, self._mask(target.shape[0], target.device))
+        return {"ce": deep_supervision_loss(self.task, outputs, target)}
 
     def predict_subsets(self, batch, subsets):
         return self.net.predict_subsets(batch, subsets)  # each modality encoded once for all subsets

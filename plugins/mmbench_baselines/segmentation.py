@@ -1,5 +1,6 @@
 """The ``esanet`` / ``esanet-dropout`` baselines: :class:`mmbench.models.ESANetwork` trained with
-cross-entropy, with all modalities or with per-sample modality dropout (uniform over the
+cross-entropy — summed over the deep-supervision outputs with ``recipe.decoder=esanet``, as
+ESANet's ``train.py`` — with all modalities or with per-sample modality dropout (uniform over the
 non-empty subsets, as MMANet's ESANet fork)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from torch import nn
 
 from mmbench import TaskSpec
 from mmbench.engine import Features, MethodModule, RunContext
-from mmbench.models import ESANetwork, subset_mask, task_loss, uniform_subset_mask
+from mmbench.models import ESANetwork, deep_supervision_loss, subset_mask, uniform_subset_mask
 
 
 class ESANet(MethodModule):
@@ -23,8 +24,9 @@ class ESANet(MethodModule):
         super().__init__()
         self.task = task
         self.modality_dropout = modality_dropout
-        self.net = ESANetwork(ctx.modalities, ctx.shapes, task.num_classes, config.backbone or ctx.recipe.backbone,
-                              ctx.recipe.width)
+        recipe = ctx.recipe
+        self.net = ESANetwork(ctx.modalities, ctx.shapes, task.num_classes, config.backbone or recipe.backbone,
+                              recipe.width, recipe.decoder, recipe.context)
 
     @classmethod
     def with_dropout(cls, task: TaskSpec, config: Any, ctx: RunContext) -> ESANet:
@@ -37,7 +39,7 @@ class ESANet(MethodModule):
             mask = uniform_subset_mask(target.shape[0], count, target.device)
         else:
             mask = torch.ones(target.shape[0], count, device=target.device)
-        return {"ce": task_loss(self.task, self.net(batch, mask), target)}
+        return {"ce": deep_supervision_loss(self.task, self.net.training_outputs(batch, mask), target)}
 
     def _mask(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
         target = batch["target"]

@@ -114,7 +114,7 @@ SMOKE = CPU_SMOKE.but(epochs=3, batch_size=8, eval_batch_size=16, hflip=True, in
                       limit_eval=100)
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=8, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
               weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, pretrained="imagenet",
-              hflip=True)
+              hflip=True, decoder="esanet", context="appm-1-2-4-8")  # ESANet's / MMANet's Cityscapes context module
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import ALL_KINDS, MethodSpec, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, ProfileRecipe, hookimpl
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,8 @@ def mmbench_methods() -> list[MethodSpec]:
         MethodSpec(
             name="hemis", description="HeMIS: per-modality encoders, mean + variance over available modalities",
             build="mmbench_hemis.models:HeMIS", config=HeMISConfig, kinds=ALL_KINDS, min_modalities=2,
+            # MMANet's NYUv2 / Cityscapes comparison: encoders unified as ResNet-50
+            recipe=ProfileRecipe("full", "segmentation", backbone="resnet50"),
             family="incomplete",
             paper="Havaei et al., HeMIS: Hetero-Modal Image Segmentation, MICCAI 2016",
             repo="https://github.com/ReubenDo/U-HVED (U-HeMIS reimplementation)",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmbench import ALL_KINDS, MethodSpec, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, ProfileRecipe, hookimpl
 
 __version__ = "0.1.0"
 
@@ -64,6 +64,8 @@ def mmbench_methods() -> list[MethodSpec]:
             description="MMANet: margin-aware distillation from a full-modality teacher + weak-combination regulariser",
             build="mmbench_mmanet.models:MMANet", config=MMANetConfig, kinds=ALL_KINDS, min_modalities=2,
             family="incomplete", requires=requires,
+            # segmentation/train_missing_mmanet.py: args.encoder = 'resnet50' (student and teacher)
+            recipe=ProfileRecipe("full", "segmentation", backbone="resnet50"),
             paper="Wei, Luo & Luo, MMANet, CVPR 2023", repo="https://github.com/shicaiwei123/MMANet-CVPR2023",
         ),
     ]

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbench.models import downsample_target
+
 
 def _entropy_weights(teacher_logits: Tensor) -> Tensor:
     """H_i / Σ_j H_j with H the entropy of softmax(teacher logits), no epsilon (as the code)."""
@@ -127,7 +129,7 @@ def mar_loss_dense(aux_outputs: Sequence[Tensor], target: Tensor, sample_masks: 
     selected = (sample_masks == weak_combination.to(sample_masks)).all(dim=1)
     first = aux_outputs[0]
     if not official:
-        scaled = _resized_target(target, first)
+        scaled = downsample_target(target, first.shape[-2:])
         per_pixel = F.cross_entropy(first, scaled, reduction="none", ignore_index=ignore_index)
         valid = (scaled != ignore_index).flatten(1).sum(dim=1).clamp(min=1)
         per_sample = per_pixel.flatten(1).sum(dim=1) / valid
@@ -136,15 +138,10 @@ def mar_loss_dense(aux_outputs: Sequence[Tensor], target: Tensor, sample_masks: 
         return first.new_full((), 1e-16)
     total = first.new_zeros(())
     for output in aux_outputs:
-        scaled = _resized_target(target, output)[selected]
+        scaled = downsample_target(target, output.shape[-2:])[selected]
         losses = F.cross_entropy(output[selected], scaled, weight=class_weights, ignore_index=ignore_index, reduction="sum")
         valid = scaled[scaled != ignore_index]
         weight_sum = class_weights[valid].sum() if class_weights is not None else valid.new_tensor(valid.numel())
         total = total + losses / weight_sum.to(losses.dtype).clamp(min=1e-12)
     return total
 
-
-def _resized_target(target: Tensor, output: Tensor) -> Tensor:
-    if target.shape[-2:] == output.shape[-2:]:
-        return target
-    return F.interpolate(target[:, None].float(), size=output.shape[-2:], mode="nearest")[:, 0].long()

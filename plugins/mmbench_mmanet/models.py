@@ -23,7 +23,7 @@ from mmbench.models import (
     ESANetwork,
     FusionNet,
     ResNetTrunk,
-    SegmentationDecoder,
+    deep_supervision_loss,
     meter_for,
     subset_mask,
     task_loss,
@@ -70,14 +70,16 @@ class MMANet(MethodModule):
     MAD's entropy weights over the teacher's first decoder map with its BatchNorm on batch
     statistics (the official teacher stays in training mode); segmentation MAR on the selected
     samples only, 1e-16 without any, on the main decoder's output when no sample has only the
-    second modality (:func:`mar_loss_dense`). Still missing for segmentation: ESANet's deep
-    supervision (MAR sums one output scale) and median-frequency class weights (unweighted).
+    second modality (:func:`mar_loss_dense`). With ``recipe.decoder=esanet`` (the full profiles)
+    the network is ESANet's with its deep supervision: the CE and MAR are summed over the four
+    outputs and MAD reads the official ``fuse_cache`` (context output and projected skips). Still
+    missing for segmentation: median-frequency class weights (unweighted).
 
     Adaptations, by design: the auxiliary branch takes the same fused features as the main one —
     as the official code does, whose three per-combination auxiliary outputs are therefore one; the
-    official classification script skips its first epoch without updates, mmbench trains it; the
-    segmentation model is the core ESANet network with the recipe's ResNet, not ESANet-R50 with
-    ImageNet weights.
+    official classification script skips its first epoch without updates, mmbench trains it. The
+    full segmentation profile builds ESANet-R50 with ImageNet weights for student and teacher, as
+    the fork forces; the smoke profile the CPU-sized light network.
     """
 
     def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
@@ -87,8 +89,9 @@ class MMANet(MethodModule):
         self.dense = task.kind == "segmentation"
         arch, width = config.backbone or ctx.recipe.backbone, ctx.recipe.width
         if self.dense:  # the official segmentation model is an ESANet fork; its teacher the full ESANet
-            self.net = ESANetwork(self.modalities, ctx.shapes, task.num_classes, arch, width)
-            self.aux = SegmentationDecoder(self.net.feature_channels, task.num_classes, channels=max(width * 2, 32))
+            self.net = ESANetwork(self.modalities, ctx.shapes, task.num_classes, arch, width, ctx.recipe.decoder,
+                                  ctx.recipe.context)
+            self.aux = self.net.make_decoder()
         else:  # the SF network: SE per modality after layer2, shared layer3-4; teacher = SF on full modalities
             stage = config.fusion_stage or 2
             self.net = FusionNet(self.modalities, ctx.shapes, task.kind, task.num_classes, arch=arch, width=width,
@@ -116,8 +119,6 @@ class MMANet(MethodModule):
         return self.net.features(batch, mask)
 
     def _aux_logits(self, fused: list[torch.Tensor]) -> torch.Tensor:
-        if self.dense:
-            return self.aux(fused, self.net.input_size)
         x = fused[self.stage - 1]
         last = self.aux_trunk(x)[-1] if self.aux_trunk is not None else x
         return self.aux(last.mean(dim=(2, 3)) if last.dim() == 4 else last)
@@ -127,14 +128,18 @@ class MMANet(MethodModule):
         target = batch["target"]
         mask = uniform_subset_mask(target.shape[0], len(self.modalities), target.device)
         fused = self._fused(batch, mask)
-        logits = self.net.head(fused)
-        terms = {"ce": task_loss(self.task, logits, target)}
+        if self.dense:  # ESANet's deep supervision: the loss summed over the logits and side outputs
+            out = self.net.outputs(fused, sides=True)
+            outputs = [out.logits, *out.sides]
+            terms = {"ce": deep_supervision_loss(self.task, outputs, target)}
+        else:
+            terms = {"ce": task_loss(self.task, self.net.head(fused), target)}
         if self.epoch > self.begin and int(self.weak_count) > 0:
             official = self.config.official
             if self.dense:
                 terms["mad"] = self.kd_weight * self._dense_mad(batch, fused)
                 terms["mar"] = self.mar_weight * mar_loss_dense(
-                    [self._dense_aux_logits(fused, mask, logits)], target, mask, self.weak[0],
+                    self._dense_aux_outputs(fused, mask, outputs), target, mask, self.weak[0],
                     ignore_index=self._ignore_index(), official=official)
             else:
                 teacher = self.teacher.features(batch, self.modalities)
@@ -158,14 +163,16 @@ class MMANet(MethodModule):
         entropy_of = teacher.decoder[0] if official else teacher.logits
         return sum(mad_loss_dense(s, t, entropy_of) for s, t in zip(fused[-3:], teacher.scales[-3:], strict=True))
 
-    def _dense_aux_logits(self, fused: list[torch.Tensor], mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """The auxiliary decoder's output. Official: it runs only when the batch holds a sample
-        with the second modality but not the first (``torch.sum((1 - p[:, 0]) * p[:, 1]) != 0``,
-        the depth-only combination hard-coded); otherwise MAR is computed on the main decoder's
-        output."""
+    def _dense_aux_outputs(self, fused: list[torch.Tensor], mask: torch.Tensor,
+                           outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The auxiliary decoder's outputs (logits, then its side outputs with the ESANet
+        decoder). Official: it runs only when the batch holds a sample with the second modality
+        but not the first (``torch.sum((1 - p[:, 0]) * p[:, 1]) != 0``, the depth-only combination
+        hard-coded); otherwise MAR is computed on the main decoder's ``outputs``."""
         if self.config.official and not bool(((1 - mask[:, 0]) * mask[:, 1]).any()):
-            return logits
-        return self._aux_logits(fused)
+            return outputs
+        out = self.aux.outputs(fused, self.net.input_size, sides=True)
+        return [out.logits, *out.sides]
 
     def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
         mask = subset_mask(self.modalities, modalities, batch["target"].shape[0], batch["target"].device)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import MethodSpec, hookimpl
+from mmbench import MethodSpec, ProfileRecipe, hookimpl
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,8 @@ def mmbench_methods() -> list[MethodSpec]:
             name="mmformer",
             description="mmFormer: intra- and inter-modal transformers over masked modality tokens + regularisers",
             build="mmbench_mmformer.models:MMFormer", config=MMFormerConfig, kinds=frozenset({"segmentation"}), min_modalities=2,
+            # MMANet's NYUv2 / Cityscapes comparison: encoders unified as ResNet-50
+            recipe=ProfileRecipe("full", "segmentation", backbone="resnet50"),
             family="incomplete", paper="Zhang et al., mmFormer, MICCAI 2022", repo="https://github.com/YaoZhang93/mmFormer",
         ),
     ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import ALL_KINDS, MethodSpec, Reference, hookimpl
+from mmbench import ALL_KINDS, MethodSpec, ProfileRecipe, Reference, hookimpl
 
 __version__ = "0.1.0"
 
@@ -66,6 +66,8 @@ def mmbench_methods() -> list[MethodSpec]:
             description="OS-MD: one-stage modality distillation, deploys the ordinary modality alone",
             build="mmbench_osmd.models:OSMD", config=OSMDConfig, kinds=ALL_KINDS, min_modalities=2,
             family="incomplete", check=_check, requires=requires,
+            # the paper's segmentation model is ESANet's (ESANet-R34-NBt1D)
+            recipe=ProfileRecipe("full", "segmentation", backbone="resnet34-nbt1d"),
             deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if s == (ordinary_modality(trained, cfg),)),
             paper="Wei, Luo & Luo, One-stage Modality Distillation for Incomplete Multimodal Learning",
             repo="no official code (model remnant in https://github.com/shicaiwei123/MMANet-CVPR2023)",

@@ -12,7 +12,7 @@ from torch import nn
 
 from mmbench import TaskSpec
 from mmbench.engine import MethodModule, RunContext
-from mmbench.models import SegmentationDecoder, build_encoder, task_loss
+from mmbench.models import build_encoder, deep_supervision_loss, segmentation_head, task_loss
 from mmbench_osmd import ordinary_modality
 from mmbench_osmd.losses import gradnorm_loss, mmd_loss, output_kl, reconstruction_loss
 
@@ -68,7 +68,9 @@ class OSMD(MethodModule):
       softmax(f_s)) between the privileged model's output and an auxiliary head on φ_s;
     * L_CTN (cross translation): the reconstruction MSE of every scale's CTN (by default the
       remnant ``Cross_Translation`` of the MMANet repository, ``ctn=paper`` for §3.3 as written);
-    * L_TTL: the task loss of the fused representation.
+    * L_TTL: the task loss of the fused representation (segmentation with ``recipe.decoder=esanet``,
+      the full profile: ESANet's decoder — the paper uses "the same model as ESANet" — and its
+      deep-supervision loss summed over the four outputs).
 
     α and β come from GradNorm on the last stage of the task-shared encoder (asymmetry 1.5), which
     balances the two auxiliary losses; the paper also keeps them "an order of magnitude smaller
@@ -96,8 +98,10 @@ class OSMD(MethodModule):
         self.translation = nn.ModuleList(CrossTranslation(c, config.ctn) for c in channels)
         self.input_size = tuple(shape[-2:])
         if self.dense:
-            self.head = SegmentationDecoder(channels, task.num_classes, channels=max(width * 2, 32))
-            self.aux_head = SegmentationDecoder(channels, task.num_classes, channels=max(width * 2, 32))
+            recipe = ctx.recipe  # ESANet's decoder in the full profile: OS-MD's model is ESANet's
+            self.head = segmentation_head(channels, task.num_classes, self.input_size, recipe.decoder, recipe.context, width)
+            self.aux_head = segmentation_head(channels, task.num_classes, self.input_size, recipe.decoder,
+                                              recipe.context, width)
         else:
             self.head = nn.Linear(channels[-1], task.num_classes)
             self.aux_head = nn.Linear(channels[-1], task.num_classes)
@@ -110,7 +114,9 @@ class OSMD(MethodModule):
         last = features[-1]
         return head(last.mean(dim=(2, 3)) if last.dim() == 4 else last)
 
-    def _forward(self, batch: Any) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    def _forward(self, batch: Any, sides: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """(the outputs — logits, then with ``sides`` the deep-supervision side outputs of ESANet's
+        decoder —, the hallucinated features, the CTN loss)."""
         x = batch[self.ordinary]
         hallucinated, ordinary = self.shared(x), self.ordinary_encoder(x)
         fused, ctn = [], x.new_zeros(())
@@ -118,14 +124,18 @@ class OSMD(MethodModule):
             f, loss = block(s, o)
             fused.append(f)
             ctn = ctn + loss
-        return self._output(self.head, fused), hallucinated, ctn
+        if self.dense and sides:
+            out = self.head.outputs(fused, self.input_size, sides=True)
+            return [out.logits, *out.sides], hallucinated, ctn
+        return [self._output(self.head, fused)], hallucinated, ctn
 
     def training_step(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():  # GradNorm renormalisation after the previous optimiser step
             self.task_weights.clamp_(min=1e-3)
             self.task_weights.mul_(2.0 / self.task_weights.sum())
-        logits, hallucinated, ctn = self._forward(batch)
-        ttl = task_loss(self.task, logits, batch["target"])
+        outputs, hallucinated, ctn = self._forward(batch, sides=True)
+        ttl = deep_supervision_loss(self.task, outputs, batch["target"]) if self.dense else task_loss(
+            self.task, outputs[0], batch["target"])
         privileged = self.teacher.features(batch, self.privileged)
         levels = 3 if self.dense else 1
         mmd = sum(mmd_loss(s, p) for s, p in zip(hallucinated[-levels:], privileged.scales[-levels:], strict=True))
@@ -147,7 +157,7 @@ class OSMD(MethodModule):
                 "ctn": scale * self.task_weights[1].detach() * ctn, "gradnorm": balance}
 
     def predict(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
-        return self._forward(batch)[0]
+        return self._forward(batch)[0][0]
 
     def report(self) -> dict[str, Any]:
         return {"ordinary": self.ordinary, "privileged": list(self.privileged),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmbench import MethodSpec, hookimpl
+from mmbench import MethodSpec, ProfileRecipe, hookimpl
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,8 @@ def mmbench_methods() -> list[MethodSpec]:
         MethodSpec(
             name="rfnet", description="RFNet: region-aware fusion guided by region maps + per-modality decoder regulariser",
             build="mmbench_rfnet.models:RFNet", config=RFNetConfig, kinds=frozenset({"segmentation"}), min_modalities=2,
+            # MMANet's NYUv2 / Cityscapes comparison: encoders unified as ResNet-50
+            recipe=ProfileRecipe("full", "segmentation", backbone="resnet50"),
             family="incomplete", paper="Ding et al., RFNet, ICCV 2021", repo="https://github.com/dyh127/RFNet",
         ),
     ]

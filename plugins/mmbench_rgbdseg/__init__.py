@@ -97,14 +97,17 @@ def _dataset(name: str, description: str, repo: str, revision: str, sizes: dict[
 
 
 # The MMANet segmentation code's recipe (its ESANet fork; the paper's text says Adam, the code runs
-# SGD): SGD nesterov lr 0.01, momentum 0.9, wd 1e-4, batch 8, 300 epochs, one-cycle, 640×480. Its
-# encoders start from torchvision's ImageNet weights (ESANet's default ResNet-34, the OS-MD setting;
-# MMANet's fork forces ResNet-50: --set recipe.backbone=resnet50).
-# Smoke: a quarter of the resolution, a few epochs, on CPU, from scratch.
+# SGD): SGD nesterov lr 0.01, momentum 0.9, wd 1e-4, batch 8, 300 epochs, one-cycle, 640×480, ESANet's
+# decoder (ppm context, deep supervision). Encoders start from ImageNet weights: torchvision's
+# ResNet-34 for any method; the methods fix their paper's encoder (ProfileRecipe): ESANet / OS-MD
+# ResNet-34 NBt1D (the authors' weights file, recipe.weights), MMANet and the methods its tables
+# compare (RFNet, mmFormer, HeMIS) ResNet-50.
+# Smoke: a quarter of the resolution, a few epochs, on CPU, from scratch, the light decoder.
 SMOKE = CPU_SMOKE.but(epochs=4, batch_size=16, eval_batch_size=32, hflip=True, input_scale=0.25, limit_train=320,
                       limit_eval=160)
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=16, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
-              weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, pretrained="imagenet", hflip=True)
+              weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, pretrained="imagenet", hflip=True,
+              decoder="esanet", context="ppm")
 
 
 @hookimpl

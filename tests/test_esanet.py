@@ -1,0 +1,255 @@
+"""ESANet's network as the official code builds it (TUI-NICR/ESANet ``src/models/model.py``,
+``context_modules.py``, ``resnet.py``): NBt1D encoder, decoder with learned upsampling and deep
+supervision, context modules; the full profiles' per-method encoders and their ImageNet weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import one_line_error, run_cli
+from mmbench.errors import MMBenchError
+from mmbench.models import (
+    ESANetwork,
+    NonBottleneck1D,
+    ResNetEncoder,
+    deep_supervision_loss,
+    downsample_target,
+)
+from mmbench.models.esanet_decoder import ESANetDecoder, LearnedUpsample, PyramidPooling
+from mmbench.models.pretrained import initialise_from_imagenet
+from mmbench.weights import pretrained_weights
+
+RGBD = ("rgb", "depth")
+
+
+def esanet(arch: str, classes: int, size=(480, 640), context: str = "ppm") -> ESANetwork:
+    return ESANetwork(RGBD, {"rgb": (3, *size), "depth": (1, *size)}, classes, arch, 64, "esanet", context)
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# Parameter counts and state-dict sizes of the official ESANet, obtained by instantiating
+# ``ESANet(height, width, num_classes, encoder_rgb=encoder_depth=E, encoder_block=B,
+# channels_decoder=[512, 256, 128], nr_decoder_blocks=[3, 3, 3], context_module=C,
+# upsampling='learned-3x3-zeropad', pretrained_on_imagenet=False)`` of TUI-NICR/ESANet at f72ea8a
+# (its train.py defaults; ResNet-50 is MMANet's fork's ``args.encoder = 'resnet50'``). mmbench's
+# network loaded with the same (random) weights gave the official outputs exactly in eval mode and
+# to 1e-5 for all four training outputs when this was checked.
+OFFICIAL = [
+    # backbone, classes, input, context, parameters, state-dict entries
+    ("resnet34-nbt1d", 40, (480, 640), "ppm", 46_955_840, 898),           # ESANet-R34-NBt1D, NYUv2
+    ("resnet34-nbt1d", 37, (480, 640), "ppm", 46_949_624, 898),           # SUN RGB-D
+    ("resnet34-nbt1d", 19, (512, 1024), "appm-1-2-4-8", 46_912_328, 910),  # Cityscapes
+    ("resnet50", 40, (480, 640), "ppm", 71_733_544, 910),                 # MMANet's fork, NYUv2
+    ("resnet34", 40, (480, 640), "ppm", 59_950_912, 706),                 # ESANet-R34 (BasicBlock)
+]
+
+
+@pytest.mark.parametrize(("arch", "classes", "size", "context", "parameters", "entries"), OFFICIAL)
+def test_parameter_counts_equal_the_official_esanet(arch, classes, size, context, parameters, entries):
+    net = esanet(arch, classes, size, context)
+    assert count(net) == parameters
+    assert len(net.state_dict()) == entries
+
+
+def decoder_module_count(cin: int, c: int, k: int) -> int:
+    """3×3 conv (no bias) + BN, three NBt1D (four factorised convs with bias, two BNs), 1×1 side
+    output with bias, depthwise 3×3 learned upsampling with bias."""
+    nbt1d = 4 * (3 * c * c + c) + 2 * 2 * c
+    return 9 * cin * c + 2 * c + 3 * nbt1d + (c * k + k) + (9 * c + c)
+
+
+def test_decoder_parameters_follow_the_published_architecture():
+    k = 40
+    expected = (decoder_module_count(512, 512, k) + decoder_module_count(512, 256, k)
+                + decoder_module_count(256, 128, k) + (9 * 128 * k + k) + 2 * (9 * k + k))
+    assert count(ESANetDecoder([512, 256, 128], k)) == expected == 16_335_296
+
+
+def test_nbt1d_encoder_is_esanets_resnet34_nbt1d():
+    encoder = ResNetEncoder(3, "resnet34-nbt1d", 64)
+    # the official ResNet34(block=NonBottleneck1D) without fc, counted as above
+    assert count(encoder) == 14_787_136
+    assert [len(getattr(encoder, f"layer{i}")) for i in range(1, 5)] == [3, 4, 6, 3]
+    block = encoder.layer2[0]
+    assert isinstance(block, NonBottleneck1D) and block.conv3x1_1.stride == (2, 1) and block.conv1x3_1.stride == (1, 2)
+    assert block.bn1.eps == 1e-3 and block.conv3x1_1.bias is not None
+    assert [f.shape[-2:] for f in encoder(torch.randn(1, 3, 64, 96))] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+
+
+def test_training_outputs_are_the_logits_and_three_side_outputs():
+    net = esanet("resnet34-nbt1d", 40, (96, 128))
+    batch = {"rgb": torch.randn(2, 3, 96, 128), "depth": torch.randn(2, 1, 96, 128)}
+    outputs = net.train().training_outputs(batch, torch.ones(2, 2))
+    assert [tuple(o.shape) for o in outputs] == [(2, 40, 96, 128), (2, 40, 12, 16), (2, 40, 6, 8), (2, 40, 3, 4)]
+    net.eval()
+    with torch.no_grad():
+        logits, maps = net.decode(net.features(batch, torch.ones(2, 2)))
+    assert logits.shape == (2, 40, 96, 128)
+    assert [m.shape[1:] for m in maps] == [(512, 6, 8), (256, 12, 16), (128, 24, 32)]  # out_down_32_feature first
+
+
+def test_light_networks_have_no_side_outputs():
+    net = ESANetwork(RGBD, {"rgb": (3, 32, 32), "depth": (1, 32, 32)}, 5, "resnet18", 8)
+    outputs = net.training_outputs({"rgb": torch.randn(2, 3, 32, 32), "depth": torch.randn(2, 1, 32, 32)},
+                                   torch.ones(2, 2))
+    assert len(outputs) == 1
+
+
+def test_learned_upsampling_starts_as_esanets_bilinear_kernel():
+    up = LearnedUpsample(2)
+    assert torch.equal(up.conv.weight[0, 0], torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16)
+    x = torch.full((1, 2, 4, 4), 3.0)
+    with torch.no_grad():
+        y = up(x)
+    assert y.shape == (1, 2, 8, 8)
+    torch.testing.assert_close(y[..., 1:-1, 1:-1], torch.full((1, 2, 6, 6), 3.0))  # zero padding at the border
+    assert y[0, 0, 0, 0].item() == pytest.approx(3.0 * 9 / 16)
+
+
+def test_adaptive_pyramid_pooling_scales_its_bins_with_the_input():
+    appm = PyramidPooling(8, 4, (1, 2, 4, 8), adaptive=True, input_size=(2, 4))
+    seen = []
+    handle = torch.nn.Module.register_forward_pre_hook(appm.branches[1], lambda m, a: seen.append(a[0].shape[-2:]))
+    appm.eval()(torch.randn(1, 8, 2, 4))
+    appm(torch.randn(1, 8, 4, 8))  # twice the training size: bins × 2 (the official int(ratio + 0.5))
+    handle.remove()
+    assert seen == [(2, 2), (4, 4)]
+    ppm = PyramidPooling(8, 4, (1, 5), adaptive=False, input_size=(2, 4))
+    assert count(ppm) == 2 * (8 * 4 + 2 * 4) + (8 + 2 * 4) * 4 + 2 * 4
+
+
+def test_deep_supervision_sums_cross_entropy_over_nearest_downsampled_targets():
+    task = type("Task", (), {"ignore_index": 255})()
+    torch.manual_seed(0)
+    target = torch.randint(0, 4, (2, 16, 24))
+    target[0, :3] = 255
+    outputs = [torch.randn(2, 4, 16, 24, requires_grad=True), torch.randn(2, 4, 2, 3), torch.randn(2, 4, 1, 1)]
+    weights = torch.tensor([1.0, 2.0, 0.5, 1.5])
+    expected = 0.0
+    for output in outputs:  # cv2.resize INTER_NEAREST: source index floor(i * H / h)
+        h, w = output.shape[-2:]
+        rows, cols = np.floor(np.arange(h) * 16 / h).astype(int), np.floor(np.arange(w) * 24 / w).astype(int)
+        small = target.numpy()[:, rows][:, :, cols]
+        logp = F.log_softmax(output.detach(), 1).numpy()
+        valid = small != 255
+        picked = np.take_along_axis(logp, np.where(valid, small, 0)[:, None], 1)[:, 0]
+        wt = weights.numpy()[np.where(valid, small, 0)] * valid
+        expected += float(-(picked * wt).sum() / wt.sum())
+    loss = deep_supervision_loss(task, outputs, target, weights)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert torch.equal(downsample_target(target, (16, 24)), target)
+    single = deep_supervision_loss(task, outputs[:1], target)
+    assert single.item() == pytest.approx(F.cross_entropy(outputs[0], target, ignore_index=255).item(), rel=1e-6)
+
+
+def esanet_nbt1d_file(tmp_path, seed: int = 3):
+    """A file in the format of ESANet's ``r34_NBt1D.pth`` (a training checkpoint whose
+    ``state_dict`` holds the ResNet under ``encoder.`` and an ImageNet ``fc``)."""
+    torch.manual_seed(seed)
+    encoder = ResNetEncoder(3, "resnet34-nbt1d", 64)
+    state = {f"encoder.{k}": torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in encoder.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state |= {"fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+    path = tmp_path / "r34_NBt1D.pth"
+    torch.save({"epoch": 7, "state_dict": state}, path)
+    return path, state
+
+
+def test_esanets_nbt1d_imagenet_file_loads_strictly_with_the_depth_stem(tmp_path):
+    path, state = esanet_nbt1d_file(tmp_path)
+    net = esanet("resnet34-nbt1d", 40, (96, 128))
+    weights = pretrained_weights("resnet34-nbt1d", str(path))
+    assert weights.name == "resnet34-nbt1d ImageNet weights from r34_NBt1D.pth" and len(weights.sha256) == 64
+    done = initialise_from_imagenet(net, "resnet34-nbt1d", weights)
+    assert sorted(done) == ["encoders.depth", "encoders.rgb"]
+    rgb, depth = net.encoders["rgb"].state_dict(), net.encoders["depth"].state_dict()
+    assert torch.equal(rgb["layer3.2.conv1x3_2.weight"], state["encoder.layer3.2.conv1x3_2.weight"])
+    assert torch.equal(depth["conv1.weight"], state["encoder.conv1.weight"].sum(dim=1, keepdim=True))
+
+
+def test_nbt1d_without_its_file_is_one_line_naming_where_it_comes_from():
+    with pytest.raises(MMBenchError) as error:
+        pretrained_weights("resnet34-nbt1d")
+    message = str(error.value)
+    assert "r34_NBt1D.pth" in message and "TUI-NICR/ESANet" in message and "recipe.backbone=resnet34" in message
+    with pytest.raises(MMBenchError, match="no such file"):
+        pretrained_weights("resnet34-nbt1d", "/nonexistent/r34_NBt1D.pth")
+
+
+def test_full_profiles_fix_each_papers_encoder_and_teachers_inherit_it(registry, monkeypatch, tmp_path):
+    from test_pretrained import write_weights
+
+    from mmbench.plan import plan_run
+
+    write_weights(tmp_path, monkeypatch, "resnet50")
+    plan = plan_run(registry, "mmanet", "seg-nyuv2", 0, {}, "full")
+    assert (plan.recipe.backbone, plan.recipe.decoder, plan.recipe.context) == ("resnet50", "esanet", "ppm")
+    (teacher,) = plan.dependencies
+    assert teacher.plan.method.name == "esanet" and teacher.plan.recipe.backbone == "resnet50"
+    assert teacher.plan.pretrained.sha256 == plan.pretrained.sha256
+    for method in ("rfnet", "mmformer", "hemis"):
+        assert plan_run(registry, method, "seg-nyuv2", 0, {}, "full").recipe.backbone == "resnet50"
+    city = plan_run(registry, "mmanet", "seg-cityscapes", 0, {}, "full")
+    assert city.recipe.context == "appm-1-2-4-8"
+    smoke = plan_run(registry, "mmanet", "seg-nyuv2", 0, {}, "smoke")
+    assert (smoke.recipe.backbone, smoke.recipe.decoder, smoke.recipe.pretrained) == ("resnet18", "light", "none")
+    face = plan_run(registry, "mmanet", "cls-casia-surf", 0, {}, "full")
+    assert (face.recipe.backbone, face.recipe.pretrained) == ("resnet18", "none")
+    path, _ = esanet_nbt1d_file(tmp_path)
+    for method in ("esanet", "osmd"):
+        with pytest.raises(MMBenchError, match="r34_NBt1D.pth"):
+            plan_run(registry, method, "seg-nyuv2", 0, {}, "full")
+        nbt1d = plan_run(registry, method, "seg-nyuv2", 0, {"recipe.weights": str(path)}, "full")
+        assert nbt1d.recipe.backbone == "resnet34-nbt1d"
+        assert all(d.plan.recipe.backbone == "resnet34-nbt1d" and d.plan.recipe.weights == str(path)
+                   for d in nbt1d.dependencies)
+
+
+def test_bad_network_recipe_values_are_one_line(tmp_path):
+    for setting, text in (("recipe.decoder=unet", "recipe.decoder='unet'"),
+                          ("recipe.context=aspp", "recipe.context='aspp'"),
+                          ("recipe.weights=/x.pth", "needs recipe.pretrained=imagenet")):
+        line = one_line_error(run_cli("run", "--method", "esanet", "--task", "synth-rgbd-seg", "--set", setting,
+                                      "--out", str(tmp_path)))
+        assert text in line, line
+
+
+FULL_STEP = {"recipe.epochs": "1", "recipe.batch_size": "2", "recipe.eval_batch_size": "2", "recipe.limit_train": "2",
+             "recipe.limit_eval": "2"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["esanet", "mmanet", "osmd", "rfnet", "mmformer", "hemis"])
+def test_a_full_profile_nyuv2_run_takes_a_step_on_its_papers_network(method, tmp_path, monkeypatch):
+    """seg-nyuv2 ``--profile full`` on the hub fixture: one optimisation step (and the evaluation)
+    of each method on its paper's encoder, started from ImageNet weights in the cache — at 480×640
+    for the ESANet-based networks, a quarter of it for RFNet / mmFormer / HeMIS."""
+    from test_pretrained import write_weights
+
+    from conftest import tiny_hub_sizes, write_nyuv2_hub_fixture
+    from mmbench.artifacts import ArtifactCache
+    from mmbench.engine.runner import Runner
+    from mmbench.plan import plan_run
+    from mmbench.plugins import Registry
+
+    write_nyuv2_hub_fixture()
+    tiny_hub_sizes(monkeypatch)
+    write_weights(tmp_path, monkeypatch, "resnet50")
+    overrides = dict(FULL_STEP)
+    if method in ("rfnet", "mmformer", "hemis"):  # their own decoders at full size take minutes on CPU
+        overrides["recipe.input_scale"] = "0.25"
+    if method in ("esanet", "osmd"):
+        overrides["recipe.weights"] = str(esanet_nbt1d_file(tmp_path)[0])
+    registry = Registry.load()
+    plan = plan_run(registry, method, "seg-nyuv2", 0, overrides, "full")
+    runner = Runner(registry, out=tmp_path / "runs", device="cpu", artifacts=ArtifactCache(tmp_path / "artifacts"))
+    record, _ = runner.run(plan)
+    assert record.status == "completed" and record.profile == "full"
+    assert record.recipe["backbone"] == ("resnet34-nbt1d" if method in ("esanet", "osmd") else "resnet50")
+    assert record.recipe["decoder"] == "esanet" and record.pretrained.sha256 == plan.pretrained.sha256
