@@ -12,7 +12,7 @@ import textwrap
 import typing
 from typing import Any
 
-from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, TaskSpec, subset_key
+from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, ProfileRecipe, TaskSpec, subset_key
 
 
 def _type_name(annotation: Any) -> str:
@@ -73,8 +73,20 @@ def describe_method(spec: MethodSpec, plugin: PluginInfo) -> tuple[dict[str, Any
              "minimum modalities": spec.min_modalities,
              "distillation": "teacher → student, resolved per task" if spec.distillation else "no",
              "needs": _needs(spec),
-             "serves as": "the distillation protocol's TEACHER / STUDENT reference" if spec.reference else "-"}
+             "serves as": "the distillation protocol's TEACHER / STUDENT reference" if spec.reference else "-",
+             "recipe fields it fixes": _fixed_recipe(spec)}
     return facts, method_options(spec)
+
+
+def _fixed_recipe(spec: MethodSpec) -> str:
+    """``MethodSpec.recipe`` in words."""
+    recipe = spec.recipe
+    if isinstance(recipe, ProfileRecipe):
+        fields = ", ".join(f"{k}={v}" for k, v in recipe.fields.items())
+        return f"{fields} (the {recipe.profile} profile" + (f" of {recipe.kind} tasks)" if recipe.kind else ")")
+    if callable(recipe):
+        return "per task and profile (see mmbench run --dry-run)"
+    return ", ".join(f"{k}={v}" for k, v in recipe.items()) or "-"
 
 
 def _needs(spec: MethodSpec) -> str:

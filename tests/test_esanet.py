@@ -220,6 +220,53 @@ def test_bad_network_recipe_values_are_one_line(tmp_path):
         assert text in line, line
 
 
+def test_encoders_start_from_imagenet_before_a_method_copies_its_pretrained_model_in(registry, tmp_path):
+    """OS-MD initialises its ordinary encoder from its pretrained unimodal model: ImageNet weights
+    are loaded as encoders are built, so they never overwrite that copy."""
+    from mmbench.engine.summary import build_untrained
+    from mmbench.plan import plan_run
+
+    path, state = esanet_nbt1d_file(tmp_path)
+    plan = plan_run(registry, "osmd", "seg-nyuv2", 0, {"recipe.weights": str(path), "recipe.input_scale": "0.2"}, "full")
+    built: dict = {}
+    for dependency in plan.all_dependencies():
+        built[dependency.run_id] = build_untrained(dependency, built, pretrained=True)
+    ordinary = next(d for d in plan.dependencies if d.role == "ordinary")
+    trained_encoder = built[ordinary.plan.run_id].encoder("rgb")
+    assert torch.equal(trained_encoder.conv1.weight, state["encoder.conv1.weight"])
+    with torch.no_grad():  # as if trained
+        trained_encoder.conv1.weight.add_(1.0)
+    module = build_untrained(plan, built, pretrained=True)
+    assert torch.equal(module.ordinary_encoder.conv1.weight, trained_encoder.conv1.weight)
+    assert torch.equal(module.shared.conv1.weight, state["encoder.conv1.weight"])
+
+def test_dry_run_summary_counts_the_full_mmanet_networks(registry, monkeypatch, tmp_path):
+    """MMANet full on seg-nyuv2: the ESANet-R50 teacher (the official 71,733,544 parameters, the
+    RGB encoder the official ``encoder_rgb``'s 23,508,032) and the student with its auxiliary
+    ESANet decoder (16,335,296 more)."""
+    from test_pretrained import write_weights
+
+    from mmbench.engine.summary import network_summaries
+    from mmbench.plan import plan_run
+
+    write_weights(tmp_path, monkeypatch, "resnet50")
+    plan = plan_run(registry, "mmanet", "seg-nyuv2", 0, {}, "full")
+    teacher, student = network_summaries(plan)
+    assert (teacher.role, teacher.method, student.role, student.method) == ("teacher", "esanet", "run", "mmanet")
+    assert teacher.parameters == 71_733_544 and student.parameters == 71_733_544 + 16_335_296
+    assert student.inputs == {"rgb": (3, 480, 640), "depth": (1, 480, 640)}
+    rows = {row.name: row for row in student.rows}
+    assert rows["net.encoders.rgb"].parameters == 23_508_032 and rows["aux"].kind == "ESANetDecoder"
+    assert student.pretrained.sha256 == plan.pretrained.sha256 and student.backbone == "resnet50"
+
+
+def test_dry_run_prints_each_network(tmp_path):
+    result = run_cli("run", "--method", "mmanet", "--task", "synth-rgbd-seg", "--dry-run", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "teacher: esanet" in text and "run: mmanet" in text and "net.encoders.rgb" in text
+    assert "pretrained weights: none (trained from scratch)" in text and "aux" in text
+
 FULL_STEP = {"recipe.epochs": "1", "recipe.batch_size": "2", "recipe.eval_batch_size": "2", "recipe.limit_train": "2",
              "recipe.limit_eval": "2"}
 
@@ -253,3 +300,77 @@ def test_a_full_profile_nyuv2_run_takes_a_step_on_its_papers_network(method, tmp
     assert record.status == "completed" and record.profile == "full"
     assert record.recipe["backbone"] == ("resnet34-nbt1d" if method in ("esanet", "osmd") else "resnet50")
     assert record.recipe["decoder"] == "esanet" and record.pretrained.sha256 == plan.pretrained.sha256
+
+
+def test_step_memory_counts_saved_activations_once_and_not_the_parameters():
+    from mmbench.engine.memory import step_memory
+
+    layer = torch.nn.Linear(100, 50)
+    x = torch.randn(8, 100)
+    memory = step_memory(layer, lambda: torch.relu(layer(x)).sum() + torch.relu(layer(x)).sum() * 0, 8)
+    # addmm saves its input x (8×100 fp32), ReLU its output (8×50), twice: x is one storage
+    assert memory.activations == 8 * 100 * 4 + 2 * 8 * 50 * 4
+    assert memory.parameters == memory.trainable == (100 * 50 + 50) * 4
+    assert memory.total(16, "sgd") == 3 * memory.parameters + 2 * memory.activations
+    assert layer.weight.grad is not None
+
+
+FULL_NETWORKS = [  # (method, task): every distinct network a full profile builds
+    ("esanet", "seg-nyuv2"), ("mmanet", "seg-nyuv2"), ("osmd", "seg-nyuv2"), ("rfnet", "seg-nyuv2"),
+    ("mmformer", "seg-nyuv2"), ("hemis", "seg-nyuv2"), ("esanet", "seg-cityscapes"), ("mmanet", "cls-casia-surf"),
+    ("discomkd", "cls-eurosat-mssar"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "task"), FULL_NETWORKS)
+def test_full_networks_train_at_full_size_with_amp_and_channels_last(method, task, registry, monkeypatch, tmp_path,
+                                                                     record_property):
+    """GPU readiness on CPU: one forward / backward of each full-profile network at its full input
+    size, batch 2, under autocast (bfloat16 on CPU) with channels-last inputs and weights; the
+    activation memory per sample is recorded (``step_memory``) for the README's GPU figures."""
+    from test_pretrained import write_weights
+
+    from mmbench.engine import TrainedModel
+    from mmbench.engine.memory import step_memory
+    from mmbench.engine.summary import build_untrained, spec_shapes
+    from mmbench.plan import plan_run
+
+    write_weights(tmp_path, monkeypatch, "resnet50")
+    overrides = {"recipe.weights": str(esanet_nbt1d_file(tmp_path)[0])} if method in ("esanet", "osmd") else {}
+    plan = plan_run(registry, method, task, 0, overrides, "full")
+    torch.manual_seed(0)
+    module = build_untrained(plan).train().to(memory_format=torch.channels_last)
+    shapes, classes = spec_shapes(plan), plan.task.num_classes
+    batch = {m: torch.randn(2, *s).contiguous(memory_format=torch.channels_last) for m, s in shapes.items()}
+    size = next(s[-2:] for s in shapes.values())
+    batch["target"] = torch.randint(0, classes, (2, *size) if plan.task.kind == "segmentation" else (2,))
+    if method == "mmanet":  # past the begin epoch with a weak combination: MAD and MAR (and the teacher) run
+        module.epoch, module.weak_count = module.begin + 1, torch.tensor(1)
+        module.weak[0] = torch.tensor([0.0, 1.0] + [0.0] * (len(plan.modalities) - 2))
+    frozen = [value._module for value in vars(module).values() if isinstance(value, TrainedModel)]  # teachers
+
+    def step() -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            terms = module.training_step(batch, 0)
+        assert all(torch.isfinite(t.float()).all() for t in terms.values()), terms
+        return sum(t.float() for t in terms.values())
+
+    memory = step_memory(module, step, batch=2, frozen=frozen)
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
+    per_sample = memory.activations_per_sample / 2**20
+    total = memory.total(plan.recipe.batch_size, plan.recipe.optimizer) / 2**30
+    record_property("activation_mib_per_sample", round(per_sample, 1))
+    record_property(f"step_gib_at_batch_{plan.recipe.batch_size}", round(total, 2))
+    print(f"\n{method} {task}: {per_sample:.0f} MiB activations per sample, "
+          f"~{total:.1f} GiB at batch {plan.recipe.batch_size}")
+
+
+def test_listings_show_the_recipe_per_profile_and_what_a_method_fixes():
+    method = " ".join(run_cli("list", "methods", "mmanet").stdout.split())
+    assert "backbone=resnet50 (the full profile of segmentation tasks)" in method
+    task = run_cli("list", "tasks", "seg-cityscapes").stdout
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
+            for line in task.splitlines() if line.count("│") == 4}
+    assert rows["decoder"] == ["light", "esanet"] and rows["context"] == ["ppm", "appm-1-2-4-8"]

@@ -108,8 +108,12 @@ def _describe(registry: Registry, args: argparse.Namespace) -> int:
     for key, value in facts.items():
         facts_table.add_row(key, escape(_cell(value)))
     console.print(facts_table)
-    if options:
-        console.print(_table("options (--set KEY=VALUE)" if kind == "method" else "recipes", options))
+    if options and kind == "task":  # one row per recipe field, one column per profile
+        rows = [{"field (--set recipe.FIELD=...)": name, **{r["profile"]: r[name] for r in options}}
+                for name in options[0] if name != "profile"]
+        console.print(_table("recipes", rows))
+    elif options:
+        console.print(_table("options (--set KEY=VALUE)", options))
     return 0
 
 

@@ -131,6 +131,22 @@ def dry_run_table(plans: list[RunPlan], status: Any) -> Table:
     return table
 
 
+def network_table(summary: Any, segmentation: bool) -> Table:
+    """One network of ``--dry-run``: inputs, encoder, decoder, weights, parameters per module."""
+    inputs = ", ".join(f"{m} {'×'.join(map(str, shape))}" for m, shape in summary.inputs.items())
+    network = f"backbone {summary.backbone}" + (f", decoder {summary.decoder} ({summary.context})" if segmentation else "")
+    weights = (f"{summary.pretrained.name} ({summary.pretrained.path.name}, sha256 {summary.pretrained.sha256})"
+               if summary.pretrained is not None else "none (trained from scratch)")
+    table = Table(title=f"{summary.role}: {summary.method} ({summary.run_id}) — inputs {inputs}; {network}; "
+                  f"pretrained weights: {weights}", title_justify="left")
+    for column, justify in (("module", "left"), ("class", "left"), ("parameters", "right")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in summary.rows:
+        table.add_row(row.name, row.kind, f"{row.parameters:,}")
+    table.add_row("total", "", f"{summary.parameters:,}", style="bold")
+    return table
+
+
 def run_command(args: argparse.Namespace) -> int:
     from mmbench import api
 
@@ -144,7 +160,12 @@ def run_command(args: argparse.Namespace) -> int:
     for info in registry.broken:
         err.print(f"warning: plugin '{info.name}' is broken and was skipped: {info.error}", markup=False)
     if args.dry_run:
-        StdoutConsole(min_pipe_width=160).print(dry_run_table(plans, _status(args.out)))
+        out = StdoutConsole(min_pipe_width=160)
+        out.print(dry_run_table(plans, _status(args.out)))
+        from mmbench.engine.summary import network_summaries
+
+        for summary in network_summaries(plans[0]):  # every seed builds the same networks
+            out.print(network_table(summary, plans[0].task.kind == "segmentation"))
         return 0
 
     from mmbench.engine.distributed import world_from_env

@@ -22,6 +22,7 @@ from mmbench import interrupts
 from mmbench.artifacts import ArtifactCache
 from mmbench.config import to_jsonable
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
+from mmbench.engine.build import build_method
 from mmbench.engine.checkpoint import checkpoint_epochs
 from mmbench.engine.context import RunContext
 from mmbench.engine.distributed import SINGLE, World
@@ -194,17 +195,7 @@ class Runner:
             yield to_device(batch, self.device)
 
     def _build(self, plan: RunPlan, ctx: RunContext) -> MethodModule:
-        module = plan.method.builder()(plan.task, plan.config, ctx)
-        if not isinstance(module, MethodModule):
-            raise MMBenchError(
-                f"method '{plan.method.name}': build() must return an mmbench.engine.MethodModule, "
-                f"got {type(module).__name__}."
-            )
-        if plan.pretrained is not None:  # before any checkpoint is restored over it
-            from mmbench.models.pretrained import initialise_from_imagenet
-
-            initialise_from_imagenet(module, plan.recipe.backbone, plan.pretrained)
-        return module
+        return build_method(plan, ctx)
 
     # -- dependencies --------------------------------------------------------------------------------
     def dependency_status(self, plan: RunPlan) -> str:

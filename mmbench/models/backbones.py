@@ -22,7 +22,8 @@ modalities (tabular / pre-extracted features).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -62,6 +63,16 @@ RESNET_BLOCKS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     "resnet34-nbt1d": (NonBottleneck1D, (3, 4, 6, 3)),
 }
 SMALL_INPUT = 96
+
+ON_BUILT: ContextVar[Callable[[nn.Module], None] | None] = ContextVar("mmbench_on_encoder_built", default=None)
+"""Called with every ResNet encoder / trunk at the end of its construction (set by
+:func:`mmbench.models.pretrained.imagenet_initialisation`)."""
+
+
+def _built(module: nn.Module) -> None:
+    hook = ON_BUILT.get()
+    if hook is not None:
+        hook(module)
 
 
 def _block(arch: str) -> type[nn.Module]:
@@ -129,6 +140,7 @@ class ResNetEncoder(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        _built(self)
 
     def first_conv(self, x: torch.Tensor) -> torch.Tensor:
         """conv1 → BN → ReLU (stride 2), before the max-pool (ESANet fuses modalities here)."""
@@ -167,6 +179,7 @@ class ResNetTrunk(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.out_channels = channels[first_stage:]
         self.arch, self.first_stage = arch, first_stage
+        _built(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []

@@ -17,16 +17,18 @@ mid-fusion network shares) takes the same stages' weights.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from mmbench.errors import MMBenchError
-from mmbench.models.backbones import ResNetEncoder, ResNetTrunk
+from mmbench.models.backbones import ON_BUILT, ResNetEncoder, ResNetTrunk
 from mmbench.weights import PretrainedWeights, imagenet_weights
 
-__all__ = ["initialise_from_imagenet"]
+__all__ = ["imagenet_initialisation", "initialise_from_imagenet"]
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:
@@ -71,24 +73,49 @@ def _expected(module: nn.Module, source: dict[str, torch.Tensor], rename: dict[s
     return state
 
 
+def _initialise(module: nn.Module, source: dict[str, torch.Tensor], arch: str, where: str) -> bool:
+    """Load ``source`` into ``module`` if it is a ResNet encoder or trunk; False otherwise."""
+    if isinstance(module, ResNetEncoder):
+        rename: dict[str, str] = {}
+    elif isinstance(module, ResNetTrunk):
+        rename = {f"stages.{i}.": f"layer{module.first_stage + i + 1}." for i in range(len(module.stages))}
+    else:
+        return False
+    if getattr(module, "arch", arch) != arch:
+        raise MMBenchError(f"{where} is a {module.arch}, the weights are {arch}'s.")
+    module.load_state_dict(_expected(module, source, rename, where), strict=True)
+    return True
+
+
+NO_ENCODER = ("recipe.pretrained=imagenet, but this method's network has no ResNet encoder to initialise; use "
+              "recipe.pretrained=none.")
+
+
 def initialise_from_imagenet(model: nn.Module, arch: str, weights: PretrainedWeights | None = None) -> list[str]:
     """Load the ImageNet weights of ``arch`` into every ResNet encoder and trunk of ``model``;
     returns the names of the modules initialised (an error when there is none)."""
-    weights = weights or imagenet_weights(arch)
-    source = _load(weights.path)
-    done = []
-    for name, module in model.named_modules():
-        if isinstance(module, ResNetEncoder):
-            rename: dict[str, str] = {}
-        elif isinstance(module, ResNetTrunk):
-            rename = {f"stages.{i}.": f"layer{module.first_stage + i + 1}." for i in range(len(module.stages))}
-        else:
-            continue
-        if getattr(module, "arch", arch) != arch:
-            raise MMBenchError(f"{name} is a {module.arch}, the weights are {arch}'s.")
-        module.load_state_dict(_expected(module, source, rename, name or "the model"), strict=True)
-        done.append(name)
+    source = _load((weights or imagenet_weights(arch)).path)
+    done = [name for name, module in model.named_modules() if _initialise(module, source, arch, name or "the model")]
     if not done:
-        raise MMBenchError("recipe.pretrained=imagenet, but this method's network has no ResNet encoder to "
-                           "initialise; use recipe.pretrained=none.")
+        raise MMBenchError(NO_ENCODER)
     return done
+
+
+@contextmanager
+def imagenet_initialisation(arch: str, weights: PretrainedWeights | None = None) -> Iterator[list[str]]:
+    """Every ResNet encoder and trunk constructed inside starts from the ImageNet weights of
+    ``arch`` (yields the list of their classes, filled as they are built). A method's ``build``
+    runs inside it, so weights a method copies in afterwards — OS-MD's ordinary encoder from its
+    pretrained unimodal model — are not overwritten."""
+    source = _load((weights or imagenet_weights(arch)).path)
+    done: list[str] = []
+
+    def initialise(module: nn.Module) -> None:
+        if _initialise(module, source, arch, f"a {type(module).__name__}"):
+            done.append(type(module).__name__)
+
+    token = ON_BUILT.set(initialise)
+    try:
+        yield done
+    finally:
+        ON_BUILT.reset(token)
