@@ -592,8 +592,8 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         check_name("method", self.name)
-        if not callable(self.recipe):
-            self._check_recipe_fields(self.recipe)
+        if not callable(self.recipe) or isinstance(self.recipe, ProfileRecipe):
+            self._check_recipe_fields(self.recipe.fields if isinstance(self.recipe, ProfileRecipe) else self.recipe)
         if isinstance(self.build, str):
             if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", self.build):
                 raise MMBenchError(

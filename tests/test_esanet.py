@@ -4,6 +4,8 @@ supervision, context modules; the full profiles' per-method encoders and their I
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -322,13 +324,16 @@ FULL_NETWORKS = [  # (method, task): every distinct network a full profile build
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("method", "task"), FULL_NETWORKS)
-def test_full_networks_train_at_full_size_with_amp_and_channels_last(method, task, registry, monkeypatch, tmp_path,
-                                                                     record_property):
-    """GPU readiness on CPU: one forward / backward of each full-profile network at its full input
-    size, batch 2, under autocast (bfloat16 on CPU) with channels-last inputs and weights; the
-    activation memory per sample is recorded (``step_memory``) for the README's GPU figures."""
+REDUCED = {"rfnet": 0.25}
+"""RFNet's region-aware fusion holds a ``[B, classes, modalities, C, H, W]`` tensor per scale —
+40 NYUv2 classes × ResNet-50 channels at 480×640 take over 20 minutes of this 2-core CPU for one
+step — so it is measured at a quarter of the size and its activations scaled by the pixel count."""
+
+
+def full_network_step(method: str, task: str, registry, monkeypatch, tmp_path, scale: float, amp: bool):
+    """Build ``method``'s full-profile network on ``task`` (at ``scale`` × its input size), run one
+    forward / backward of batch 2 with channels-last inputs and weights (under bfloat16 autocast
+    with ``amp``) and return the plan and the step's memory (``step_memory``)."""
     from test_pretrained import write_weights
 
     from mmbench.engine import TrainedModel
@@ -338,6 +343,8 @@ def test_full_networks_train_at_full_size_with_amp_and_channels_last(method, tas
 
     write_weights(tmp_path, monkeypatch, "resnet50")
     overrides = {"recipe.weights": str(esanet_nbt1d_file(tmp_path)[0])} if method in ("esanet", "osmd") else {}
+    if scale != 1.0:
+        overrides["recipe.input_scale"] = str(scale)
     plan = plan_run(registry, method, task, 0, overrides, "full")
     torch.manual_seed(0)
     module = build_untrained(plan).train().to(memory_format=torch.channels_last)
@@ -351,14 +358,43 @@ def test_full_networks_train_at_full_size_with_amp_and_channels_last(method, tas
     frozen = [value._module for value in vars(module).values() if isinstance(value, TrainedModel)]  # teachers
 
     def step() -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             terms = module.training_step(batch, 0)
         assert all(torch.isfinite(t.float()).all() for t in terms.values()), terms
         return sum(t.float() for t in terms.values())
 
     memory = step_memory(module, step, batch=2, frozen=frozen)
-    grads = [p.grad for p in module.parameters() if p.requires_grad]
-    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
+    grads = [p.grad for p in module.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    return plan, memory
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "task"), FULL_NETWORKS)
+def test_full_networks_take_an_amp_channels_last_step(method, task, registry, monkeypatch, tmp_path):
+    """The GPU code paths CPU has: bfloat16 autocast and channels-last, on each full-profile
+    network at an eighth of its input size, RFNet and mmFormer a sixteenth (bfloat16 kernels are
+    slow on CPU)."""
+    scale = 0.5 if "seg" not in task else 0.0625 if method in ("rfnet", "mmformer") else 0.125
+    full_network_step(method, task, registry, monkeypatch, tmp_path, scale=scale, amp=True)
+
+
+REDUCED = {"rfnet": 0.25}
+"""RFNet's region-aware fusion holds a ``[B, classes, modalities, C, H, W]`` tensor per scale —
+40 NYUv2 classes × ResNet-50 channels at 480×640 need over 10 GiB of activations per sample and
+more than 20 minutes of this 2-core CPU for one step — so it is measured at a quarter of the size
+and its activations scaled by the pixel count."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "task"), FULL_NETWORKS)
+def test_full_networks_train_at_full_size(method, task, registry, monkeypatch, tmp_path, record_property):
+    """GPU readiness on CPU: one forward / backward of each full-profile network at its full input
+    size, batch 2, channels-last, float32; the activation memory per sample is recorded for the
+    README's GPU figures (float32: an upper bound for AMP)."""
+    scale = REDUCED.get(method, 1.0)
+    plan, memory = full_network_step(method, task, registry, monkeypatch, tmp_path, scale, amp=False)
+    memory = dataclasses.replace(memory, activations=int(memory.activations / scale**2))  # ∝ pixels
     per_sample = memory.activations_per_sample / 2**20
     total = memory.total(plan.recipe.batch_size, plan.recipe.optimizer) / 2**30
     record_property("activation_mib_per_sample", round(per_sample, 1))
@@ -374,3 +410,14 @@ def test_listings_show_the_recipe_per_profile_and_what_a_method_fixes():
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
             for line in task.splitlines() if line.count("│") == 4}
     assert rows["decoder"] == ["light", "esanet"] and rows["context"] == ["ppm", "appm-1-2-4-8"]
+
+
+def test_a_profile_recipe_naming_an_unknown_field_is_refused_at_registration():
+    from mmbench import MethodSpec, ProfileRecipe
+
+    with pytest.raises(MMBenchError, match="unknown recipe field"):
+        MethodSpec(name="x", description="x", build=lambda *a: None, kinds=frozenset({"segmentation"}),
+                   recipe=ProfileRecipe("full", "segmentation", backbon="resnet50"))
+    recipe = ProfileRecipe("full", "segmentation", backbone="resnet50")
+    seg, cls = (type("Task", (), {"kind": kind})() for kind in ("segmentation", "classification"))
+    assert recipe(seg, "full") == {"backbone": "resnet50"} and recipe(seg, "smoke") == {} and recipe(cls, "full") == {}

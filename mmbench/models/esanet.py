@@ -70,24 +70,34 @@ class ESANetwork(nn.Module):
             return ESANetDecoder(decoder_channels(self.width), self.num_classes, self.feature_channels[3])
         return SegmentationDecoder(self.feature_channels, self.num_classes, channels=max(self.width * 2, 32))
 
-    def _fuse(self, level: int, maps: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        """SE-add: Σ over present modalities of SE(map) · presence."""
-        gated = [self.se[level][m](maps[m]) * mask[:, i].reshape(-1, 1, 1, 1).to(maps[m].dtype)
-                 for i, m in enumerate(self.modalities) if m in maps]
-        return torch.stack(gated).sum(dim=0)
+    def _fuse(self, level: int, maps: dict[str, torch.Tensor], mask: torch.Tensor, everywhere: list[bool]) -> torch.Tensor:
+        """SE-add: Σ over present modalities of SE(map) · presence (the product skipped for a
+        modality present in every sample: ×1 changes nothing and costs a full-size pass)."""
+        fused = None
+        for i, m in enumerate(self.modalities):
+            if m not in maps:
+                continue
+            gated = self.se[level][m](maps[m])
+            if not everywhere[i]:
+                gated = gated * mask[:, i].reshape(-1, 1, 1, 1).to(gated.dtype)
+            fused = gated if fused is None else fused + gated
+        if fused is None:
+            raise ValueError("ESANet needs at least one modality present")
+        return fused
 
     def encode(self, batch: Mapping[str, torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
         """The fused maps after each of the four stages for the per-sample presence ``mask``
         ``[B, M]``; absent modalities are not encoded."""
-        present = [m for i, m in enumerate(self.modalities) if bool(mask[:, i].any())]
+        anywhere, everywhere = mask.bool().any(dim=0).tolist(), mask.bool().all(dim=0).tolist()  # one host sync
+        present = [m for i, m in enumerate(self.modalities) if anywhere[i]]
         main = self.modalities[0]
         first = {m: self.encoders[m].first_conv(batch[m]) for m in present}
-        fused = self._fuse(0, first, mask)
+        fused = self._fuse(0, first, mask, everywhere)
         streams = {m: self.encoders[m].maxpool(fused if m == main else first[m]) for m in present}
         stages = []
         for stage in range(4):  # the main stream continues from the fused map, the others on their own
             streams = {m: self.encoders[m].stage(stage, streams[m]) for m in present}
-            fused = self._fuse(stage + 1, streams, mask)
+            fused = self._fuse(stage + 1, streams, mask, everywhere)
             stages.append(fused)
             if main in streams:
                 streams[main] = fused
