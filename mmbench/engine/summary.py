@@ -100,9 +100,7 @@ def network_summaries(plan: RunPlan) -> list[NetworkSummary]:
     roles = {d.plan.run_id: d.role for p in [*plan.all_dependencies(), plan] for d in p.dependencies}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        for dep in plan.all_dependencies():
-            built.setdefault(dep.run_id, build_untrained(dep, built))
-        built[plan.run_id] = build_untrained(plan, built)
+        built[plan.run_id] = build_untrained(plan, built)  # its dependencies first, into ``built``
     summaries = []
     for each in [*plan.all_dependencies(), plan]:
         module = built[each.run_id]

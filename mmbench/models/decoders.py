@@ -15,6 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
+    """conv (no bias, same padding) → BN → ReLU (ESANet's ``ConvBNAct``)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+    )
+
+
 class SegmentationOutputs(NamedTuple):
     """A segmentation decoder's outputs: the logits at the input size, the side outputs (logits at
     strides 8, 16, 32 — ESANet's deep supervision; empty for a decoder without) and the decoder's
@@ -29,9 +37,7 @@ class SegmentationDecoder(nn.Module):
     def __init__(self, in_channels: Sequence[int], num_classes: int, channels: int = 64):
         super().__init__()
         self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
-        self.smooth = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
-        )
+        self.smooth = conv_bn_relu(channels, channels, 3)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
     def top_down(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -69,14 +75,8 @@ class PyramidPoolingContext(nn.Module):
         super().__init__()
         branch = max(channels // len(bins), 1)
         self.bins = tuple(bins)
-        self.branches = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(channels, branch, 1, bias=False), nn.BatchNorm2d(branch), nn.ReLU(inplace=True))
-            for _ in self.bins
-        )
-        self.fuse = nn.Sequential(
-            nn.Conv2d(channels + branch * len(self.bins), channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-        )
+        self.branches = nn.ModuleList(conv_bn_relu(channels, branch, 1) for _ in self.bins)
+        self.fuse = conv_bn_relu(channels + branch * len(self.bins), channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]

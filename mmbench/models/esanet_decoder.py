@@ -35,16 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmbench.models.backbones import NonBottleneck1D
-from mmbench.models.decoders import SegmentationDecoder, SegmentationOutputs
+from mmbench.models.decoders import SegmentationDecoder, SegmentationOutputs, conv_bn_relu
 from mmbench.specs import CONTEXT_MODULES
-
-
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
-    """ESANet's ``ConvBNAct``: conv (no bias, same padding) → BN → ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
-    )
 
 
 class LearnedUpsample(nn.Module):
