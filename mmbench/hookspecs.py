@@ -80,7 +80,10 @@ def mmbench_methods() -> list[MethodSpec]:
 @hookspec
 def mmbench_run_start(run: dict[str, Any]) -> None:
     """Called when a run starts training. ``run`` holds ``run_id``, ``task``, ``method``,
-    ``seed``, ``config`` and ``recipe`` (plain JSON-able values)."""
+    ``seed``, ``profile``, ``config`` and ``recipe`` (plain JSON-able values), ``record_path``
+    (where its record will be written; ``<record_path without .json>/`` is the run's folder of
+    extra files) and ``main`` (``False`` on the other ranks of a distributed run: log on the main
+    one only)."""
 
 
 @hookspec

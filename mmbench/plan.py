@@ -168,6 +168,13 @@ def plan_run(
             f"'{task.name}' is {kind} (revision {dataset.revision}). Remove --set dataset.revision."
         )
     revision = dataset_options.pop("revision", dataset.revision)
+    if recipe.selection == "paper" and task.val_split and task.val_split in dataset.splits:
+        raise MMBenchError(f"recipe.selection=paper selects on the test split where a dataset has no validation split; "
+                           f"task '{task.name}' has its own '{task.val_split}' split, on which the papers select too. "
+                           "Remove the setting.")
+    if recipe.class_weighting != "none" and task.kind != "segmentation":
+        raise MMBenchError(f"recipe.class_weighting={recipe.class_weighting} weights the pixels of segmentation tasks; "
+                           f"task '{task.name}' is {task.kind}. Remove the setting.")
     pretrained = pretrained_weights(recipe.backbone, recipe.weights) if recipe.pretrained == "imagenet" else None
     resolved_dataset_options = dataset.resolve_options(dataset_options)
     modalities = task.modality_names(dataset)

@@ -38,6 +38,8 @@ class TaskInfo(_Strict):
     higher_is_better: bool
     modalities: list[str]
     num_classes: int
+    class_weights: list[float] | None = None
+    """The loss's per-class weights (``recipe.class_weighting``), computed on the training samples."""
 
 
 class DatasetInfo(_Strict):
@@ -80,6 +82,9 @@ class Selection(_Strict):
     last_epoch: int
     subset_epochs: dict[str, int] | None = None
     """``recipe.selection = "per-subset"``: the epoch each subset's ``best`` metrics come from."""
+    split: Literal["validation", "test"] = "validation"
+    """The split the epoch was selected on: ``test`` only with ``recipe.selection = "paper"`` (the
+    papers' protocol); such records are never ranked with validation-selected ones."""
 
 
 class Failure(_Strict):

@@ -23,7 +23,7 @@ from mmbench.records import NewerSchemaError, RunRecord, read_record
 COLUMNS = [
     "run_id", "task", "task_version", "kind", "dataset", "revision", "method", "method_version", "variant",
     "profile", "seed", "device", "status", "selection", "subset", "n_modalities", "metric", "value",
-    "higher_is_better", "scenario", "teacher", "path",
+    "higher_is_better", "scenario", "teacher", "path", "selected_on",
 ]
 GROUP = ["task", "task_version", "method", "variant", "profile", "selection", "subset", "metric"]
 
@@ -92,6 +92,7 @@ def records_to_frame(
             "method": record.method.name, "method_version": record.method.version, "variant": variant_key(record),
             "profile": record.profile, "seed": record.seed, "device": record.provenance.device,
             "status": record.status, "higher_is_better": record.task.higher_is_better, "path": str(path),
+            "selected_on": record.selection.split if record.selection else "validation",
             **_distillation_columns(record),
         }
         for selection, per_subset in record.metrics.items():
@@ -109,7 +110,7 @@ def records_to_frame(
             if (ref.run_id, ref.role) in seen_references:
                 continue
             seen_references.add((ref.run_id, ref.role))
-            ref_base = {**base, "run_id": ref.run_id, "method": ref.role.upper(), "scenario": "",
+            ref_base = {**base, "run_id": ref.run_id, "method": ref.role.upper(), "scenario": "", "selected_on": "validation",
                         "variant": _reference_variant(record, ref.method, ref.overrides),
                         "teacher": "+".join(ref.trained_modalities) if ref.role == "teacher" else ""}
             for subset, values in ref.metrics.items():

@@ -116,13 +116,30 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
-    scheduler: Literal["none", "step", "cosine", "onecycle"] = "cosine"
+    scheduler: Literal["none", "step", "multistep", "cosine", "onecycle"] = "cosine"
     step_size: int = 30
     gamma: float = 0.1
+    milestones: tuple[int, ...] = ()
+    """``scheduler=multistep``: the epochs, counted after the warm-up, from which the learning rate
+    is multiplied by ``gamma`` once more (the MMANet classification code's ``MultiStepLR`` behind
+    its ``GradualWarmupScheduler``: ``16,33,50``)."""
     warmup_epochs: int = 0
+    scheduler_interval: Literal["step", "epoch"] = "step"
+    """How often the learning-rate schedule advances: every optimisation ``step``, or once per
+    ``epoch`` — ESANet's and the MMANet fork's one-cycle (``total_steps = epochs``, stepped at each
+    epoch) and the MMANet face code's warm-up + multi-step; a linear warm-up then rises per epoch."""
     grad_clip: float | None = None
     backbone: str = "resnet18"
     width: int = 64
+    stem: Literal["auto", "imagenet", "small", "3x3"] = "auto"
+    """Every ResNet encoder's stem: ``imagenet`` 7×7 stride-2 conv + max-pool, ``small`` 3×3
+    stride-2 conv without max-pool, ``3x3`` 3×3 stride-2 conv + max-pool (the CASIA-SURF baseline
+    ResNet-18 of the MMANet face code); ``auto``: ``small`` below 96 px, else ``imagenet``."""
+    he_init: bool = False
+    """ESANet's ``--he_init`` (its and the MMANet fork's Cityscapes scripts): every trainable
+    convolution and linear layer outside the ResNet encoders starts He-normal (fan-out, ReLU) and
+    every BatchNorm at 1 / 0 — except the class-output layers, the layers before a sigmoid (the SE
+    gates) and depthwise convolutions (the learned upsampling)."""
     pretrained: Literal["none", "imagenet"] = "none"
     """``imagenet``: every ResNet encoder starts from torchvision's ``IMAGENET1K_V1`` weights of
     ``backbone`` (a modality of other than 3 channels gets the RGB ``conv1`` summed over its input
@@ -139,6 +156,11 @@ class Recipe:
     context: str = "ppm"
     """ESANet's context module with ``decoder=esanet``: ``ppm`` (NYUv2, SUN RGB-D),
     ``appm-1-2-4-8`` (Cityscapes), ``ppm-1-2-4-8``, ``appm`` or ``none``."""
+    class_weighting: Literal["none", "median-frequency"] = "none"
+    """Segmentation: ``median-frequency`` weights each class's cross-entropy by median(f) / f_c,
+    f_c = pixels of class c / pixels of the training images that contain c, computed once on the
+    training samples (ESANet's ``compute_class_weights``, used by its and the MMANet fork's NYUv2 /
+    SUN RGB-D training); ``none``: unweighted (Cityscapes)."""
     hflip: bool = False
     vflip: bool = False
     rot90: bool = False
@@ -156,17 +178,25 @@ class Recipe:
     channels_last: bool = True
     compile: bool = False
     """``torch.compile`` the method's training step (``mmbench run --compile``)."""
-    selection: Literal["mean", "per-subset"] = "mean"
+    select_from_epoch: int = 1
+    """The first (1-based) epoch that may be selected as ``best``; earlier epochs are validated and
+    recorded but never selected (the MMANet classification code keeps the best epoch after 30)."""
+    selection: Literal["mean", "per-subset", "paper"] = "mean"
     """How the reported (``best``) model is selected on validation. ``mean``: one epoch, the best
     mean primary metric over the deployment subsets. ``per-subset``: each deployment subset is
     tested with the weights of its own best validation epoch (DisCoM-KD's official script keeps
-    each modality's classifier from its own best epoch); the record lists every subset's epoch."""
+    each modality's classifier from its own best epoch); the record lists every subset's epoch.
+    ``paper``: the papers' protocol on datasets without a validation split (the MMANet / ESANet
+    segmentation code) — no validation carve: training on the whole training split and the epoch
+    selected on the **test** split (as ``mean``, from ``select_from_epoch``; MMANet: 241). Its
+    records say so and the leaderboard shows them apart, flagged, never ranked with the others."""
 
     def but(self, **changes: Any) -> Recipe:
         """This recipe with ``changes`` (e.g. ``CPU_SMOKE.but(epochs=4, input_scale=0.25)``)."""
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(self.milestones))  # a list from a TOML sweep or a record
         floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip", "augment_probability")
         checks = {
             **{name: getattr(self, name) is None or math.isfinite(getattr(self, name)) for name in floats},
@@ -186,7 +216,10 @@ class Recipe:
             "crop_padding": self.crop_padding >= 0,
             "input_scale": math.isfinite(self.input_scale) and 0 < self.input_scale <= 1,
             "grad_clip": self.grad_clip is None or (math.isfinite(self.grad_clip) and self.grad_clip > 0),
-            "selection": self.selection in ("mean", "per-subset"),
+            "selection": self.selection in ("mean", "per-subset", "paper"),
+            "milestones": (all(m >= 1 for m in self.milestones) and list(self.milestones) == sorted(set(self.milestones))
+                           and (self.scheduler != "multistep" or bool(self.milestones))),
+            "select_from_epoch": 1 <= self.select_from_epoch <= self.epochs,
             "augment_probability": math.isfinite(self.augment_probability) and 0 <= self.augment_probability <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -196,8 +229,8 @@ class Recipe:
                 f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)} "
                 "(epochs, batch sizes, limits and step_size must be >= 1; lr, gamma and grad_clip finite and > 0; "
                 "weight_decay >= 0; 0 <= momentum < 1; warmup < epochs; 0 < input_scale <= 1; "
-                "0 <= augment_probability <= 1; "
-                "selection mean or per-subset)."
+                "0 <= augment_probability <= 1; milestones increasing epochs >= 1, needed by scheduler=multistep; "
+                "1 <= select_from_epoch <= epochs; selection mean, per-subset or paper)."
             )
         if self.backbone not in BACKBONES:
             raise MMBenchError(
@@ -211,6 +244,16 @@ class Recipe:
         if self.context not in CONTEXT_MODULES:
             raise MMBenchError(f"invalid recipe value recipe.context={self.context!r}: choose one of "
                                f"{', '.join(CONTEXT_MODULES)}.")
+        if self.class_weighting not in ("none", "median-frequency"):
+            raise MMBenchError(f"invalid recipe value recipe.class_weighting={self.class_weighting!r}: choose none or "
+                               "median-frequency.")
+        if self.stem not in ("auto", "imagenet", "small", "3x3") or self.scheduler_interval not in ("step", "epoch"):
+            raise MMBenchError(f"invalid recipe value recipe.stem={self.stem!r} / recipe.scheduler_interval="
+                               f"{self.scheduler_interval!r}: stem is auto, imagenet, small or 3x3; the interval step "
+                               "or epoch.")
+        if self.pretrained == "imagenet" and self.stem in ("small", "3x3"):
+            raise MMBenchError(f"recipe.pretrained=imagenet needs the ImageNet stem, got recipe.stem={self.stem}; set "
+                               "recipe.stem=auto or recipe.pretrained=none.")
         if self.weights is not None and self.pretrained != "imagenet":
             raise MMBenchError(f"recipe.weights={self.weights} needs recipe.pretrained=imagenet; set it, or remove "
                                "recipe.weights.")
@@ -219,7 +262,7 @@ class Recipe:
                                f"recipe.width={self.width}; set recipe.width=64 or recipe.pretrained=none.")
 
 
-NETWORK_FIELDS: tuple[str, ...] = ("backbone", "width", "pretrained", "weights", "decoder", "context")
+NETWORK_FIELDS: tuple[str, ...] = ("backbone", "width", "stem", "pretrained", "weights", "he_init", "decoder", "context")
 """The recipe fields that make the network; a run's dependencies (teachers) inherit them."""
 
 
@@ -295,13 +338,16 @@ class LocalSource:
     The data lives under ``<--data-dir or $MMBENCH_DATA>/<subdir>`` in the official layout.
     ``read(root, split)`` yields raw rows for ``DatasetSpec.decode`` (``read(root, split,
     options)`` for a dataset with :attr:`DatasetSpec.options`); ``check(root)`` validates the
-    layout and returns a problem description or ``None``.
+    layout and returns a problem description or ``None``. ``version``: raise it whenever ``read``
+    or ``decode`` change what a sample holds — it names the cache (revision ``local-v<version>``
+    from 2 on), so caches of the old decoding are never reused.
     """
 
     subdir: str
     how_to_get: str
     read: Callable[..., Any]
     check: Callable[[Path], str | None] | None = None
+    version: int = 1
 
     kind = "local"
 
@@ -396,7 +442,8 @@ class DatasetSpec:
             return f"generator-v{self.source.version}"
         if isinstance(self.source, ArraySource):
             return f"arrays-v{self.source.version}"
-        return "local"
+        version = getattr(self.source, "version", 1)
+        return "local" if version == 1 else f"local-v{version}"
 
     def resolve_options(self, given: Mapping[str, str]) -> dict[str, str]:
         """Every option of the dataset, the given values checked, the others at their defaults."""
@@ -449,6 +496,8 @@ class TaskSpec:
     test_split: str = "test"
     val_fraction: float = 0.1
     citation: str = ""
+    deviations: tuple[Deviation, ...] = ()
+    """Known differences of the full profile from the official protocol (:class:`Deviation`)."""
     cross_modal_teacher: str | None = None
     """The richest modality: the teacher's in the cross-modal distillation scenario (default: the
     first modality)."""
@@ -519,6 +568,24 @@ class ProfileRecipe:
 
 
 @dataclass(frozen=True)
+class Deviation:
+    """A known difference between mmbench's full protocol and the official code behind a paper's
+    numbers — the fidelity ledger, shown on the leaderboard's task and method pages next to the
+    reported rows, so a reader sees why a reproduced number may differ. Declared by the plugin
+    that knows it: a task's (data, augmentation, selection) in ``TaskSpec.deviations``, a method's
+    in ``MethodSpec.deviations``."""
+
+    aspect: str
+    official: str
+    """What the official code does (name its file in ``source``)."""
+    mmbench: str
+    """What mmbench does instead, and the switch that gets closer where there is one."""
+    tasks: tuple[str, ...] = ()
+    """``MethodSpec.deviations``: the tasks it concerns (empty: every task of the method)."""
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class NoConfig:
     """Config of a method without options."""
 
@@ -584,6 +651,8 @@ class MethodSpec:
     resolve_config: Callable[[Any], Any] | None = None
     requires: Callable[[TaskSpec, tuple[str, ...], Any], Mapping[str, Any]] | None = None
     reference: Callable[[str, Subset], Mapping[str, str] | None] | None = None
+    deviations: tuple[Deviation, ...] = ()
+    """Known differences of the method's full protocol from its official code (:class:`Deviation`)."""
     recipe: Mapping[str, Any] | Callable[[TaskSpec, str], Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """Recipe fields the method's official protocol fixes, applied over the task's recipe and
     under the user's ``--set recipe.*`` (e.g. DisCoM-KD: ``{"selection": "per-subset"}``); or a

@@ -18,8 +18,11 @@ from mmbench.errors import MMBenchError
 def test_depth_from_disparity():
     disparity = np.array([[0, 1, 257, 25601]], dtype=np.uint16)
     depth = plugin.depth_from_disparity(disparity, CAMERA)
-    expected = [0.0, 0.0, 0.209313 * 2262.52 / 1.0, 0.209313 * 2262.52 / 100.0]
+    # 473.6 m at disparity 1 is above ESANet's 300 m validity limit: 0
+    expected = [0.0, 0.0, 0.0, 0.209313 * 2262.52 / 100.0]
     assert np.allclose(depth[0], expected, rtol=1e-6)
+    assert plugin.depth_from_disparity(np.array([[1 + 256 * 2]], dtype=np.uint16), CAMERA)[0, 0] == pytest.approx(
+        0.209313 * 2262.52 / 2.0, rel=1e-6)  # 236.8 m: kept
     with pytest.raises(MMBenchError, match="baseline"):
         plugin.depth_from_disparity(disparity, {"intrinsic": {}})
 

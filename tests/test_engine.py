@@ -51,8 +51,13 @@ def test_best_epoch_is_selected_on_validation(registry, tmp_path):
     assert record.val_metrics == record.curves[record.selection.best_epoch - 1]["val"]
 
 
-def test_interrupt_then_resume_matches_uninterrupted(registry, tmp_path):
-    overrides = {"recipe.epochs": "3"}
+PER_EPOCH_SCHEDULE = {"recipe.scheduler": "multistep", "recipe.milestones": "1", "recipe.warmup_epochs": "1",
+                      "recipe.scheduler_interval": "epoch"}
+
+
+@pytest.mark.parametrize("schedule", [{}, PER_EPOCH_SCHEDULE], ids=["per-step", "per-epoch"])
+def test_interrupt_then_resume_matches_uninterrupted(registry, tmp_path, schedule):
+    overrides = {"recipe.epochs": "3", **schedule}
     reference, _ = make_runner(registry, tmp_path / "ref").run(plan(registry, **overrides))
 
     def interrupt_after_first_epoch(run, epoch, logs):  # epochs are 1-based for observers
@@ -69,7 +74,11 @@ def test_interrupt_then_resume_matches_uninterrupted(registry, tmp_path):
     assert checkpoint.exists() and not checkpoint.with_suffix(".json").exists()
     resumed, _ = make_runner(registry, tmp_path).run(the_plan, resume=True)
     assert resumed.metrics == reference.metrics
+    assert [c["lr"] for c in resumed.curves] == [c["lr"] for c in reference.curves]
     assert resumed.extra == {"resumed_from_epoch": 1}
+    if schedule:  # warm-up epoch, the base rate, then ×0.1 from the milestone (one epoch after the warm-up)
+        base = reference.recipe["lr"]
+        assert [c["lr"] for c in reference.curves] == pytest.approx([base, base, base * 0.1])
 
 
 def test_resume_refuses_other_config_and_corrupt_checkpoint(registry, tmp_path):

@@ -22,12 +22,20 @@ def test_mining_then_distillation(registry, tmp_path, task, weak_size):
     assert len(record.metrics["best"]) == (7 if task == "synth-rgbdi-pad" else 3)
 
 
-def test_official_schedules_and_short_recipes():
+def test_official_schedules_and_short_recipes(registry):
     from mmbench_mmanet import MMANetConfig
+    from mmbench_mmanet.models import official_values
 
-    assert schedule("anti-spoofing", MMANetConfig(), 100) == (5, 2)  # mining after epochs 2, 3, 4
-    assert schedule("segmentation", MMANetConfig(), 300) == (10, 6)  # mining epochs 6..9
-    assert schedule("segmentation", MMANetConfig(), 10) == (5, 1)
+    FACES, SEG = registry.task("cls-casia-surf"), registry.task("seg-nyuv2")
+    # classification: the official mining after its epochs 2-4 and MAD / MAR from its epoch 6, of a
+    # loop whose epoch 0 trains nothing (mmbench's epoch k = the official k + 1)
+    assert schedule(FACES, MMANetConfig(), 99) == (4, 1)  # mining after epochs 1, 2, 3; on from 5
+    assert schedule(SEG, MMANetConfig(), 300) == (10, 6)  # mining epochs 6..9
+    assert schedule(SEG, MMANetConfig(), 10) == (5, 1)
+    # λ_MAD / λ_MAR: the scripts' --kd_scale / --auxi_scale (Cityscapes 10 / 0.1)
+    assert official_values(FACES)[2:] == (30.0, 0.5)
+    assert official_values(SEG)[2:] == (4.0, 0.2)
+    assert official_values(registry.task("seg-cityscapes"))[2:] == (10.0, 0.1)
 
 
 def seg_parts(registry, official):

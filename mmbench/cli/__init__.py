@@ -36,6 +36,11 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="do not load this plugin (repeatable; also $MMBENCH_DISABLE=a,b)")
 
 
+def add_logger_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--logger", dest="loggers", action="append", default=[], metavar="NAME",
+                        help="log every run to tensorboard or mlflow too (repeatable; also $MMBENCH_LOGGERS=a,b)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="mmbench",
@@ -71,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep the selected weights in the artifact cache, where runs that depend on this one find them")
     run.add_argument("--threads", type=int, default=None, metavar="N",
                      help="torch CPU threads (default: the cores this process may use, from its CPU affinity)")
+    add_logger_option(run)
     _common(run, suppress=True)
 
     listing = sub.add_parser("list", help="list methods, tasks and datasets")

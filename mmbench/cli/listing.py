@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -98,8 +99,11 @@ def _describe(registry: Registry, args: argparse.Namespace) -> int:
                 "task": lambda: describe_task(registry.task(args.name), registry),
                 "dataset": lambda: describe_dataset(registry.dataset(args.name))}[kind]
     facts, options = describe()
+    spec = {"method": registry.method, "task": registry.task}.get(kind)
+    deviations = [dataclasses.asdict(d) for d in (spec(args.name).deviations if spec else ())]
     if args.json:
-        print(json.dumps({**facts, "options": options}, indent=2, default=str))
+        print(json.dumps({**facts, "options": options, **({"deviations": deviations} if spec else {})}, indent=2,
+                         default=str))
         return 0
     console = _console()
     facts_table = Table(title=f"{kind} {args.name}", title_justify="left", show_header=False)
@@ -114,6 +118,10 @@ def _describe(registry: Registry, args: argparse.Namespace) -> int:
         console.print(_table("recipes", rows))
     elif options:
         console.print(_table("options (--set KEY=VALUE)", options))
+    if deviations:
+        console.print(_table("known differences from the official protocol (full profile)", [
+            {"aspect": d["aspect"], **({"tasks": ", ".join(d["tasks"]) or "all"} if kind == "method" else {}),
+             "official code": d["official"], "mmbench": d["mmbench"], "source": d["source"]} for d in deviations]))
     return 0
 
 

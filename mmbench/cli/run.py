@@ -12,6 +12,7 @@ from rich.table import Table
 
 from mmbench.cli.output import StdoutConsole
 from mmbench.config import parse_assignments
+from mmbench.loggers import enable_loggers
 from mmbench.plan import RunPlan
 from mmbench.records import RunRecord, read_record, record_path
 from mmbench.specs import subset_key
@@ -151,6 +152,7 @@ def run_command(args: argparse.Namespace) -> int:
     from mmbench import api
 
     check_threads(args.threads)  # before any data or torch import, like every other input check
+    enable_loggers(args.loggers)
     overrides = parse_assignments(args.overrides)
     if getattr(args, "compile", False):
         overrides["recipe.compile"] = "true"

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mmbench.config import parse_seeds
 from mmbench.errors import MMBenchError
+from mmbench.loggers import enable_loggers, enabled_loggers
 
 
 def add_parser(sub: argparse._SubParsersAction, common) -> None:
@@ -40,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
     sweep.add_argument("--data-dir", default=None, help="passed to every run")
     sweep.add_argument("--force", action="store_true", help="re-run runs that are already recorded")
     sweep.add_argument("--dry-run", action="store_true", help="print the expanded grid and what would be skipped")
+    from mmbench.cli import add_logger_option
+
+    add_logger_option(sweep)
     common(sweep, suppress=True)
 
 
@@ -75,7 +79,8 @@ def _executor(args: argparse.Namespace, out: Path):
 
     return make_executor(
         args.executor, out, jobs=args.jobs, plugins=args.plugin or (), disable=args.disable or (),
-        run_options={"device": args.device, "data_dir": args.data_dir, "force": args.force}, address=args.address,
+        run_options={"device": args.device, "data_dir": args.data_dir, "force": args.force,
+                     "loggers": enabled_loggers()}, address=args.address,
         partition=args.partition, time_min=args.time_min, cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run, submitit_cluster=args.submitit_cluster,
     )
@@ -88,6 +93,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     if args.retries < 0:
         raise MMBenchError(f"--retries must be 0 or more, got {args.retries}.")
+    enable_loggers(args.loggers)  # in the environment of every run the sweep starts
     grid = _grid(args)
     registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
     out = Path(args.out)

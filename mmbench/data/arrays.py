@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from mmbench.data.cache import TARGET, build_split_cache, open_split_cache
+from mmbench.data.class_weights import training_class_weights
 from mmbench.errors import MMBenchError
 from mmbench.specs import DatasetSpec, HubSource, Recipe, TaskSpec
 
@@ -48,6 +50,8 @@ class TaskData:
     shapes: dict[str, tuple[int, ...]]
     modalities: tuple[str, ...]
     revision: str = ""
+    class_weights: np.ndarray | None = None
+    """Per-class loss weights of the training samples (``recipe.class_weighting``), else ``None``."""
 
 
 class ArrayBatches(torch.utils.data.Dataset):
@@ -168,13 +172,16 @@ def load_task_data(
             f"task '{task.name}' uses modalities {missing} that dataset '{dataset.name}' does not have."
         )
 
+    directories: dict[str, Path] = {}
+
     def open_split(split: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if split not in dataset.splits:
             raise MMBenchError(
                 f"task '{task.name}' needs split '{split}', dataset '{dataset.name}' has {', '.join(dataset.splits)}."
             )
-        arrays, meta = open_split_cache(build_split_cache(dataset, task, split, revision, data_dir, recipe.input_scale,
-                                                            rebuild=rebuild, options=options))
+        directories[split] = build_split_cache(dataset, task, split, revision, data_dir, recipe.input_scale,
+                                               rebuild=rebuild, options=options)
+        arrays, meta = open_split_cache(directories[split])
         expected = (dataset.expected_sizes or {}).get(split)
         if expected is not None and expected != meta["count"]:
             remedy = ("check the revision (--set dataset.revision)" if isinstance(dataset.source, HubSource)
@@ -190,18 +197,21 @@ def load_task_data(
 
     train_arrays, train_meta = open_split(task.train_split)
     train_idx = np.arange(train_meta["count"])
-    if task.val_split and task.val_split in dataset.splits:
+    own_val = recipe.selection != "paper" and task.val_split and task.val_split in dataset.splits
+    if own_val:
         val_arrays, val_meta = open_split(task.val_split)
-        val = SplitData(val_arrays, np.arange(val_meta["count"]))
+    test_arrays, test_meta = open_split(task.test_split)
+    test = SplitData(test_arrays, _limit(np.arange(test_meta["count"]), recipe.limit_eval))
+    if recipe.selection == "paper":  # the papers' protocol: the whole training split, selected on test
+        val = SplitData(test.arrays, test.indices)
+    elif own_val:
+        val = SplitData(val_arrays, _limit(np.arange(val_meta["count"]), recipe.limit_eval))
     else:
         order = np.random.default_rng(VAL_CARVE_SEED).permutation(len(train_idx))
         n_val = max(1, int(round(task.val_fraction * len(train_idx))))
-        val = SplitData(train_arrays, np.sort(train_idx[order[:n_val]]))
+        val = SplitData(train_arrays, _limit(np.sort(train_idx[order[:n_val]]), recipe.limit_eval))
         train_idx = np.sort(train_idx[order[n_val:]])
-    test_arrays, test_meta = open_split(task.test_split)
     train = SplitData(train_arrays, _limit(train_idx, recipe.limit_train))
-    val.indices = _limit(val.indices, recipe.limit_eval)
-    test = SplitData(test_arrays, _limit(np.arange(test_meta["count"]), recipe.limit_eval))
     stats = {
         m: (np.asarray(train_meta["stats"][m]["mean"]), np.asarray(train_meta["stats"][m]["std"]))
         for m in modalities
@@ -209,4 +219,8 @@ def load_task_data(
     if not dataset.standardize:  # served as decoded: the dataset scales its inputs itself
         stats = {m: (np.zeros_like(mean), np.ones_like(std)) for m, (mean, std) in stats.items()}
     shapes = {m: tuple(train_meta["shapes"][m]) for m in modalities}
-    return TaskData(train, val, test, stats, shapes, modalities, revision)
+    class_weights = None
+    if recipe.class_weighting != "none":
+        class_weights = training_class_weights(train_arrays[TARGET], train.indices, task.num_classes,
+                                               recipe.class_weighting, directories[task.train_split], task.class_names or ())
+    return TaskData(train, val, test, stats, shapes, modalities, revision, class_weights)

@@ -25,7 +25,11 @@ class RunContext:
       seed before this run was built (or taken from the artifact cache).
     * ``validation_batches()`` — the validation split as device batches (unaugmented), for methods
       that adapt to validation behaviour during training (e.g. MMANet's weak-combination mining in
-      ``on_epoch_end``). Never the test split.
+      ``on_epoch_end``). Never the test split — except under ``recipe.selection=paper``, where the
+      test split is the validation split, as in the papers' code.
+    * ``class_weights`` — the cross-entropy's per-class weights (``[num_classes]``, on the CPU)
+      when ``recipe.class_weighting`` asks for them, else ``None``; a segmentation method passes
+      them to :func:`mmbench.models.deep_supervision_loss` / :func:`mmbench.models.task_loss`.
     * ``distillation`` — for distillation methods, the resolved teacher / student modality sets
       (:class:`mmbench.distillation.DistillationSetup`); ``None`` otherwise.
     """
@@ -42,6 +46,7 @@ class RunContext:
     revision: str = ""
     distillation: DistillationSetup | None = None
     models: Mapping[str, TrainedModel] = field(default_factory=dict)
+    class_weights: torch.Tensor | None = None
     _validation: Callable[[], Iterator[dict[str, torch.Tensor]]] | None = field(default=None, repr=False)
 
     def validation_batches(self) -> Iterator[dict[str, torch.Tensor]]:

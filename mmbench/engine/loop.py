@@ -2,8 +2,10 @@
 
 Per epoch: ``on_epoch_start`` → shuffled batches (order keyed by seed and epoch) →
 ``training_step`` → sum of named terms → backward (AMP + GradScaler on CUDA) → optional gradient
-clipping → optimiser and per-iteration schedule step → ``on_epoch_end`` → validation on every
-deployment subset → best-epoch bookkeeping (validation split only) → atomic checkpoint.
+clipping → optimiser and schedule step (per iteration, or per epoch with
+``recipe.scheduler_interval=epoch``) → ``on_epoch_end`` → validation on every
+deployment subset → best-epoch bookkeeping (validation split only, from
+``recipe.select_from_epoch``) → atomic checkpoint.
 A non-finite loss term stops the run with the epoch and term named.
 """
 
@@ -263,6 +265,9 @@ class Trainer:
         try:
             for epoch in range(state.epoch, recipe.epochs):
                 losses, seen, train_seconds = self._train_epoch(epoch, first=epoch == resumed_from)
+                lr = self.optimizer.param_groups[0]["lr"]  # the epoch's (last) learning rate
+                if recipe.scheduler_interval == "epoch":
+                    self.scheduler.step()
                 self.module.on_epoch_end(epoch, recipe.epochs)
                 if self.world.active:
                     broadcast_module(self.module, buffers_only=True)  # rank 0's BatchNorm statistics
@@ -276,7 +281,7 @@ class Trainer:
                 except NonFinitePrediction as exc:
                     raise NonFiniteLoss(exc.subset, epoch, self.step, what="validation predictions of subset") from None
                 curve = {
-                    "epoch": epoch + 1, "loss": losses, "lr": self.optimizer.param_groups[0]["lr"],
+                    "epoch": epoch + 1, "loss": losses, "lr": lr,
                     "val": val_metrics, "train_seconds": train_seconds,
                     "val_seconds": time.perf_counter() - started,
                     "samples_per_second": seen / max(train_seconds, 1e-9),
@@ -354,7 +359,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), recipe.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.scheduler.step()
+            if recipe.scheduler_interval == "step":
+                self.scheduler.step()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0) + value.detach().float()
             seen += len(batch["target"])
@@ -397,10 +403,11 @@ class Trainer:
                 snapshot = {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
             return snapshot
 
+        candidate = epoch + 1 >= self.ctx.recipe.select_from_epoch
         score = selection_score(curve["val"], self.ctx.task)
-        if state.best is None or score > state.best["score"]:
+        if candidate and (state.best is None or score > state.best["score"]):
             state.best = {"epoch": epoch, "score": score, "val": curve["val"], "state": weights()}
-        if self.ctx.recipe.selection == "per-subset":
+        if candidate and self.ctx.recipe.selection == "per-subset":
             for name, metrics in curve["val"].items():
                 subset_score = selection_score({name: metrics}, self.ctx.task)
                 best = state.best_by_subset.get(name)

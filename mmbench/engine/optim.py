@@ -1,13 +1,17 @@
 """Optimiser and learning-rate schedule from a :class:`mmbench.Recipe`.
 
-Schedules step once per iteration: ``step`` (×gamma every ``step_size`` epochs), ``cosine``
-(to 0 over the run), ``onecycle`` (torch's OneCycleLR, div 25, pct 0.1, cosine — ESANet's
-settings), ``none``; an optional linear warm-up over ``warmup_epochs`` multiplies any of them
-except one-cycle (which has its own).
+Schedules advance once per iteration (``recipe.scheduler_interval=step``) or once per epoch
+(``epoch``: the trainer steps them after each epoch): ``step`` (×gamma every ``step_size``
+epochs), ``multistep`` (×gamma at each of ``milestones``, epochs counted after the warm-up),
+``cosine`` (to 0 over the run), ``onecycle`` (torch's OneCycleLR, div 25, pct 0.1, cosine, the
+momentum — SGD's, or Adam's β1 — cycled 0.95 → 0.85 → 0.95: ESANet's settings), ``none``; an
+optional linear warm-up over ``warmup_epochs`` multiplies any of them except one-cycle (which has
+its own).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -38,18 +42,25 @@ def build_optimizer(module: nn.Module, recipe: Recipe, groups: Iterable[dict[str
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The schedule, to be stepped after every iteration (``steps_per_epoch`` of them per epoch),
+    or after every epoch with ``recipe.scheduler_interval=epoch``."""
+    if recipe.scheduler_interval == "epoch":
+        steps_per_epoch = 1
     total = max(recipe.epochs * steps_per_epoch, 1)
     if recipe.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
             div_factor=25, pct_start=0.1, anneal_strategy="cos", final_div_factor=1e4,
-            cycle_momentum=recipe.optimizer == "sgd" and recipe.momentum > 0,
+            cycle_momentum=recipe.optimizer != "sgd" or recipe.momentum > 0,
         )
     warmup = recipe.warmup_epochs * steps_per_epoch
 
     def factor(step: int) -> float:
+        epoch = step // steps_per_epoch
         if recipe.scheduler == "step":
-            value = recipe.gamma ** ((step // steps_per_epoch) // recipe.step_size)
+            value = recipe.gamma ** (epoch // recipe.step_size)
+        elif recipe.scheduler == "multistep":
+            value = recipe.gamma ** bisect.bisect_right(recipe.milestones, epoch - recipe.warmup_epochs)
         elif recipe.scheduler == "cosine":
             value = 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
         else:

@@ -106,6 +106,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _criterion(recipe: Any, metric: str, per_subset: bool) -> str:
+    if per_subset:
+        text = f"validation {metric} of each deployment subset at its own best epoch"
+    elif recipe.selection == "paper":
+        text = f"mean test {metric} over deployment subsets (selected on the test split, as the paper)"
+    else:
+        text = f"mean validation {metric} over deployment subsets"
+    return text + (f", from epoch {recipe.select_from_epoch}" if recipe.select_from_epoch > 1 else "")
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -186,6 +196,7 @@ class Runner:
             task=plan.task, dataset=plan.dataset, recipe=plan.recipe, profile=plan.profile, seed=plan.seed,
             device=self.device, modalities=plan.modalities, shapes=data.shapes, subsets=plan.subsets,
             revision=plan.revision, distillation=plan.distillation, models=models,
+            class_weights=None if data.class_weights is None else torch.as_tensor(data.class_weights, dtype=torch.float32),
             _validation=lambda: self._validation_batches(plan, data),
         )
 
@@ -332,7 +343,8 @@ class Runner:
         module = self._build(plan, ctx)
         run_info = {
             "run_id": plan.run_id, "task": plan.task.name, "method": plan.method.name, "seed": plan.seed,
-            "config": to_jsonable(plan.config), "recipe": asdict(plan.recipe),
+            "profile": plan.profile, "config": to_jsonable(plan.config), "recipe": asdict(plan.recipe),
+            "record_path": str(path), "main": main,
         }
         self.registry.notify("mmbench_run_start", run=run_info)
         trainer = Trainer(
@@ -341,7 +353,8 @@ class Runner:
             on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs), world=self.world,
         )
         sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
-        base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes, dependencies=dependencies)
+        base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes, dependencies=dependencies,
+                    class_weights=data.class_weights)
         try:
             fit = trainer.fit()
         except NonFiniteLoss as exc:
@@ -384,8 +397,8 @@ class Runner:
             **base, status="completed", metrics=metrics,
             val_metrics={name: best.val for name, best in fit.subset_best.items()} if fit.subset_best else fit.best_val,
             selection=Selection(
-                criterion=(f"validation {plan.task.primary} of each deployment subset at its own best epoch" if per_subset
-                           else f"mean validation {plan.task.primary} over deployment subsets"),
+                criterion=_criterion(plan.recipe, plan.task.primary, per_subset),
+                split="test" if plan.recipe.selection == "paper" else "validation",
                 best_epoch=fit.best_epoch, last_epoch=last_epoch,
                 subset_epochs={name: best.epoch for name, best in fit.subset_best.items()} if fit.subset_best else None,
             ),
@@ -446,7 +459,7 @@ class Runner:
 
     def _record(
         self, plan: RunPlan, data_seconds: float, started: float, status: str, sizes: dict[str, int],
-        timings_extra: dict[str, float] | None = None, **fields: Any,
+        timings_extra: dict[str, float] | None = None, class_weights: Any = None, **fields: Any,
     ) -> RunRecord:
         task, dataset = plan.task, plan.dataset
         timings = Timings(data_seconds=data_seconds, total_seconds=time.perf_counter() - started, **(timings_extra or {}))
@@ -455,6 +468,7 @@ class Runner:
             task=TaskInfo(
                 name=task.name, version=task.version, kind=task.kind, primary_metric=task.primary,
                 higher_is_better=task.higher_is_better, modalities=list(plan.modalities), num_classes=task.num_classes,
+                class_weights=None if class_weights is None else [float(w) for w in class_weights],
             ),
             dataset=DatasetInfo(
                 name=dataset.name, source=dataset.source.kind, repo=getattr(dataset.source, "repo", None),

@@ -213,9 +213,19 @@ class SiteBuilder:
         html = self.env.get_template("task.html").render(
             root="../", t=info, table=table, groups=groups, header=subset_header(info["modalities"], table.subsets),
             bars=self._bars(table, info), curves=self._curves(table, info), gallery=self._gallery(table, folder),
-            **common)
+            deviations=self._task_deviations(name, {r.method for r in table.rows if r.kind != "reference"}), **common)
         self._write(root / "tasks" / f"{slug(name)}.html", html)
         return table
+
+    def _task_deviations(self, task: str, methods: set[str]) -> list[dict[str, str]]:
+        """The fidelity ledger of ``task``: the installed task's known differences from the
+        official protocols, then those of each method shown that concern it."""
+        installed = self._task_spec(task)
+        rows = [_deviation_row("every method", d) for d in (installed[0].deviations if installed else ())]
+        for method in sorted(m for m in methods if m):
+            spec = self._method_spec(method)
+            rows += [_deviation_row(method, d) for d in (spec.deviations if spec else ()) if not d.tasks or task in d.tasks]
+        return rows
 
     def _bars(self, table: TaskTable, info: dict[str, Any]) -> Markup | str:
         rows = [r for r in table.rows if r.kind in ("method", "reference")]
@@ -288,7 +298,9 @@ class SiteBuilder:
         info = {"name": method, "paper": first.method.paper, "repo": first.method.repo,
                 "repo_url": repo if repo.startswith("https://") else "", "plugin": first.method.plugin,
                 "versions": ", ".join(sorted({r.method.version for r in records})), "description": description,
-                "defaults": defaults, "defaults_note": note, "results": results}
+                "defaults": defaults, "defaults_note": note, "results": results,
+                "deviations": [_deviation_row(", ".join(d.tasks) or "every task", d)
+                               for d in getattr(self._method_spec(method), "deviations", ())]}
         self._write(root / "methods" / f"{slug(method)}.html",
                     self.env.get_template("method.html").render(root="../", m=info, **common))
 
@@ -339,6 +351,11 @@ def _config_defaults(spec: Any) -> tuple[list[tuple[str, str]], str, str]:
             value = "(required)"
         defaults.append((f.name, json.dumps(value) if not isinstance(value, str) else value))
     return defaults, "This method has no options.", spec.description
+
+
+def _deviation_row(scope: str, deviation: Any) -> dict[str, str]:
+    return {"scope": scope, "aspect": deviation.aspect, "official": deviation.official, "mmbench": deviation.mmbench,
+            "source": deviation.source}
 
 
 def _reported_modalities(subsets: Any) -> list[str]:

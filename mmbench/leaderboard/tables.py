@@ -45,6 +45,9 @@ class Row:
     cells: list[Cell] = field(default_factory=list)
     citation: dict[str, str] = field(default_factory=dict)
     variant: str = ""
+    selected_on_test: bool = False
+    """Selected on the test split, as the paper (``recipe.selection=paper``): shown flagged and
+    never ranked with the validation-selected rows."""
 
     @property
     def smoke(self) -> bool:
@@ -151,8 +154,8 @@ def build_task_table(
         row = Row(label=labels.get((task, method, variant), method), method=method, kind=kind, variant=variant,
                   setting=_setting(group, subsets), profile=str(first["profile"]), device=str(first["device"]),
                   seeds=sorted({(int(s), str(r)) for s, r in zip(group["seed"], group["run_id"], strict=True)}),
-                  cells=_row_cells(group, subsets))
-        if kind == "method":
+                  cells=_row_cells(group, subsets), selected_on_test=first["selected_on"] == "test")
+        if kind == "method" and not row.selected_on_test:
             for subset, cell in zip(subsets, row.cells, strict=True):
                 if cell.sort is None:
                     continue
@@ -169,7 +172,7 @@ def build_task_table(
 
 
 def _mark(rows: list[Row], subsets: list[str], higher_is_better: bool) -> None:
-    methods = [r for r in rows if r.kind == "method"]
+    methods = [r for r in rows if r.kind == "method" and not r.selected_on_test]
     for column in range(len(subsets)):
         values = [r.cells[column].sort for r in methods]
         for row, mark in zip(methods, rank_marks(values, higher_is_better, DECIMALS + 2), strict=True):
@@ -255,10 +258,11 @@ def _csv_rows(frame: pd.DataFrame, reported: pd.DataFrame, labels: dict, task: s
                     "mean": round(float(values.mean()), 6), "std": round(float(values.std()), 6) if len(values) > 1 else 0.0,
                     "n": len(values), "ci95_low": None if interval is None else round(interval[0], 6),
                     "ci95_high": None if interval is None else round(interval[1], 6),
-                    "profile": group.iloc[0]["profile"], "device": group.iloc[0]["device"], "citation": ""})
+                    "profile": group.iloc[0]["profile"], "device": group.iloc[0]["device"],
+                    "selected_on": group.iloc[0]["selected_on"], "citation": ""})
     for _, cell in reported.iterrows():
         out.append({"source": "reported", "row": cell["paper_method"], "method": cell["method"], "variant": "",
                     "subset": cell["subset"], "metric": cell["metric"], "mean": round(float(cell["value"]) / 100, 6),
                     "std": None, "n": None, "ci95_low": None, "ci95_high": None, "profile": "", "device": "",
-                    "citation": f"{cell['paper']}, {cell['table']} ({cell['url']})"})
+                    "selected_on": "", "citation": f"{cell['paper']}, {cell['table']} ({cell['url']})"})
     return out

@@ -11,7 +11,10 @@ data needs:
 * ``width`` scales every stage (64 = the standard network; the smoke profiles use 16 so a 2-core
   CPU trains in minutes);
 * ``stem="small"`` (one 3x3 stride-2 conv, no max-pool: overall stride 2 instead of 4) for small
-  inputs (< 96 px); ``stem="imagenet"`` is the usual 7x7 stride-2 conv + max-pool. (The CIFAR
+  inputs (< 96 px); ``stem="imagenet"`` is the usual 7x7 stride-2 conv + max-pool; ``stem="3x3"``
+  a 3x3 stride-2 conv + max-pool (the CASIA-SURF baseline's ResNet-18, which the MMANet face code
+  uses). ``recipe.stem`` picks one for every encoder a run builds (:func:`encoder_stem`); ``auto``
+  chooses by input size. (The CIFAR
   stride-1 stem costs 4x the compute of ``small`` at 32 px for little gain on the synthetic tasks.)
 
 ``stages`` keeps only the first k stages, for mid-fusion networks whose later stages are shared.
@@ -22,7 +25,8 @@ modalities (tabular / pre-extracted features).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 
 import torch
@@ -63,6 +67,8 @@ RESNET_BLOCKS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     "resnet34-nbt1d": (NonBottleneck1D, (3, 4, 6, 3)),
 }
 SMALL_INPUT = 96
+STEM: ContextVar[str] = ContextVar("mmbench_encoder_stem", default="auto")
+"""The stem of encoders built without an explicit one (set by :func:`encoder_stem`)."""
 
 ON_BUILT: ContextVar[Callable[[nn.Module], None] | None] = ContextVar("mmbench_on_encoder_built", default=None)
 """Called with every ResNet encoder / trunk at the end of its construction (set by
@@ -73,6 +79,25 @@ def _built(module: nn.Module) -> None:
     hook = ON_BUILT.get()
     if hook is not None:
         hook(module)
+
+
+@contextlib.contextmanager
+def encoder_stem(stem: str) -> Iterator[None]:
+    """Encoders built inside use ``stem`` (``recipe.stem``) unless given one explicitly."""
+    token = STEM.set(stem)
+    try:
+        yield
+    finally:
+        STEM.reset(token)
+
+
+def resolve_stem(size: Sequence[int], stem: str = "auto") -> str:
+    """``stem``, else the one set by :func:`encoder_stem`, else ``small`` below 96 px and
+    ``imagenet`` from 96 px."""
+    stem = STEM.get() if stem == "auto" else stem
+    if stem == "auto":
+        return "small" if min(size) < SMALL_INPUT else "imagenet"
+    return stem
 
 
 def _block(arch: str) -> type[nn.Module]:
@@ -119,9 +144,11 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         block = _block(arch)
         channels, planes = stage_channels(width, arch), stage_planes(width)
-        if stem == "small":
+        if stem not in ("small", "3x3", "imagenet"):
+            raise ValueError(f"unknown stem '{stem}'; choose small, 3x3 or imagenet")
+        if stem in ("small", "3x3"):
             self.conv1 = nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False)
-            self.maxpool = nn.Identity()
+            self.maxpool = nn.Identity() if stem == "small" else nn.MaxPool2d(3, stride=2, padding=1)
         else:
             self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
@@ -210,7 +237,8 @@ def build_encoder(shape: Sequence[int], arch: str = "resnet18", width: int = 64,
     """The encoder for a modality of per-sample ``shape`` (``ctx.shapes[m]``).
 
     * ``[C, H, W]``: a ResNet (``arch`` resnet18 / resnet34 / resnet50 / resnet34-nbt1d, channels scaled by ``width``, 64 =
-      the standard network; a stride-2 3×3 stem below 96 px, else the 7×7 + max-pool stem) with
+      the standard network; the stem of :func:`resolve_stem`: by default a stride-2 3×3 stem below 96 px,
+      else the 7×7 + max-pool stem) with
       ``stages`` stages. Called on ``[B, C, H, W]`` it returns a **list** of ``stages`` feature maps
       ``[B, c_i, H_i, W_i]``, strides 4, 8, 16, 32 (2, 4, 8, 16 with the small stem); channels in
       ``encoder.out_channels`` (``width × (1, 2, 4, 8)``, × 4 for resnet50).
@@ -219,5 +247,4 @@ def build_encoder(shape: Sequence[int], arch: str = "resnet18", width: int = 64,
     """
     if len(shape) == 1:
         return MLPEncoder(shape[0], width)
-    stem = "small" if min(shape[-2:]) < SMALL_INPUT else "imagenet"
-    return ResNetEncoder(shape[0], arch, width, stem, stages)
+    return ResNetEncoder(shape[0], arch, width, resolve_stem(shape[-2:]), stages)

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from mmbench.models.backbones import SMALL_INPUT, ResNetEncoder
+from mmbench.models.backbones import ResNetEncoder, resolve_stem
 from mmbench.models.decoders import PyramidPoolingContext, SegmentationDecoder, SegmentationOutputs
 from mmbench.models.esanet_decoder import ESANetDecoder, ESANetProjection, decoder_channels
 from mmbench.models.fusion import SEBlock
@@ -50,7 +50,7 @@ class ESANetwork(nn.Module):
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder '{decoder}'; choose one of {', '.join(DECODERS)}")
         self.input_size = tuple(shapes[self.modalities[0]][-2:])
-        stem = "small" if min(self.input_size) < SMALL_INPUT else "imagenet"
+        stem = resolve_stem(self.input_size)
         self.encoders = nn.ModuleDict({m: ResNetEncoder(shapes[m][0], arch, width, stem) for m in self.modalities})
         channels = [width, *self.encoders[self.modalities[0]].out_channels]  # stem + 4 stages
         self.se = nn.ModuleList(nn.ModuleDict({m: SEBlock(c) for m in self.modalities}) for c in channels)

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from mmbench.specs import TaskSpec
 
 
-def task_loss(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy for every task kind; segmentation skips the task's ignore index."""
-    ignore = task.ignore_index if task.ignore_index is not None else -100
-    return F.cross_entropy(logits, target, ignore_index=ignore)
+def task_loss(task: TaskSpec, logits: torch.Tensor, target: torch.Tensor,
+              class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy for every task kind; segmentation skips the task's ignore index and takes the
+    run's ``ctx.class_weights`` (a weighted mean over the labelled pixels)."""
+    return deep_supervision_loss(task, [logits], target, class_weights)
 
 
 def downsample_target(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -34,7 +35,7 @@ def deep_supervision_loss(task: TaskSpec, outputs: Sequence[torch.Tensor], targe
     outputs. Each term is a weighted mean over the non-ignored pixels (the official Σ loss / Σ
     weight of the labelled pixels). With one output (and for classification) it is :func:`task_loss`."""
     ignore = task.ignore_index if task.ignore_index is not None else -100
-    weight = class_weights.to(outputs[0].dtype) if class_weights is not None else None
+    weight = class_weights.to(outputs[0].device, outputs[0].dtype) if class_weights is not None else None
     return sum((F.cross_entropy(o, downsample_target(target, o.shape[-2:]) if o.dim() > 2 else target, weight=weight,
                                 ignore_index=ignore) for o in outputs), outputs[0].new_zeros(()))
 

@@ -84,14 +84,15 @@ def make_executor(
     time_min: int = 240, cpus_per_run: float = 1, gpus_per_run: float = 0, submitit_cluster: str | None = None,
 ) -> Executor:
     """The executor of ``mmbench sweep --executor kind``; ``run_options`` (``device``,
-    ``data_dir``, ``force``) are passed to every run."""
+    ``data_dir``, ``force``, ``loggers``) are passed to every run."""
     from mmbench.sweeps.executors import LocalExecutor, RayExecutor, SlurmExecutor
 
     options = dict(run_options or {})
     plugin_args, env = plugin_options(plugins, disable)
     extra = [*(["--device", options["device"]] if options.get("device") else []),
              *(["--data-dir", options["data_dir"]] if options.get("data_dir") else []),
-             *(["--force"] if options.get("force") else []), *plugin_args]
+             *(["--force"] if options.get("force") else []),
+             *[arg for name in options.get("loggers", ()) for arg in ("--logger", name)], *plugin_args]
     if kind == "ray":
         return RayExecutor(out, address, cpus_per_run, gpus_per_run, extra, env)
     if kind == "slurm":

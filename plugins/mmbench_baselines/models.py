@@ -36,6 +36,7 @@ class FusionBaseline(MethodModule):
             width=ctx.recipe.width, fusion=fusion, fusion_stage=fusion_stage, se_reduction=se_reduction,
             decoder=ctx.recipe.decoder, context=ctx.recipe.context,
         )
+        self.register_buffer("class_weights", ctx.class_weights, persistent=False)
 
     def _mask(self, batch_size: int, device: torch.device) -> torch.Tensor:
         if self.dropout > 0 and len(self.trained) > 1:
@@ -45,7 +46,7 @@ class FusionBaseline(MethodModule):
     def training_step(self, batch, step):
         target = batch["target"]
         outputs = self.net.training_outputs(batch, self._mask(target.shape[0], target.device))
-        return {"ce": deep_supervision_loss(self.task, outputs, target)}
+        return {"ce": deep_supervision_loss(self.task, outputs, target, self.class_weights)}
 
     def predict_subsets(self, batch, subsets):
         return self.net.predict_subsets(batch, subsets)  # each modality encoded once for all subsets

@@ -27,6 +27,7 @@ class ESANet(MethodModule):
         recipe = ctx.recipe
         self.net = ESANetwork(ctx.modalities, ctx.shapes, task.num_classes, config.backbone or recipe.backbone,
                               recipe.width, recipe.decoder, recipe.context)
+        self.register_buffer("class_weights", ctx.class_weights, persistent=False)
 
     @classmethod
     def with_dropout(cls, task: TaskSpec, config: Any, ctx: RunContext) -> ESANet:
@@ -39,7 +40,8 @@ class ESANet(MethodModule):
             mask = uniform_subset_mask(target.shape[0], count, target.device)
         else:
             mask = torch.ones(target.shape[0], count, device=target.device)
-        return {"ce": deep_supervision_loss(self.task, self.net.training_outputs(batch, mask), target)}
+        return {"ce": deep_supervision_loss(self.task, self.net.training_outputs(batch, mask), target,
+                                                  self.class_weights)}
 
     def _mask(self, batch: Any, modalities: Sequence[str]) -> torch.Tensor:
         target = batch["target"]

@@ -12,7 +12,9 @@ official disparity maps. mmbench reads the official tree under ``<--data-dir>/ci
 The test split's labels are not public, so — as ESANet and the papers that report Cityscapes
 numbers do — the official ``val`` split (500 images) is the test split here; validation is carved
 from ``train`` (2975). Depth in metres from the 16-bit disparity: ``d = (p − 1) / 256`` for
-``p > 0`` and ``depth = baseline · fx / d`` with the image's camera file; invalid pixels are 0.
+``p > 0`` and ``depth = baseline · fx / d`` with the image's camera file; invalid pixels are 0, and
+so is every depth above 300 m (ESANet's Cityscapes loader, kept by the MMANet fork: "most likely not
+valid").
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from mmbench import (
     CPU_SMOKE,
     DatasetSpec,
+    Deviation,
     LazyRows,
     LocalSource,
     MMBenchError,
@@ -35,13 +38,14 @@ from mmbench import (
     open_image,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
            "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 SPLITS = {"train": "train", "test": "val"}  # mmbench split -> official folder
 SUFFIX = {"image": "_leftImg8bit.png", "label": "_gtFine_labelTrainIds.png", "disparity": "_disparity.png",
           "camera": "_camera.json"}
+MAX_DEPTH = 300.0  # metres; src/datasets/cityscapes/pytorch_dataset.py: depth[depth > 300] = 0
 FOLDER = {"image": "leftImg8bit", "label": "gtFine", "disparity": "disparity", "camera": "camera"}
 HOW_TO_GET = ("Cityscapes is distributed at https://www.cityscapes-dataset.com after registration (no "
               "redistribution); download leftImg8bit_trainvaltest, gtFine_trainvaltest, disparity_trainvaltest and "
@@ -84,6 +88,7 @@ def depth_from_disparity(disparity: np.ndarray, camera: dict[str, Any]) -> np.nd
     depth = np.zeros_like(values)
     d = (values[valid] - 1.0) / 256.0
     depth[valid] = np.where(d > 0, baseline * fx / np.maximum(d, 1e-6), 0.0)
+    depth[depth > MAX_DEPTH] = 0.0
     return depth.astype(np.float32)
 
 
@@ -112,9 +117,25 @@ def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
 
 SMOKE = CPU_SMOKE.but(epochs=3, batch_size=8, eval_batch_size=16, hflip=True, input_scale=0.125, limit_train=256,
                       limit_eval=100)
-FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=8, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
-              weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, pretrained="imagenet",
-              hflip=True, decoder="esanet", context="appm-1-2-4-8")  # ESANet's / MMANet's Cityscapes context module
+# The MMANet fork's Cityscapes scripts (segmentation/train_cityscape_mmant.sh, train_cityscape_full.sh):
+# Adam lr 1e-4 (betas 0.9/0.999, wd 1e-4 from args.py), batch 8, 300 epochs (args.py), one-cycle over
+# the epochs stepped once per epoch (β1 cycled, torch's default), --class_weighting None, --he_init,
+# --context_module appm-1-2-4-8, 1024×512, ESANet-R34-NBt1D (--encoder resnet34 --encoder_block
+# NonBottleneck1D; MMANet's own student is forced to ResNet-50 by its plugin).
+FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=8, optimizer="adam", lr=1e-4, weight_decay=1e-4,
+              scheduler="onecycle", scheduler_interval="epoch", backbone="resnet34", width=64, pretrained="imagenet",
+              he_init=True, hflip=True, decoder="esanet", context="appm-1-2-4-8")
+
+
+DEVIATIONS = (
+    Deviation(aspect="augmentation",
+              official="random rescale 0.5-2.0 of the 2048x1024 images, random crop 512x1024, HSV jitter, flip",
+              mmbench="images cached at 1024x512, horizontal flip only",
+              source="ESANet src/preprocessing.py with --aug_scale_min 0.5 --aug_scale_max 2.0 (train_cityscape_*.sh)"),
+    Deviation(aspect="selection", official="validates on the test split (the official val) and reports the best epoch",
+              mmbench="validation carved from train; --set recipe.selection=paper follows the papers, shown flagged",
+              source="MMANet-CVPR2023 segmentation/train_missing_mmanet.py"),
+)
 
 
 @hookimpl
@@ -122,7 +143,8 @@ def mmbench_datasets() -> list[DatasetSpec]:
     return [DatasetSpec(
         name="cityscapes", description="Cityscapes fine annotations with stereo depth (bring your own)",
         modalities={"rgb": 3, "depth": 1},
-        source=LocalSource(subdir="cityscapes", how_to_get=HOW_TO_GET, read=read_split, check=check_layout),
+        source=LocalSource(subdir="cityscapes", how_to_get=HOW_TO_GET, read=read_split, check=check_layout,
+                           version=2),  # 2: depth above 300 m is 0
         decode=decode, splits=("train", "test"),
         license="Cityscapes licence: non-commercial research, no redistribution",
         homepage="https://www.cityscapes-dataset.com",
@@ -135,6 +157,6 @@ def mmbench_tasks() -> list[TaskSpec]:
     return [TaskSpec(
         name="seg-cityscapes", dataset="cityscapes", kind="segmentation",
         description="Cityscapes 19-class RGB-D segmentation, mIoU, 1024x512 (bring your own data)",
-        num_classes=len(CLASSES), class_names=CLASSES, ignore_index=255, input_size=(512, 1024),
-        recipes={"smoke": SMOKE, "full": FULL},
+        num_classes=len(CLASSES), class_names=CLASSES, ignore_index=255, input_size=(512, 1024), version="2",  # 2: no depth above 300 m
+        recipes={"smoke": SMOKE, "full": FULL}, deviations=DEVIATIONS,
     )]

@@ -34,6 +34,7 @@ import numpy as np
 from mmbench import (
     CPU_SMOKE,
     DatasetSpec,
+    Deviation,
     LazyRows,
     LocalSource,
     MMBenchError,
@@ -43,7 +44,7 @@ from mmbench import (
     open_image,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 LISTS = {"train": "train_list.txt", "val": "val_private_list.txt", "test": "test_private_list.txt"}
 HOW_TO_GET = ("CASIA-SURF is distributed by CASIA / ChaLearn under a signed release agreement "
@@ -89,14 +90,16 @@ def read_split(root: Path, split: str) -> LazyRows:
     return LazyRows(parse_list(root / LISTS[split]), partial(_load_sample, root))
 
 
-def _gray(image: Any) -> np.ndarray:
-    return np.asarray(image.convert("L"), dtype=np.float32)[None]
+def _three_channels(image: Any) -> np.ndarray:
+    """``[3, H, W]`` float32; a grayscale image is replicated, as ``cv2.imread`` reads it."""
+    return np.moveaxis(np.asarray(image.convert("RGB"), dtype=np.float32), -1, 0)
 
 
 def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {"rgb": np.moveaxis(np.asarray(row["color"].convert("RGB"), dtype=np.float32), -1, 0),
-            "depth": _gray(row["depth"]), "ir": _gray(row["ir"]),
-            "target": np.asarray(row["label"], dtype=np.int64)}
+    """RGB, depth and IR as three channels each — the MMANet code reads all three with
+    ``cv2.imread`` (its networks' first convolutions take 3 channels)."""
+    return {"rgb": _three_channels(row["color"]), "depth": _three_channels(row["depth"]),
+            "ir": _three_channels(row["ir"]), "target": np.asarray(row["label"], dtype=np.int64)}
 
 
 RACES = ("AF", "CA", "EA")
@@ -157,20 +160,44 @@ def cefa_read(root: Path, split: str) -> LazyRows:
     return LazyRows(cefa_samples(root, split), partial(_load_sample, root))
 
 
-# MMANet classification code: SGD nesterov lr 1e-3, momentum 0.9, wd 5e-4, batch 64, 100 epochs,
-# multi-step at epochs 16/33/50 after a 5-epoch linear warm-up, 112×112 with flips. mmbench's step
-# scheduler (every 17 epochs) matches the first three decays and adds two more after epoch 50.
-FULL = Recipe(epochs=100, batch_size=64, optimizer="sgd", nesterov=True, lr=1e-3, momentum=0.9, weight_decay=5e-4,
-              scheduler="step", step_size=17, gamma=0.1, warmup_epochs=5, width=64, hflip=True)
+# The MMANet classification code (shicaiwei123/MMANet-CVPR2023, classification/):
+# * configuration/config_feature_kd.py: SGD nesterov (src/surf_mmanet.py) lr 1e-3, momentum 0.9,
+#   wd 5e-4, batch 64, train_epoch 100, lr_warmup with total_epoch 5, lr_decrease multi_step;
+# * lib/model_develop.py: MultiStepLR(milestones = 100·(1/6, 2/6, 3/6) → 16, 33, 50) behind
+#   GradualWarmupScheduler, which hands it ``epoch − 5`` — the milestones count after the warm-up;
+#   stepped once per epoch; epoch 0 of the 100-epoch loop skips every batch (``if epoch == 0:
+#   continue``), so 99 epochs train; the kept checkpoint is the best of the epochs after 30;
+# * models/resnet18_se.py: ResNet-18 with a 3×3 stride-2 conv1 (+ max-pool), from scratch;
+# * datasets/surf_txt.py: cv2.imread of every modality — depth and IR as 3 channels.
+# Remaining differences (mmbench's warm-up reaches the full rate one epoch earlier; the official
+# selects on full-modality accuracy, mmbench on the mean ACER over the subsets) are listed in the
+# fidelity notes of the README.
+FULL = Recipe(epochs=99, batch_size=64, optimizer="sgd", nesterov=True, lr=1e-3, momentum=0.9, weight_decay=5e-4,
+              scheduler="multistep", milestones=(16, 33, 50), gamma=0.1, warmup_epochs=5, scheduler_interval="epoch",
+              select_from_epoch=31, stem="3x3", width=64, hflip=True)
 SMOKE = CPU_SMOKE.but(epochs=5, batch_size=64, hflip=True, input_scale=0.5, limit_train=2048, limit_eval=1024)
+
+
+DEVIATIONS = (
+    Deviation(aspect="augmentation", official="resize 144, random rotation ±30°, random crop 112, flip; test: resize 112",
+              mmbench="horizontal flip only at 112x112",
+              source="MMANet-CVPR2023 classification/src/surf_baseline_multi_dataloader.py"),
+    Deviation(aspect="warm-up",
+              official="per epoch: learning rate 0, 0.2, ..., 1.0 × base over the first six trained epochs",
+              mmbench="0.2, ..., 1.0 × base over the first five (the full rate one epoch earlier); milestones equal",
+              source="classification/lib/model_develop_utils.py GradualWarmupScheduler"),
+    Deviation(aspect="selection", official="the epoch of best full-modality accuracy on val_private after epoch 30",
+              mmbench="the epoch of best mean ACER over the seven subsets on val_private from epoch 31",
+              source="classification/lib/model_develop.py"),
+)
 
 
 @hookimpl
 def mmbench_datasets() -> list[DatasetSpec]:
     cefa = DatasetSpec(
         name="cefa-race", description="CASIA-SURF CeFA race part, protocol 4@5 (bring your own)",
-        modalities={"rgb": 3, "depth": 1, "ir": 1},
-        source=LocalSource(subdir="CeFA-Race", how_to_get=CEFA_HOW_TO_GET, read=cefa_read, check=cefa_check),
+        modalities={"rgb": 3, "depth": 3, "ir": 3},
+        source=LocalSource(subdir="CeFA-Race", how_to_get=CEFA_HOW_TO_GET, read=cefa_read, check=cefa_check, version=2),  # 2: 3-channel depth / IR
         decode=decode, splits=("train", "val", "test"),
         license="CASIA-SURF CeFA release agreement: research use, no redistribution",
         homepage="https://sites.google.com/view/face-anti-spoofing-challenge",
@@ -178,8 +205,8 @@ def mmbench_datasets() -> list[DatasetSpec]:
     )
     return [cefa, DatasetSpec(
         name="casia-surf", description="CASIA-SURF: RGB, depth, IR faces, live vs print/cut attacks (bring your own)",
-        modalities={"rgb": 3, "depth": 1, "ir": 1},
-        source=LocalSource(subdir="CASIA-SURF", how_to_get=HOW_TO_GET, read=read_split, check=check_layout),
+        modalities={"rgb": 3, "depth": 3, "ir": 3},
+        source=LocalSource(subdir="CASIA-SURF", how_to_get=HOW_TO_GET, read=read_split, check=check_layout, version=2),
         decode=decode, splits=("train", "val", "test"),
         license="CASIA-SURF release agreement: research use, no redistribution",
         homepage="https://sites.google.com/view/face-anti-spoofing-challenge",
@@ -192,12 +219,12 @@ def mmbench_tasks() -> list[TaskSpec]:
     cefa = TaskSpec(
         name="cls-cefa", dataset="cefa-race", kind="anti-spoofing",
         description="CeFA cross-ethnicity / cross-attack (race_prot_rdi_4@5), 7 subsets, ACER (bring your own)",
-        num_classes=2, class_names=("spoof", "live"), input_size=(112, 112), val_split="val",
-        recipes={"smoke": SMOKE, "full": FULL},
+        num_classes=2, class_names=("spoof", "live"), input_size=(112, 112), val_split="val", version="2",  # 2: 3-channel depth / IR
+        recipes={"smoke": SMOKE, "full": FULL}, deviations=DEVIATIONS,
     )
     return [cefa, TaskSpec(
         name="cls-casia-surf", dataset="casia-surf", kind="anti-spoofing",
         description="CASIA-SURF face anti-spoofing, 7 modality subsets, ACER (bring your own data)",
-        num_classes=2, class_names=("spoof", "live"), input_size=(112, 112), val_split="val",
-        recipes={"smoke": SMOKE, "full": FULL},
+        num_classes=2, class_names=("spoof", "live"), input_size=(112, 112), val_split="val", version="2",  # 2: 3-channel depth / IR
+        recipes={"smoke": SMOKE, "full": FULL}, deviations=DEVIATIONS,
     )]

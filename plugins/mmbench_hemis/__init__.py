@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import ALL_KINDS, MethodSpec, ProfileRecipe, hookimpl
+from mmbench import ALL_KINDS, Deviation, MethodSpec, ProfileRecipe, hookimpl
 
 __version__ = "0.1.0"
 
@@ -50,5 +50,11 @@ def mmbench_methods() -> list[MethodSpec]:
             family="incomplete",
             paper="Havaei et al., HeMIS: Hetero-Modal Image Segmentation, MICCAI 2016",
             repo="https://github.com/ReubenDo/U-HVED (U-HeMIS reimplementation)",
+            deviations=(Deviation(
+                aspect="training on RGB-D", tasks=("seg-nyuv2", "seg-cityscapes"),
+                official="MMANet's Tables 4-5 report HeMIS on NYUv2 / Cityscapes with ResNet-50 encoders; how it was "
+                         "trained there is not published",
+                mmbench="U-HeMIS's cross-entropy + Dice on the task recipe, no class weighting; ResNet-50 from ImageNet",
+                source="MMANet paper §4; ReubenDo/U-HVED"),),
         ),
     ]

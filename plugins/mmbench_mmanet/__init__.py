@@ -20,12 +20,13 @@ __version__ = "0.1.0"
 @dataclass(frozen=True)
 class MMANetConfig:
     kd_weight: float | None = None
-    """λ_MAD; default the official 30 (classification) / 4 (segmentation)."""
+    """λ_MAD; default the official 30 (classification) / 4 (segmentation) / 10 (Cityscapes)."""
     mar_weight: float | None = None
-    """λ_MAR; default the official 0.5 (classification) / 0.2 (segmentation)."""
+    """λ_MAR; default the official 0.5 (classification) / 0.2 (segmentation) / 0.1 (Cityscapes)."""
     begin_epoch: int | None = None
-    """0-based epoch after which MAD and MAR are on; default the official 5 / 10, or half the
-    recipe's epochs when it is shorter than twice that."""
+    """0-based epoch after which MAD and MAR are on; default the official 5 (classification,
+    counted from its untrained epoch 0: 4 here) / 10, or half the recipe's epochs when it is
+    shorter than twice that."""
     mining_epochs: int | None = None
     """Epochs of weak-combination mining before ``begin_epoch`` (official 3 / 4)."""
     fusion_stage: int | None = None

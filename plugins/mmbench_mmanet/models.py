@@ -37,14 +37,25 @@ from mmbench_mmanet.losses import (
     weak_combination_distance,
 )
 
-# The official schedules: (begin epoch, mining epochs, λ_MAD, λ_MAR) per task kind.
-OFFICIAL = {"classification": (5, 3, 30.0, 0.5), "segmentation": (10, 4, 4.0, 0.2)}
+# The official schedules: (begin epoch, mining epochs, λ_MAD, λ_MAR) per task kind, 0-based epochs
+# of mmbench. Classification (lib/model_develop.py): mining after epochs 2-4, MAD / MAR from epoch 6
+# of a loop whose epoch 0 trains nothing — the task recipe trains the 99 others, so mmbench's epoch
+# k is the official k + 1 and the official begin 5 is 4 here. Segmentation
+# (segmentation/train_missing_mmanet.py): begin 10, mining after epochs 6-9, every epoch trained.
+OFFICIAL = {"classification": (4, 3, 30.0, 0.5), "segmentation": (10, 4, 4.0, 0.2)}
+OFFICIAL_BY_TASK = {"seg-cityscapes": (10, 4, 10.0, 0.1)}
+"""Task-specific weights: segmentation/train_cityscape_mmant.sh passes --kd_scale 10 --auxi_scale 0.1."""
 
 
-def schedule(kind: str, config: Any, epochs: int) -> tuple[int, int]:
-    """(begin epoch, first mining epoch), 0-based. Official begin: 5 (classification, of 100
-    epochs) / 10 (segmentation, of 300); on recipes shorter than twice that, half the epochs."""
-    official_begin, official_mining = OFFICIAL["segmentation" if kind == "segmentation" else "classification"][:2]
+def official_values(task: TaskSpec) -> tuple[int, int, float, float]:
+    """(begin epoch, mining epochs, λ_MAD, λ_MAR) of the official code for ``task``."""
+    return OFFICIAL_BY_TASK.get(task.name, OFFICIAL["segmentation" if task.kind == "segmentation" else "classification"])
+
+
+def schedule(task: TaskSpec, config: Any, epochs: int) -> tuple[int, int]:
+    """(begin epoch, first mining epoch), 0-based. Official begin: 4 (classification, of 99
+    trained epochs) / 10 (segmentation, of 300); on recipes shorter than twice that, half the epochs."""
+    official_begin, official_mining = official_values(task)[:2]
     begin = config.begin_epoch if config.begin_epoch is not None else min(official_begin, epochs // 2)
     mining = config.mining_epochs if config.mining_epochs is not None else official_mining
     return begin, max(begin - mining, 1)
@@ -72,12 +83,14 @@ class MMANet(MethodModule):
     samples only, 1e-16 without any, on the main decoder's output when no sample has only the
     second modality (:func:`mar_loss_dense`). With ``recipe.decoder=esanet`` (the full profiles)
     the network is ESANet's with its deep supervision: the CE and MAR are summed over the four
-    outputs and MAD reads the official ``fuse_cache`` (context output and projected skips). Still
-    missing for segmentation: median-frequency class weights (unweighted).
+    outputs and MAD reads the official ``fuse_cache`` (context output and projected skips); the CE
+    and MAR take the run's class weights (``recipe.class_weighting``: median frequency on NYUv2 /
+    SUN RGB-D, as the fork's ``CrossEntropyLoss2d``).
 
     Adaptations, by design: the auxiliary branch takes the same fused features as the main one —
     as the official code does, whose three per-combination auxiliary outputs are therefore one; the
-    official classification script skips its first epoch without updates, mmbench trains it. The
+    official classification script's epoch 0 trains nothing — the face recipes train its 99 other
+    epochs and the begin epoch counts from there (:data:`OFFICIAL`). The
     full segmentation profile builds ESANet-R50 with ImageNet weights for student and teacher, as
     the fork forces; the smoke profile the CPU-sized light network.
     """
@@ -92,6 +105,7 @@ class MMANet(MethodModule):
             self.net = ESANetwork(self.modalities, ctx.shapes, task.num_classes, arch, width, ctx.recipe.decoder,
                                   ctx.recipe.context)
             self.aux = self.net.make_decoder()
+            self.register_buffer("class_weights", ctx.class_weights, persistent=False)
         else:  # the SF network: SE per modality after layer2, shared layer3-4; teacher = SF on full modalities
             stage = config.fusion_stage or 2
             self.net = FusionNet(self.modalities, ctx.shapes, task.kind, task.num_classes, arch=arch, width=width,
@@ -101,8 +115,8 @@ class MMANet(MethodModule):
             self.aux = nn.Linear(channels[-1], task.num_classes)
             self.stage = stage
         self.teacher = ctx.models["teacher"]
-        self.begin, self.mining_start = schedule(task.kind, config, ctx.recipe.epochs)
-        default_kd, default_mar = OFFICIAL["segmentation" if self.dense else "classification"][2:]
+        self.begin, self.mining_start = schedule(task, config, ctx.recipe.epochs)
+        default_kd, default_mar = official_values(task)[2:]
         self.kd_weight = config.kd_weight if config.kd_weight is not None else default_kd
         self.mar_weight = config.mar_weight if config.mar_weight is not None else default_mar
         m = len(self.modalities)
@@ -131,7 +145,7 @@ class MMANet(MethodModule):
         if self.dense:  # ESANet's deep supervision: the loss summed over the logits and side outputs
             out = self.net.outputs(fused, sides=True)
             outputs = [out.logits, *out.sides]
-            terms = {"ce": deep_supervision_loss(self.task, outputs, target)}
+            terms = {"ce": deep_supervision_loss(self.task, outputs, target, self.class_weights)}
         else:
             terms = {"ce": task_loss(self.task, self.net.head(fused), target)}
         if self.epoch > self.begin and int(self.weak_count) > 0:
@@ -140,7 +154,7 @@ class MMANet(MethodModule):
                 terms["mad"] = self.kd_weight * self._dense_mad(batch, fused)
                 terms["mar"] = self.mar_weight * mar_loss_dense(
                     self._dense_aux_outputs(fused, mask, outputs), target, mask, self.weak[0],
-                    ignore_index=self._ignore_index(), official=official)
+                    class_weights=self.class_weights, ignore_index=self._ignore_index(), official=official)
             else:
                 teacher = self.teacher.features(batch, self.modalities)
                 terms["mad"] = self.kd_weight * mad_loss(fused[-1], teacher.scales[-1], teacher.logits)

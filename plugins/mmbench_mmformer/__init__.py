@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import MethodSpec, ProfileRecipe, hookimpl
+from mmbench import Deviation, MethodSpec, ProfileRecipe, hookimpl
 
 __version__ = "0.1.0"
 
@@ -41,5 +41,12 @@ def mmbench_methods() -> list[MethodSpec]:
             # MMANet's NYUv2 / Cityscapes comparison: encoders unified as ResNet-50
             recipe=ProfileRecipe("full", "segmentation", backbone="resnet50"),
             family="incomplete", paper="Zhang et al., mmFormer, MICCAI 2022", repo="https://github.com/YaoZhang93/mmFormer",
+            deviations=(Deviation(
+                aspect="training on RGB-D", tasks=("seg-nyuv2", "seg-cityscapes"),
+                official="MMANet's Tables 4-5 report mmFormer on NYUv2 / Cityscapes with ResNet-50 encoders; the "
+                         "2D adaptation of its 3D transformer and how it was trained there are not published",
+                mmbench="mmFormer's own losses on 2D ResNet-50 features (token layout: the official reshape) and the "
+                        "task recipe, no class weighting",
+                source="MMANet paper §4; YaoZhang93/mmFormer"),),
         ),
     ]

@@ -13,7 +13,7 @@ from torch import nn
 from mmbench import TaskSpec
 from mmbench.engine import MethodModule, RunContext
 from mmbench.models import build_encoder, deep_supervision_loss, segmentation_head, task_loss
-from mmbench_osmd import ordinary_modality
+from mmbench_osmd import ordinary_modality, privileged_modalities
 from mmbench_osmd.losses import gradnorm_loss, mmd_loss, output_kl, reconstruction_loss
 
 
@@ -84,7 +84,7 @@ class OSMD(MethodModule):
     def __init__(self, task: TaskSpec, config: Any, ctx: RunContext):
         super().__init__()
         ordinary = ordinary_modality(ctx.modalities, config)
-        privileged = tuple(m for m in ctx.modalities if m != ordinary)
+        privileged = privileged_modalities(ctx.modalities, config)
         self.task, self.config = task, config
         self.ordinary, self.privileged = ordinary, privileged
         self.dense = task.kind == "segmentation"
@@ -107,6 +107,7 @@ class OSMD(MethodModule):
             self.aux_head = nn.Linear(channels[-1], task.num_classes)
         self.task_weights = nn.Parameter(torch.ones(2))  # GradNorm's w_JDN, w_CTN
         self.register_buffer("initial_losses", torch.zeros(2))
+        self.register_buffer("class_weights", ctx.class_weights, persistent=False)
 
     def _output(self, head: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
         if self.dense:
@@ -134,7 +135,7 @@ class OSMD(MethodModule):
             self.task_weights.clamp_(min=1e-3)
             self.task_weights.mul_(2.0 / self.task_weights.sum())
         outputs, hallucinated, ctn = self._forward(batch, sides=True)
-        ttl = deep_supervision_loss(self.task, outputs, batch["target"]) if self.dense else task_loss(
+        ttl = deep_supervision_loss(self.task, outputs, batch["target"], self.class_weights) if self.dense else task_loss(
             self.task, outputs[0], batch["target"])
         privileged = self.teacher.features(batch, self.privileged)
         levels = 3 if self.dense else 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmbench import MethodSpec, ProfileRecipe, hookimpl
+from mmbench import Deviation, MethodSpec, ProfileRecipe, hookimpl
 
 __version__ = "0.1.0"
 
@@ -38,5 +38,13 @@ def mmbench_methods() -> list[MethodSpec]:
             # MMANet's NYUv2 / Cityscapes comparison: encoders unified as ResNet-50
             recipe=ProfileRecipe("full", "segmentation", backbone="resnet50"),
             family="incomplete", paper="Ding et al., RFNet, ICCV 2021", repo="https://github.com/dyh127/RFNet",
+            deviations=(Deviation(
+                aspect="training on RGB-D", tasks=("seg-nyuv2", "seg-cityscapes"),
+                official="MMANet's Tables 4-5 report RFNet on NYUv2 / Cityscapes with ResNet-50 encoders; how it was "
+                         "trained there (loss weights, batch: its region-aware fusion needs ~7.7 GiB of activations "
+                         "per 640x480 sample at 40 classes) is not published",
+                mmbench="RFNet's own BraTS losses (weighted CE + Dice, region maps) on the task recipe, no class "
+                        "weighting; ResNet-50 from ImageNet",
+                source="MMANet paper §4; dyh127/RFNet"),),
         ),
     ]

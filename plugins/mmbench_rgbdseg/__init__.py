@@ -32,6 +32,7 @@ import numpy as np
 from mmbench import (
     CPU_SMOKE,
     DatasetSpec,
+    Deviation,
     HubSource,
     MMBenchError,
     Recipe,
@@ -97,8 +98,10 @@ def _dataset(name: str, description: str, repo: str, revision: str, sizes: dict[
 
 
 # The MMANet segmentation code's recipe (its ESANet fork; the paper's text says Adam, the code runs
-# SGD): SGD nesterov lr 0.01, momentum 0.9, wd 1e-4, batch 8, 300 epochs, one-cycle, 640×480, ESANet's
-# decoder (ppm context, deep supervision). Encoders start from ImageNet weights: torchvision's
+# SGD): segmentation/src/args.py defaults and train_nyuv2_mmanet.sh — SGD nesterov lr 0.01, momentum
+# 0.9, wd 1e-4, batch 8, 300 epochs, one-cycle over the epochs (train_missing_mmanet.py:
+# OneCycleLR(total_steps=args.epochs), stepped once per epoch, momentum cycled), median-frequency
+# class weights (args.class_weighting), 640×480, ESANet's decoder (ppm context, deep supervision). Encoders start from ImageNet weights: torchvision's
 # ResNet-34 for any method; the methods fix their paper's encoder (ProfileRecipe): ESANet / OS-MD
 # ResNet-34 NBt1D (the authors' weights file, recipe.weights), MMANet and the methods its tables
 # compare (RFNet, mmFormer, HeMIS) ResNet-50.
@@ -106,8 +109,23 @@ def _dataset(name: str, description: str, repo: str, revision: str, sizes: dict[
 SMOKE = CPU_SMOKE.but(epochs=4, batch_size=16, eval_batch_size=32, hflip=True, input_scale=0.25, limit_train=320,
                       limit_eval=160)
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=16, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
-              weight_decay=1e-4, scheduler="onecycle", backbone="resnet34", width=64, pretrained="imagenet", hflip=True,
-              decoder="esanet", context="ppm")
+              weight_decay=1e-4, scheduler="onecycle", scheduler_interval="epoch", backbone="resnet34", width=64,
+              pretrained="imagenet", hflip=True, decoder="esanet", context="ppm", class_weighting="median-frequency")
+
+
+AUGMENTATION = Deviation(
+    aspect="augmentation",
+    official="random rescale 1.0-1.4, random crop 480x640, HSV jitter (RGB only), horizontal flip",
+    mmbench="horizontal flip only (the cache holds 640x480 samples)",
+    source="TUI-NICR/ESANet src/preprocessing.py (kept by the MMANet fork)")
+TEST_SELECTION = Deviation(
+    aspect="selection",
+    official="trains on the whole training split, validates on the test split and reports the best test epoch "
+             "(the MMANet fork: from epoch 240)",
+    mmbench="10 % of train carved for validation, selected there; --set recipe.selection=paper (with "
+            "recipe.select_from_epoch=241 for MMANet) follows the papers, shown flagged",
+    source="ESANet train.py; MMANet-CVPR2023 segmentation/train_missing_mmanet.py")
+DEVIATIONS = (AUGMENTATION, TEST_SELECTION)
 
 
 @hookimpl
@@ -129,9 +147,9 @@ def mmbench_tasks() -> list[TaskSpec]:
         TaskSpec(name="seg-nyuv2", dataset="nyuv2-seg", kind="segmentation",
                  description="NYUv2 40-class RGB-D segmentation (hub, pinned), mIoU, 640x480",
                  num_classes=len(NYU_CLASSES), class_names=NYU_CLASSES, ignore_index=IGNORE, input_size=(480, 640),
-                 recipes={"smoke": SMOKE, "full": FULL}),
+                 recipes={"smoke": SMOKE, "full": FULL}, deviations=DEVIATIONS),
         TaskSpec(name="seg-sunrgbd", dataset="sunrgbd-seg", kind="segmentation",
                  description="SUN RGB-D 37-class RGB-D segmentation (hub, pinned), mIoU, 640x480",
                  num_classes=len(SUN_CLASSES), class_names=SUN_CLASSES, ignore_index=IGNORE, input_size=(480, 640),
-                 recipes={"smoke": SMOKE, "full": FULL}),
+                 recipes={"smoke": SMOKE, "full": FULL}, deviations=DEVIATIONS),
     ]
