@@ -24,6 +24,7 @@ from typing import Any
 from mmbench.distillation import DistillationSetup, resolve_setup, teacher_free_setup
 from mmbench.errors import MMBenchError
 from mmbench.hookspecs import hookimpl
+from mmbench.loggers import enabled_loggers
 from mmbench.specs import (
     ALL_KINDS,
     CPU_SMOKE,
@@ -77,6 +78,7 @@ __all__ = [
     "__version__",
     "all_subsets",
     "depth_metres",
+    "enabled_loggers",
     "hookimpl",
     "open_image",
     "parse_subset",

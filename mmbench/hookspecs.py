@@ -18,7 +18,8 @@ public modules; the rest of the package is internal):
 
 * ``mmbench`` — the specs (:class:`~mmbench.MethodSpec`, :class:`~mmbench.TaskSpec`,
   :class:`~mmbench.DatasetSpec`, :class:`~mmbench.Recipe` and ``CPU_SMOKE``, the four dataset
-  sources, :class:`~mmbench.Reference`), ``MMBenchError``, the subset helpers, the distillation
+  sources, :class:`~mmbench.Reference`, :class:`~mmbench.Deviation`), ``MMBenchError``,
+  ``enabled_loggers``, the subset helpers, the distillation
   setups (``resolve_setup``, ``teacher_free_setup``), the image readers and ``run`` / ``sweep``;
 * ``mmbench.engine`` — ``MethodModule`` (``training_step``, ``predict`` / ``predict_subsets``, the
   trained-model contract ``features`` / ``encoder``, optional epoch hooks), ``RunContext`` (what

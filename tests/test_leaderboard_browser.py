@@ -87,9 +87,11 @@ def expected():
 
 
 def _body_rows(dom: str) -> list[tuple[str, dict[str, str]]]:
-    """(label, {column: data-sort}) of the first row of every tbody, in DOM order."""
+    """(label, {column: data-sort}) of the first row of every tbody of the results table, in DOM
+    order (the page's other tables — the fidelity ledger — are not sorted)."""
+    table = re.search(r'<table class="sortable leaderboard"[^>]*>(.*?)</table>', dom, re.S).group(1)
     rows = []
-    for body in re.findall(r"<tbody>(.*?)</tbody>", dom, re.S):
+    for body in re.findall(r"<tbody>(.*?)</tbody>", table, re.S):
         first = re.search(r"<tr[^>]*>(.*?)</tr>", body, re.S).group(1)
         cells = dict(re.findall(r'<td data-col="([^"]+)" data-sort="([^"]*)"', first))
         rows.append((cells.get("label", ""), cells))

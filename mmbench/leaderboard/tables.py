@@ -206,7 +206,11 @@ def _matches(row: Row, reported: pd.Series, frame: pd.DataFrame) -> bool:
     from mmbench.records import read_record
 
     config = read_record(first["path"]).config
-    return all(str(config.get(k, "")).lower() == v.lower() for k, v in wanted.items())
+
+    def text(value: Any) -> str:  # a tuple option (privileged=depth,ir) is recorded as a list
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return all(text(config.get(k, "")).lower() == v.lower() for k, v in wanted.items())
 
 
 def _attach_reported(rows: list[Row], reported: pd.DataFrame, subsets: list[str], frame: pd.DataFrame) -> list[Row]:

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmbench.loggers import enabled_loggers
+from mmbench import enabled_loggers
 
 __version__ = "0.1.0"
 
 
 def active(name: str, run: dict[str, Any]) -> bool:
     """Whether logger ``name`` is enabled, on the main process of the run."""
-    return name in enabled_loggers() and run.get("main", True)
+    return name in enabled_loggers() and run.get("main", True) and "run_id" in run
 
 
 def test_metrics(record: dict[str, Any]) -> dict[str, float]:

@@ -53,14 +53,14 @@ def _log(client: Any, run_id: str, values: dict[str, float], step: int) -> None:
 
 @hookimpl
 def mmbench_epoch_end(run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
-    if run["run_id"] in _runs:
+    if run.get("run_id", "") in _runs:
         client, run_id = _runs[run["run_id"]]
         _log(client, run_id, logs, epoch)
 
 
 @hookimpl
 def mmbench_run_end(run: dict[str, Any], record: dict[str, Any]) -> None:
-    entry = _runs.pop(run["run_id"], None)
+    entry = _runs.pop(run.get("run_id", ""), None)
     if entry is None:
         return
     client, run_id = entry

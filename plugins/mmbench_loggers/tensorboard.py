@@ -31,7 +31,7 @@ def mmbench_run_start(run: dict[str, Any]) -> None:
 
 @hookimpl
 def mmbench_epoch_end(run: dict[str, Any], epoch: int, logs: dict[str, float]) -> None:
-    writer = _writers.get(run["run_id"])
+    writer = _writers.get(run.get("run_id", ""))
     if writer is None:
         return
     for key, value in logs.items():
@@ -41,7 +41,7 @@ def mmbench_epoch_end(run: dict[str, Any], epoch: int, logs: dict[str, float]) -
 
 @hookimpl
 def mmbench_run_end(run: dict[str, Any], record: dict[str, Any]) -> None:
-    writer = _writers.pop(run["run_id"], None)
+    writer = _writers.pop(run.get("run_id", ""), None)
     if writer is None:
         return
     last = (record.get("selection") or {}).get("last_epoch", len(record.get("curves", [])))
