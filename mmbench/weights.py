@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from mmbench.errors import MMBenchError
+from mmbench.files import mmbench_home
 
 IMAGENET: dict[str, tuple[str, str]] = {
     "resnet18": ("ResNet18_Weights.IMAGENET1K_V1", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
@@ -23,11 +24,18 @@ IMAGENET: dict[str, tuple[str, str]] = {
 }
 """torchvision's weights enum name and file URL per backbone (a test checks them against torchvision)."""
 
-USER_FILE_ONLY: dict[str, str] = {
-    "resnet34-nbt1d": "ESANet's r34_NBt1D.pth (imagenet_r34_NBt1D.tar.gz, linked in the TUI-NICR/ESANet README "
-                      "under Training)",
+USER_FILE_ONLY: dict[str, tuple[str, str]] = {
+    "resnet34-nbt1d": ("r34_NBt1D.pth", "ESANet's r34_NBt1D.pth (imagenet_r34_NBt1D.tar.gz, linked in the "
+                                        "TUI-NICR/ESANet README under Training)"),
 }
-"""Backbones whose ImageNet weights only their authors distribute: ``recipe.weights=PATH``."""
+"""Backbones whose ImageNet weights only their authors distribute: (file name, where it comes from).
+Found at ``recipe.weights=PATH``, else at :func:`user_weights_dir` ``/ <file name>``."""
+
+
+def user_weights_dir() -> Path:
+    """Where author-distributed weights files are looked for when ``recipe.weights`` is not
+    given: ``$MMBENCH_HOME/weights`` (so a sweep over several methods needs no per-run path)."""
+    return mmbench_home() / "weights"
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,12 @@ def pretrained_weights(arch: str, weights: str | None = None) -> PretrainedWeigh
     (``recipe.weights``) when given, else torchvision's (:func:`imagenet_weights`)."""
     if weights is None:
         if arch in USER_FILE_ONLY:
-            raise MMBenchError(f"{arch} has no ImageNet weights in torchvision: download {USER_FILE_ONLY[arch]} and "
-                               "pass --set recipe.weights=PATH/r34_NBt1D.pth, or use recipe.backbone=resnet34 "
+            name, origin = USER_FILE_ONLY[arch]
+            default = user_weights_dir() / name
+            if default.is_file():
+                return _described(f"{arch} ImageNet weights from {name}", default.resolve())
+            raise MMBenchError(f"{arch} has no ImageNet weights in torchvision: download {origin} and put it at "
+                               f"{default} or pass --set recipe.weights=PATH/{name}, or use recipe.backbone=resnet34 "
                                "(torchvision's ImageNet ResNet-34).")
         return imagenet_weights(arch)
     path = Path(weights).expanduser()

@@ -22,7 +22,7 @@ from mmbench.models import (
 )
 from mmbench.models.esanet_decoder import ESANetDecoder, LearnedUpsample, PyramidPooling
 from mmbench.models.pretrained import initialise_from_imagenet
-from mmbench.weights import pretrained_weights
+from mmbench.weights import pretrained_weights, user_weights_dir
 
 RGBD = ("rgb", "depth")
 
@@ -180,8 +180,19 @@ def test_nbt1d_without_its_file_is_one_line_naming_where_it_comes_from():
         pretrained_weights("resnet34-nbt1d")
     message = str(error.value)
     assert "r34_NBt1D.pth" in message and "TUI-NICR/ESANet" in message and "recipe.backbone=resnet34" in message
+    assert str(user_weights_dir() / "r34_NBt1D.pth") in message
     with pytest.raises(MMBenchError, match="no such file"):
         pretrained_weights("resnet34-nbt1d", "/nonexistent/r34_NBt1D.pth")
+
+
+def test_author_weights_are_found_in_the_weights_folder_without_a_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMBENCH_HOME", str(tmp_path / "home"))
+    path, _ = esanet_nbt1d_file(tmp_path)
+    (tmp_path / "home" / "weights").mkdir(parents=True)
+    placed = tmp_path / "home" / "weights" / "r34_NBt1D.pth"
+    placed.write_bytes(path.read_bytes())
+    found = pretrained_weights("resnet34-nbt1d")
+    assert found.path == placed.resolve() and found.sha256 == pretrained_weights("resnet34-nbt1d", str(path)).sha256
 
 
 def test_full_profiles_fix_each_papers_encoder_and_teachers_inherit_it(registry, monkeypatch, tmp_path):

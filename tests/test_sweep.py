@@ -180,3 +180,69 @@ def test_cluster_executors_run_locally(package, executor, tmp_path):
     assert len(list(tmp_path.rglob("*.json"))) == 2
     if package == "submitit":
         assert list((tmp_path / ".sweep" / "slurm").rglob("*")), "submitit keeps its job folders"
+
+
+REPRODUCE = Path(__file__).resolve().parents[1] / "leaderboards" / "reproduce"
+
+
+def test_grid_tables_take_the_files_defaults_and_expand_to_their_union(registry):
+    grid = grid_from_mapping({
+        "title": "a table", "seeds": "0-1", "profile": "smoke", "set": {"recipe.epochs": ["1"]},
+        "grid": [{"methods": ["fusion"], "tasks": ["synth-rgbd-cls"]},
+                 {"methods": ["unimodal"], "tasks": ["synth-rgbd-cls"], "seeds": [3],
+                  "set": {"modality": ["depth"], "recipe.epochs": ["2"]}}],
+    }, "t.toml")
+    jobs = expand(grid, registry)
+    assert grid.title == "a table" and grid.methods == ["fusion", "unimodal"]
+    assert [(j.method, j.seed, dict(j.overrides)) for j in jobs] == [
+        ("fusion", 0, {"recipe.epochs": "1"}), ("fusion", 1, {"recipe.epochs": "1"}),
+        ("unimodal", 3, {"modality": "depth", "recipe.epochs": "2"})]
+    for bad, message in (({"grid": [], "title": "x"}, "one or more"), ({"grid": [{"methods": ["fusion"]}]}, "'tasks'"),
+                         ({"grid": [{"methods": ["fusion"], "tasks": ["t"]}], "titel": "x"}, "unknown key")):
+        with pytest.raises(MMBenchError, match=message):
+            grid_from_mapping(bad, "t.toml")
+
+
+def test_a_grid_file_keeps_its_methods_but_takes_seeds_from_the_command_line(tmp_path):
+    path = REPRODUCE / "osmd-table3.toml"
+    result = run_cli("sweep", str(path), "--methods", "fusion", "--dry-run", cwd=tmp_path)
+    assert "lists its methods and tasks per [[grid]] table" in result.stderr and result.returncode == 2
+    result = run_cli("sweep", str(path), "--seeds", "7", "--dry-run", "--out", str(tmp_path / "runs"), cwd=tmp_path,
+                     env={"COLUMNS": "250"})
+    assert result.returncode == 0, result.stderr
+    assert "OS-MD Table 3" in result.stdout and "seed 7 (privileged=ir)" in result.stdout and "seed 0" not in result.stdout
+
+
+def test_every_reproduce_file_expands_to_valid_runs_and_covers_its_tables_reported_methods(
+        registry, tmp_path, monkeypatch):
+    """One sweep file per seed-paper table; with the weights in place every run of each is valid,
+    and every reported row of that table that an installed method can run on its task is in it."""
+    import pandas as pd
+    from test_esanet import esanet_nbt1d_file
+    from test_pretrained import write_weights
+
+    from mmbench.sweeps import plan_sweep
+    from mmbench.weights import user_weights_dir
+
+    monkeypatch.setenv("MMBENCH_HOME", str(tmp_path / "home"))
+    write_weights(tmp_path, monkeypatch, "resnet50")
+    user_weights_dir().mkdir(parents=True)
+    esanet_nbt1d_file(tmp_path)[0].rename(user_weights_dir() / "r34_NBt1D.pth")
+    reported = pd.concat([pd.read_csv(p, dtype=str, keep_default_na=False).assign(paper_file=p.stem)
+                          for p in (REPRODUCE.parent / "reported").glob("*.csv")])
+    files = sorted(REPRODUCE.glob("*.toml"))
+    assert [f.name for f in files] == [f"{paper}-table{n}.toml" for paper, tables in
+                                       (("discomkd", "12"), ("mmanet", "2345"), ("osmd", "123")) for n in tables]
+    for path in files:
+        grid = load_grid_file(path)
+        planned = plan_sweep(grid, registry, tmp_path / "runs")
+        assert planned and not [p for p in planned if p.status == "invalid"], path.name
+        assert grid.title and all(part.profile == "full" for part in grid.parts), path.name
+        paper, table = path.stem.split("-table")
+        cells = reported[(reported["paper_file"] == paper) & (reported["table"] == f"Table {table}")
+                         & ~reported["method"].isin(["", "TEACHER", "STUDENT"])]
+        runs = {(p.job.task, p.job.method) for p in planned}
+        for _, cell in cells.iterrows():
+            spec = registry.method(cell["method"])
+            if spec.kinds is None or registry.task(cell["task"]).kind in spec.kinds:
+                assert (cell["task"], cell["method"]) in runs, (path.name, cell["task"], cell["method"])

@@ -47,10 +47,35 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
     common(sweep, suppress=True)
 
 
+def _set_axis(item: str) -> tuple[str, str]:
+    """``KEY=V1,V2`` of ``--set`` → (key, values)."""
+    key, sep, values = item.partition("=")
+    if not sep or not key.strip() or not values:
+        raise MMBenchError(f"invalid --set '{item}': expected KEY=V1,V2, e.g. --set logit_standardization=false,true.")
+    return key.strip(), values
+
+
+def _override_parts(base, args: argparse.Namespace):
+    """A file of ``[[grid]]`` tables with --seeds / --profile / --set / --scenarios applied to each."""
+    import dataclasses
+
+    if args.methods or args.tasks:
+        raise MMBenchError(f"{args.file} lists its methods and tasks per [[grid]] table; --methods / --tasks cannot "
+                           "replace them (edit a copy of the file instead).")
+    sets = {key: [v.strip() for v in values.split(",") if v.strip()] for key, values in map(_set_axis, args.sets)}
+    parts = [dataclasses.replace(
+        part, seeds=parse_seeds(args.seeds) if args.seeds else part.seeds, profile=args.profile or part.profile,
+        scenarios=[s.strip() for s in args.scenarios.split(",")] if args.scenarios else part.scenarios,
+        sets={**part.sets, **sets}) for part in base.parts]
+    return dataclasses.replace(base, parts=parts, seeds=parts[0].seeds, profile=parts[0].profile)
+
+
 def _grid(args: argparse.Namespace):
     from mmbench.sweeps import grid_from_mapping, load_grid_file
 
     base = load_grid_file(Path(args.file)) if args.file else None
+    if base is not None and base.parts:
+        return _override_parts(base, args)
     data = {"methods": base.methods if base else None, "tasks": base.tasks if base else None,
             "seeds": base.seeds if base else "0", "set": dict(base.sets) if base else {},
             "scenarios": base.scenarios if base else [], "profile": base.profile if base else "smoke"}
@@ -64,11 +89,8 @@ def _grid(args: argparse.Namespace):
         data["scenarios"] = args.scenarios
     if args.profile:
         data["profile"] = args.profile
-    for item in args.sets:
-        key, sep, values = item.partition("=")
-        if not sep or not key.strip() or not values:
-            raise MMBenchError(f"invalid --set '{item}': expected KEY=V1,V2, e.g. --set logit_standardization=false,true.")
-        data["set"][key.strip()] = values
+    for key, values in map(_set_axis, args.sets):
+        data["set"][key] = values
     if not data["methods"] or not data["tasks"]:
         raise MMBenchError("a sweep needs methods and tasks: give a sweep file or --methods and --tasks.")
     return grid_from_mapping(data, args.file or "the command line")
@@ -103,7 +125,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         dependencies = sum(1 for p in planned if p.needed_by)
         needed = f"; {dependencies} needed by others, run first" if dependencies else ""
-        table = Table(title=f"sweep: {len(planned)} run(s), {len(pending)} to run{needed}", title_justify="left")
+        title = f"{grid.title}\n" if grid.title else ""
+        table = Table(title=f"{title}sweep: {len(planned)} run(s), {len(pending)} to run{needed}", title_justify="left")
         for column in ("run", "run id", "status", "note"):
             table.add_column(column, overflow="fold")
         for p in planned:

@@ -10,10 +10,16 @@ The grid comes from command-line lists or a TOML / YAML file with the same keys:
     profile = "smoke"
     [set]
     logit_standardization = ["false", "true"]
+
+A file may instead hold several grids as ``[[grid]]`` tables (each with the keys above; the
+top-level ``seeds``, ``profile``, ``scenarios`` and ``set`` are their defaults) and describe
+itself with ``title``, ``paper``, ``table`` and ``note`` — the reproduction files of
+``leaderboards/reproduce/``, where each method of a paper's table needs its own settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +34,8 @@ from mmbench.plugins import Registry
 from mmbench.records import read_record, record_path
 
 GRID_KEYS = {"methods", "tasks", "seeds", "scenarios", "set", "profile"}
+FILE_KEYS = GRID_KEYS | {"grid", "title", "paper", "table", "note"}
+"""The keys of a sweep file: a grid's, or ``[[grid]]`` tables with defaults and a description."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,10 @@ class Grid:
     sets: dict[str, list[str]] = field(default_factory=dict)
     scenarios: list[str] = field(default_factory=list)
     profile: str = "smoke"
+    parts: list[Grid] = field(default_factory=list)
+    """A file's ``[[grid]]`` tables: the sweep is the union of their runs (``methods`` / ``tasks``
+    above then list every part's, for checking the names)."""
+    title: str = ""
 
 
 def _as_list(value: Any, key: str) -> list[str]:
@@ -86,6 +98,8 @@ def _as_list(value: Any, key: str) -> list[str]:
 
 
 def grid_from_mapping(data: Mapping[str, Any], source: str) -> Grid:
+    if "grid" in data:
+        return _grids_from_mapping(data, source)
     unknown = sorted(set(data) - GRID_KEYS)
     if unknown:
         raise MMBenchError(f"{source}: unknown key(s) {', '.join(unknown)}; a sweep has {', '.join(sorted(GRID_KEYS))}.")
@@ -100,6 +114,25 @@ def grid_from_mapping(data: Mapping[str, Any], source: str) -> Grid:
     return Grid(methods=_as_list(data["methods"], "methods"), tasks=_as_list(data["tasks"], "tasks"),
                 seeds=seed_list, sets={str(k): _as_list(v, f"set.{k}") for k, v in sets.items()},
                 scenarios=_as_list(data.get("scenarios", []), "scenarios"), profile=str(data.get("profile", "smoke")))
+
+
+def _grids_from_mapping(data: Mapping[str, Any], source: str) -> Grid:
+    """A file of ``[[grid]]`` tables; the top-level grid keys are each table's defaults."""
+    unknown = sorted(set(data) - FILE_KEYS)
+    if unknown:
+        raise MMBenchError(f"{source}: unknown key(s) {', '.join(unknown)}; a file of [[grid]] tables has "
+                           f"{', '.join(sorted(FILE_KEYS))}.")
+    tables = data["grid"]
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, Mapping) for t in tables):
+        raise MMBenchError(f"{source}: 'grid' must be one or more [[grid]] tables.")
+    defaults = {k: v for k, v in data.items() if k in GRID_KEYS}
+    parts = []
+    for number, table in enumerate(tables, start=1):
+        merged = {**defaults, **table, "set": {**(defaults.get("set") or {}), **(table.get("set") or {})}}
+        parts.append(grid_from_mapping(merged, f"{source}, [[grid]] {number}"))
+    return Grid(methods=list(dict.fromkeys(m for p in parts for m in p.methods)),
+                tasks=list(dict.fromkeys(t for p in parts for t in p.tasks)), seeds=parts[0].seeds,
+                profile=parts[0].profile, parts=parts, title=str(data.get("title", "")))
 
 
 def load_grid_file(path: Path) -> Grid:
@@ -129,12 +162,17 @@ def load_grid_file(path: Path) -> Grid:
 
 def expand(grid: Grid, registry: Registry) -> list[SweepJob]:
     """Every run of the grid, in a stable order (tasks, methods, settings, seeds). Scenarios apply
-    to distillation methods only; other methods run once per setting."""
+    to distillation methods with a ``scenario`` option only; other methods run once per setting. A file of ``[[grid]]``
+    tables: each table's runs in turn, a run listed twice once."""
+    if grid.parts:
+        return list(dict.fromkeys(job for part in grid.parts for job in expand(part, registry)))
     jobs = []
     keys = sorted(grid.sets)
     for task, method in itertools.product(grid.tasks, grid.methods):
         try:
-            distills = registry.method(method).distillation is not None
+            spec = registry.method(method)
+            # scenarios are an option of the teacher-student methods; a teacher-free one (DisCoM-KD) has none
+            distills = spec.distillation is not None and "scenario" in {f.name for f in dataclasses.fields(spec.config)}
         except MMBenchError:
             distills = False  # reported as invalid by plan_jobs
         scenarios = grid.scenarios if distills and grid.scenarios else [None]
