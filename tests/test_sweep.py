@@ -246,3 +246,34 @@ def test_every_reproduce_file_expands_to_valid_runs_and_covers_its_tables_report
             spec = registry.method(cell["method"])
             if spec.kinds is None or registry.task(cell["task"]).kind in spec.kinds:
                 assert (cell["task"], cell["method"]) in runs, (path.name, cell["task"], cell["method"])
+
+
+def test_estimate_times_each_network_once_and_counts_the_runs(registry):
+    import torch
+
+    from mmbench.engine.estimate import estimate_runs, split_sizes
+    from mmbench.plan import plan_run
+
+    tiny = {**TINY, "recipe.epochs": "3"}
+    plans = [plan_run(registry, method, "synth-rgbdi-pad", seed, tiny) for method in ("fusion", "mmanet")
+             for seed in (0, 1)]
+    plans.append(plan_run(registry, "fusion", "cls-casia-surf", 0, {}))  # bring-your-own: no declared sizes
+    torch.set_num_threads(1)
+    fusion, mmanet, casia = estimate_runs(plans, torch.device("cpu"))
+    assert (fusion.runs, mmanet.runs, casia.runs) == (2, 2, 1)
+    assert split_sizes(plans[0]) == fusion.sizes and (fusion.sizes.train, fusion.sizes.val) == (96, 48)
+    assert fusion.step_seconds > 0 and fusion.eval_seconds > 0
+    assert mmanet.step_seconds > fusion.step_seconds  # MAD / MAR and its teacher are on in the timed state
+    assert fusion.steps_per_epoch == 96 // 32
+    expected = (3 * (3 * fusion.step_seconds + 1 * fusion.eval_seconds) + 2 * 1 * fusion.eval_seconds) / 3600
+    assert fusion.hours_per_run == pytest.approx(expected)
+    assert casia.sizes is None and casia.hours_per_run is None
+
+
+def test_estimate_prints_hours_per_run_and_in_all(tmp_path):
+    result = run_cli("sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls,cls-casia-surf", "--seeds", "0-1",
+                     *TINY_ARGS, "--estimate", "--out", str(tmp_path / "runs"), cwd=tmp_path, env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "estimated time on CPU" in result.stdout and "fusion on synth-rgbd-cls" in result.stdout
+    assert "h for 2 run(s) on CPU; 2 run(s) of datasets that declare no split sizes are not counted" in result.stdout
+    assert not (tmp_path / "runs").exists()

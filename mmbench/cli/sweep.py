@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
     sweep.add_argument("--data-dir", default=None, help="passed to every run")
     sweep.add_argument("--force", action="store_true", help="re-run runs that are already recorded")
     sweep.add_argument("--dry-run", action="store_true", help="print the expanded grid and what would be skipped")
+    sweep.add_argument("--estimate", action="store_true",
+                       help="time each network of the runs to do on this device (--device) and print the hours they "
+                            "will take, then exit")
     from mmbench.cli import add_logger_option
 
     add_logger_option(sweep)
@@ -108,6 +111,46 @@ def _executor(args: argparse.Namespace, out: Path):
     )
 
 
+def _estimate_table(planned, registry, device_name: str, title: str, jobs: int) -> Table:
+    """``--estimate``: every pending run's network timed on the device (on the CPU with the
+    threads each of ``jobs`` parallel runs gets), hours per run and in all."""
+    from mmbench.engine.estimate import estimate_runs
+    from mmbench.engine.runner import resolve_device
+    from mmbench.plan import plan_run
+    from mmbench.threads import set_threads, share_of_cores
+
+    device = resolve_device(device_name)
+    set_threads(share_of_cores(jobs))
+    plans = [plan_run(registry, p.job.method, p.job.task, p.job.seed, dict(p.job.overrides), p.job.profile)
+             for p in planned if p.status == "pending"]
+    estimates = estimate_runs(plans, device)
+    name = torch_device_name(device)
+    known = [e for e in estimates if e.hours_per_run is not None]
+    total = sum(e.hours_per_run * e.runs for e in known)
+    unknown = sum(e.runs for e in estimates if e.hours_per_run is None)
+    caption = f"{total:.1f} h for {sum(e.runs for e in known)} run(s) on {name}"
+    if unknown:
+        caption += f"; {unknown} run(s) of datasets that declare no split sizes are not counted"
+    table = Table(title=f"{title + chr(10) if title else ''}estimated time on {name}", title_justify="left",
+                  caption=caption, caption_justify="left")
+    for column in ("run", "runs", "s / step", "s / eval batch", "steps / epoch", "epochs", "h / run", "h"):
+        table.add_column(column, overflow="fold", justify="left" if column == "run" else "right")
+    for e in estimates:
+        sets = " ".join(f"{k}={v}" for k, v in sorted(e.plan.overrides.items()))
+        hours = e.hours_per_run
+        table.add_row(f"{e.plan.method.name} on {e.plan.task.name}" + (f" ({sets})" if sets else ""), str(e.runs),
+                      f"{e.step_seconds:.3f}", f"{e.eval_seconds:.3f}",
+                      "?" if e.steps_per_epoch is None else str(e.steps_per_epoch), str(e.plan.recipe.epochs),
+                      "?" if hours is None else f"{hours:.2f}", "?" if hours is None else f"{hours * e.runs:.1f}")
+    return table
+
+
+def torch_device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
 def sweep_command(args: argparse.Namespace) -> int:
     from mmbench.files import ensure_writable
     from mmbench.plugins import Registry
@@ -122,6 +165,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     planned = plan_sweep(grid, registry, out, force=args.force)
     console = Console(highlight=False)
     pending = [p for p in planned if p.status == "pending"]
+    if args.estimate:
+        console.print(_estimate_table(planned, registry, args.device or "auto", grid.title, args.jobs))
+        return 0
     if args.dry_run:
         dependencies = sum(1 for p in planned if p.needed_by)
         needed = f"; {dependencies} needed by others, run first" if dependencies else ""
