@@ -23,14 +23,16 @@ from mmbench.records import NewerSchemaError, RunRecord, read_record
 COLUMNS = [
     "run_id", "task", "task_version", "kind", "dataset", "revision", "method", "method_version", "variant",
     "profile", "seed", "device", "status", "selection", "subset", "n_modalities", "metric", "value",
-    "higher_is_better", "scenario", "teacher", "path", "selected_on",
+    "higher_is_better", "scenario", "teacher", "path", "selected_on", "trained", "customized",
 ]
 GROUP = ["task", "task_version", "method", "variant", "profile", "selection", "subset", "metric"]
 
 
-def variant_key(record: RunRecord) -> str:
-    """Short hash of everything but the seed that makes runs of one method differ."""
-    fields = {"config": record.config, "recipe": record.recipe, "profile": record.profile,
+def variant_key(record: RunRecord, ignore: tuple[str, ...] = ()) -> str:
+    """Short hash of everything but the seed that makes runs of one method differ (but the
+    config options in ``ignore``)."""
+    config = {k: v for k, v in record.config.items() if k not in ignore}
+    fields = {"config": config, "recipe": record.recipe, "profile": record.profile,
               "revision": record.dataset.revision}
     if record.dataset.options:  # another split protocol or preprocessing is another variant
         fields["dataset_options"] = record.dataset.options
@@ -93,6 +95,9 @@ def records_to_frame(
             "profile": record.profile, "seed": record.seed, "device": record.provenance.device,
             "status": record.status, "higher_is_better": record.task.higher_is_better, "path": str(path),
             "selected_on": record.selection.split if record.selection else "validation",
+            "trained": "+".join(record.trained_modalities),
+            # runs that differ only by the modalities they train on: one "customized" row together
+            "customized": variant_key(record, ignore=("modalities",)) if "modalities" in record.config else "",
             **_distillation_columns(record),
         }
         for selection, per_subset in record.metrics.items():
@@ -111,6 +116,7 @@ def records_to_frame(
                 continue
             seen_references.add((ref.run_id, ref.role))
             ref_base = {**base, "run_id": ref.run_id, "method": ref.role.upper(), "scenario": "", "selected_on": "validation",
+                        "trained": "+".join(ref.trained_modalities), "customized": "",
                         "variant": _reference_variant(record, ref.method, ref.overrides),
                         "teacher": "+".join(ref.trained_modalities) if ref.role == "teacher" else ""}
             for subset, values in ref.metrics.items():

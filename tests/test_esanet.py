@@ -432,3 +432,16 @@ def test_a_profile_recipe_naming_an_unknown_field_is_refused_at_registration():
     recipe = ProfileRecipe("full", "segmentation", backbone="resnet50")
     seg, cls = (type("Task", (), {"kind": kind})() for kind in ("segmentation", "classification"))
     assert recipe(seg, "full") == {"backbone": "resnet50"} and recipe(seg, "smoke") == {} and recipe(cls, "full") == {}
+
+
+def test_a_single_modality_esanet_has_no_fusion_and_serves_only_its_modality(registry):
+    from mmbench.engine.summary import build_untrained
+    from mmbench.plan import plan_run
+
+    plan = plan_run(registry, "esanet", "synth-rgbd-seg", 0, {"modalities": "depth", "recipe.width": "8"})
+    assert plan.trained_modalities == ("depth",) and plan.subsets == (("depth",),)
+    module = build_untrained(plan)
+    assert module.net.se is None and list(module.net.encoders) == ["depth"]
+    size = plan.task.input_size
+    batch = {"depth": torch.randn(2, 1, *size), "target": torch.zeros(2, *size, dtype=torch.long)}
+    assert module.predict(batch, ("depth",)).shape == (2, plan.task.num_classes, *size)

@@ -388,3 +388,41 @@ def test_run_page_shows_each_subsets_selected_epoch(tmp_path):
     (page,) = (tmp_path / "site" / "runs").glob("discomkd-0-*.html")
     text = page.read_text()
     assert "its own best epoch: " in text and "rgb epoch 4" in text and "depth epoch 2" in text and "epoch 3" not in text
+
+
+def test_a_customized_row_takes_each_column_from_the_model_trained_on_that_combination(tmp_path):
+    """The papers' "customized" rows: one model per modality combination. Runs of one method that
+    differ only by --set modalities=... become one row, each column from its own model."""
+    from conftest import make_runner
+    from mmbench.leaderboard.tables import build_task_table
+    from mmbench.plan import plan_run
+    from mmbench.plugins import Registry
+    from mmbench.results import load_runs, variant_labels
+
+    registry = Registry.load()
+    runner = make_runner(registry, tmp_path)
+    tiny = {"recipe.epochs": "1", "recipe.limit_train": "96", "recipe.limit_eval": "48", "recipe.width": "8"}
+    records = {}
+    for modalities in ("rgb+depth", "rgb+ir", "depth+ir", None):
+        overrides = {**tiny, **({"modalities": modalities} if modalities else {})}
+        records[modalities or "rgb+depth+ir"] = runner.run(plan_run(registry, "fusion", "synth-rgbdi-pad", 0, overrides))[0]
+    frame = load_runs(tmp_path / "runs")
+    cite = {"paper": "P", "table": "Table 9", "section": "4", "url": "", "note": "", "scenario": "", "teacher": "",
+            "metric": "acer", "task": "synth-rgbdi-pad", "method": "fusion", "source": "p.csv"}
+    reported = pd.DataFrame([{**cite, "subset": "rgb+ir", "paper_method": "SF", "config": "customized=true", "value": 5.0}])
+    table = build_task_table(frame, reported, "synth-rgbdi-pad", "acer", False, ["rgb", "depth", "ir"],
+                             variant_labels(frame), "fusion-dropout")
+    (row,) = [r for r in table.rows if r.customized]
+    assert row.label == "fusion (customized)" and row.setting == "one model per modality combination"
+    cells = dict(zip(table.subsets, row.cells, strict=True))
+    for combination, record in records.items():
+        assert cells[combination].sort == pytest.approx(record.metrics["best"][combination]["acer"])
+    assert cells["rgb"].sort is None and cells["mean"].sort is None  # no single-modality models: no comparable mean
+    assert len(row.seeds) == 4 and not any(r.customized for r in table.rows if r.label.startswith("fusion ("
+                                                                                                     "modalities"))
+    after = table.rows[table.rows.index(row) + 1]  # the paper's per-combination row sits under ours, with Δ
+    assert after.kind == "reported" and after.label == "SF — reported"
+    delta = 100 * records["rgb+ir"].metrics["best"]["rgb+ir"]["acer"] - 5.0
+    assert dict(zip(table.subsets, after.cells, strict=True))["rgb+ir"].detail == f"Δ {delta:+.2f}"
+    csv = [c for c in table.csv_rows if c["row"] == "fusion (customized)"]
+    assert {c["subset"] for c in csv} == set(records)

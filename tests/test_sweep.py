@@ -243,9 +243,14 @@ def test_every_reproduce_file_expands_to_valid_runs_and_covers_its_tables_report
                          & ~reported["method"].isin(["", "TEACHER", "STUDENT"])]
         runs = {(p.job.task, p.job.method) for p in planned}
         for _, cell in cells.iterrows():
-            spec = registry.method(cell["method"])
-            if spec.kinds is None or registry.task(cell["task"]).kind in spec.kinds:
+            spec, task = registry.method(cell["method"]), registry.task(cell["task"])
+            if spec.kinds is None or task.kind in spec.kinds:
                 assert (cell["task"], cell["method"]) in runs, (path.name, cell["task"], cell["method"])
+            if "customized=true" in cell["config"] and cell["subset"] != "mean":  # a model trained on this subset
+                every = "+".join(task.modality_names(registry.dataset_of(task)))
+                trained = {dict(p.job.overrides).get("modalities", every) for p in planned
+                           if (p.job.task, p.job.method) == (cell["task"], cell["method"])}
+                assert cell["subset"] in trained, (path.name, cell["method"], cell["subset"])
 
 
 def test_estimate_times_each_network_once_and_counts_the_runs(registry):

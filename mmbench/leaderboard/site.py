@@ -239,7 +239,7 @@ class SiteBuilder:
     def _curves(self, table: TaskTable, info: dict[str, Any]) -> Markup | str:
         series = []
         for row in table.rows:
-            if row.kind != "method":
+            if row.kind != "method" or row.customized:  # a customized row's runs are other rows' curves
                 continue
             per_epoch: dict[int, list[float]] = defaultdict(list)
             for _seed, run_id in row.seeds:
@@ -260,7 +260,7 @@ class SiteBuilder:
         samples: dict[int, list[dict[str, str]]] = {}
         inputs_done: set[int] = set()
         for row in table.rows:
-            if row.kind != "method" or not row.seeds:
+            if row.kind != "method" or not row.seeds or row.customized:
                 continue
             path, record = self.by_id[row.seeds[0][1]]
             for entry in record.gallery:

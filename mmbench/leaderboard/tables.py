@@ -48,6 +48,8 @@ class Row:
     selected_on_test: bool = False
     """Selected on the test split, as the paper (``recipe.selection=paper``): shown flagged and
     never ranked with the validation-selected rows."""
+    customized: bool = False
+    """Assembled from one model per modality combination (the papers' "customized" rows)."""
 
     @property
     def smoke(self) -> bool:
@@ -122,6 +124,31 @@ def _row_cells(rows: pd.DataFrame, subsets: list[str]) -> list[Cell]:
     return cells
 
 
+def customized_groups(frame: pd.DataFrame, subsets: list[str]) -> list[tuple[str, str, pd.DataFrame]]:
+    """(method, key, rows) of each "customized" row: the runs of one method that differ only by
+    the modalities they were trained on (``--set modalities=rgb``, ``rgb+depth``, ...), each
+    subset's column taken from the runs trained on exactly that subset, the ``mean`` column (when
+    every subset has its model) the per-seed mean over the columns, for the seeds present in all.
+    Needs two columns or more."""
+    out = []
+    runs = frame[frame["customized"] != ""]
+    for (method, key), family in runs.groupby(["method", "customized"], sort=True):
+        parts = [family[(family["trained"] == subset) & (family["subset"] == subset)]
+                 for subset in subsets if subset != "mean"]
+        parts = [p for p in parts if not p.empty]
+        if len(parts) < 2 or family["trained"].nunique() < 2:
+            continue
+        rows = pd.concat(parts)
+        if "mean" in subsets and len(parts) == len(subsets) - 1:  # comparable with the other rows' mean only when complete
+            per_seed = rows.groupby("seed")["value"].agg(["mean", "count"])
+            complete = per_seed[per_seed["count"] == len(parts)]
+            if not complete.empty:
+                means = rows.drop_duplicates("seed").set_index("seed").loc[complete.index].reset_index()
+                rows = pd.concat([rows, means.assign(subset="mean", value=complete["mean"].to_numpy())])
+        out.append((method, key, rows))
+    return out
+
+
 def _baseline_rows(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Runs of the baseline method's most-seeded variant."""
     rows = frame[frame["method"] == baseline]
@@ -148,13 +175,18 @@ def build_task_table(
     subsets = _ordered_subsets(pd.concat([frame[["subset"]], reported[["subset"]]]), modalities)
     baseline_runs = _baseline_rows(frame, baseline)
     rows: list[Row] = []
-    for (method, variant), group in frame.groupby(["method", "variant"], sort=True):
+    groups = [((method, variant), group, False) for (method, variant), group in frame.groupby(["method", "variant"], sort=True)]
+    combined = [(method, f"customized-{key}", group) for method, key, group in customized_groups(frame, subsets)]
+    groups += [((method, variant), group, True) for method, variant, group in combined]
+    for (method, variant), group, customized in groups:
         first = group.iloc[0]
         kind = "reference" if method in REFERENCE_ROLES else "method"
-        row = Row(label=labels.get((task, method, variant), method), method=method, kind=kind, variant=variant,
-                  setting=_setting(group, subsets), profile=str(first["profile"]), device=str(first["device"]),
+        row = Row(label=f"{method} (customized)" if customized else labels.get((task, method, variant), method),
+                  method=method, kind=kind, variant=variant,
+                  setting="one model per modality combination" if customized else _setting(group, subsets),
+                  profile=str(first["profile"]), device=str(first["device"]),
                   seeds=sorted({(int(s), str(r)) for s, r in zip(group["seed"], group["run_id"], strict=True)}),
-                  cells=_row_cells(group, subsets), selected_on_test=first["selected_on"] == "test")
+                  cells=_row_cells(group, subsets), selected_on_test=first["selected_on"] == "test", customized=customized)
         if kind == "method" and not row.selected_on_test:
             for subset, cell in zip(subsets, row.cells, strict=True):
                 if cell.sort is None:
@@ -166,7 +198,7 @@ def build_task_table(
     _mark(rows, subsets, higher_is_better)
     ordered = _order(rows, subsets, higher_is_better)
     table_rows = _attach_reported(ordered, reported, subsets, frame)
-    csv_rows = _csv_rows(frame, reported, labels, task)
+    csv_rows = _csv_rows(frame, reported, labels, task, combined)
     return TaskTable(name=task, metric=metric, higher_is_better=higher_is_better, modalities=modalities,
                      subsets=subsets, rows=table_rows, baseline=baseline, csv_rows=csv_rows)
 
@@ -194,6 +226,9 @@ def _order(rows: list[Row], subsets: list[str], higher_is_better: bool) -> list[
 def _matches(row: Row, reported: pd.Series, frame: pd.DataFrame) -> bool:
     if row.method != reported["method"] or not reported["method"]:
         return False
+    wants_customized = parse_config(reported["config"]).get("customized", "").lower() == "true"
+    if row.customized or wants_customized:  # a paper's per-combination row is compared with ours only
+        return row.customized and wants_customized
     runs = frame[(frame["method"] == row.method) & (frame["variant"] == row.variant)]
     first = runs.iloc[0]
     if reported["scenario"] and first["scenario"] and reported["scenario"] != first["scenario"]:
@@ -251,13 +286,18 @@ def _reported_setting(cell: pd.Series) -> str:
     return ""
 
 
-def _csv_rows(frame: pd.DataFrame, reported: pd.DataFrame, labels: dict, task: str) -> list[dict[str, Any]]:
+def _csv_rows(frame: pd.DataFrame, reported: pd.DataFrame, labels: dict, task: str,
+              customized: list[tuple[str, str, pd.DataFrame]] = ()) -> list[dict[str, Any]]:
     """Downloadable aggregate: one row per (row label, subset) with mean, std, n and the interval."""
     out = []
-    for (method, variant, subset), group in frame.groupby(["method", "variant", "subset"], sort=True):
+    groups = [((method, variant, subset), group, labels.get((task, method, variant), method))
+              for (method, variant, subset), group in frame.groupby(["method", "variant", "subset"], sort=True)]
+    groups += [((method, variant, subset), group, f"{method} (customized)") for method, variant, rows in customized
+               for subset, group in rows.groupby("subset", sort=True)]
+    for (method, variant, subset), group, label in groups:
         values = group.groupby("seed")["value"].first().astype(float)
         interval = mean_interval(values.tolist())
-        out.append({"source": "reproduced", "row": labels.get((task, method, variant), method), "method": method,
+        out.append({"source": "reproduced", "row": label, "method": method,
                     "variant": variant, "subset": subset, "metric": group.iloc[0]["metric"],
                     "mean": round(float(values.mean()), 6), "std": round(float(values.std()), 6) if len(values) > 1 else 0.0,
                     "n": len(values), "ci95_low": None if interval is None else round(interval[0], 6),

@@ -20,7 +20,8 @@ Two decoder sides (``recipe.decoder``):
 * ``light`` — a PSP-style context module (:class:`PyramidPoolingContext`) and the core FPN-style
   :class:`SegmentationDecoder`, no deep supervision: the smoke profiles' CPU-sized network.
 
-More than two modalities are all fused into the first.
+More than two modalities are all fused into the first; a single modality is ESANet's
+single-modality network (no SE fusion).
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class ESANetwork(nn.Module):
         stem = resolve_stem(self.input_size)
         self.encoders = nn.ModuleDict({m: ResNetEncoder(shapes[m][0], arch, width, stem) for m in self.modalities})
         channels = [width, *self.encoders[self.modalities[0]].out_channels]  # stem + 4 stages
-        self.se = nn.ModuleList(nn.ModuleDict({m: SEBlock(c) for m in self.modalities}) for c in channels)
+        # one modality (a "customized" single-modality model): ESANet's plain encoder-decoder, no fusion
+        self.se = (nn.ModuleList(nn.ModuleDict({m: SEBlock(c) for m in self.modalities}) for c in channels)
+                   if len(self.modalities) > 1 else None)
         self.decoder_kind, self.num_classes, self.width = decoder, num_classes, width
         if decoder == "esanet":
             self.projection: nn.Module = ESANetProjection(channels[1:], decoder_channels(width), context, self.input_size)
@@ -77,7 +80,7 @@ class ESANetwork(nn.Module):
         for i, m in enumerate(self.modalities):
             if m not in maps:
                 continue
-            gated = self.se[level][m](maps[m])
+            gated = self.se[level][m](maps[m]) if self.se is not None else maps[m]
             if not everywhere[i]:
                 gated = gated * mask[:, i].reshape(-1, 1, 1, 1).to(gated.dtype)
             fused = gated if fused is None else fused + gated

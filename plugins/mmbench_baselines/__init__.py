@@ -61,6 +61,9 @@ class SEFusionConfig:
     reduction: int = 16
     p: float = 0.0
     """Modality dropout probability (0: the SF baseline; > 0: SF-MD)."""
+    modalities: str | None = None
+    """Train and deploy on these modalities only, e.g. ``rgb+depth`` or ``rgb``: one model per
+    combination — the papers' "customized" SF rows (default: all of the task's)."""
     backbone: str | None = None
 
     def __post_init__(self) -> None:
@@ -93,7 +96,23 @@ def _fusion_check(modalities, config):
 
 @dataclass(frozen=True)
 class ESANetConfig:
+    modalities: str | None = None
+    """Train and deploy on these modalities only, e.g. ``rgb`` (ESANet's single-modality network)
+    or ``rgb+depth``: one model per combination — the papers' "customized" ESANet rows (default:
+    all of the task's)."""
     backbone: str | None = None
+
+
+def _subset_check(modalities, config):
+    try:
+        fusion_modalities(modalities, config)
+    except MMBenchError as exc:
+        return str(exc)
+    return None
+
+
+def _within_trained(subsets, trained, config):
+    return tuple(s for s in subsets if set(s) <= set(trained))
 
 
 def _unimodal_reference(role: str, modalities: tuple[str, ...]) -> dict[str, str] | None:
@@ -124,8 +143,7 @@ def mmbench_methods() -> list[MethodSpec]:
             name="fusion", description="Modality-specific encoders + late concat/sum fusion, trained with all modalities",
             build="mmbench_baselines.models:build_fusion", config=FusionConfig, kinds=ALL_KINDS, min_modalities=2,
             check=_fusion_check, reference=_fusion_reference,
-            trained_modalities=fusion_modalities,
-            deploy_subsets=lambda subsets, trained, cfg: tuple(s for s in subsets if set(s) <= set(trained)),
+            trained_modalities=fusion_modalities, deploy_subsets=_within_trained,
         ),
         MethodSpec(
             name="fusion-dropout",
@@ -137,14 +155,15 @@ def mmbench_methods() -> list[MethodSpec]:
             name="se-fusion",
             description="CASIA-SURF SF baseline: per-modality SE after layer2, concat, shared layer3-4",
             build="mmbench_baselines.models:build_se_fusion", config=SEFusionConfig, kinds=ALL_KINDS, min_modalities=2,
+            check=_subset_check, trained_modalities=fusion_modalities, deploy_subsets=_within_trained,
             paper="Zhang et al., A Dataset and Benchmark for Large-scale Multi-modal Face Anti-spoofing, CVPR 2019",
             repo="https://github.com/shicaiwei123/MMANet-CVPR2023 (classification/models/surf_baseline.py)",
         ),
         *(
             MethodSpec(
                 name=name, description=description, build=f"mmbench_baselines.segmentation:{builder}",
-                config=ESANetConfig,
-                kinds=frozenset({"segmentation"}), min_modalities=2,
+                config=ESANetConfig, check=_subset_check, trained_modalities=fusion_modalities,
+                deploy_subsets=_within_trained, kinds=frozenset({"segmentation"}), min_modalities=2,
                 recipe=ProfileRecipe("full", "segmentation", backbone="resnet34-nbt1d"),  # ESANet-R34-NBt1D
                 paper="Seichter et al., Efficient RGB-D Semantic Segmentation for Indoor Scene Analysis, ICRA 2021",
                 repo="https://github.com/TUI-NICR/ESANet",

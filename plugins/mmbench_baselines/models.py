@@ -74,5 +74,6 @@ def build_fusion_dropout(task: TaskSpec, config: Any, ctx: RunContext) -> Fusion
 
 
 def build_se_fusion(task: TaskSpec, config: Any, ctx: RunContext) -> FusionBaseline:
-    return FusionBaseline(task, ctx, ctx.modalities, fusion="se", fusion_stage=config.fusion_stage, dropout=config.p,
-                          se_reduction=config.reduction, backbone=config.backbone)
+    return FusionBaseline(task, ctx, fusion_modalities(ctx.modalities, config), fusion="se",
+                          fusion_stage=config.fusion_stage, dropout=config.p, se_reduction=config.reduction,
+                          backbone=config.backbone)

@@ -14,6 +14,7 @@ from torch import nn
 from mmbench import TaskSpec
 from mmbench.engine import Features, MethodModule, RunContext
 from mmbench.models import ESANetwork, deep_supervision_loss, subset_mask, uniform_subset_mask
+from mmbench_baselines import fusion_modalities
 
 
 class ESANet(MethodModule):
@@ -25,7 +26,7 @@ class ESANet(MethodModule):
         self.task = task
         self.modality_dropout = modality_dropout
         recipe = ctx.recipe
-        self.net = ESANetwork(ctx.modalities, ctx.shapes, task.num_classes, config.backbone or recipe.backbone,
+        self.net = ESANetwork(fusion_modalities(ctx.modalities, config), ctx.shapes, task.num_classes, config.backbone or recipe.backbone,
                               recipe.width, recipe.decoder, recipe.context)
         self.register_buffer("class_weights", ctx.class_weights, persistent=False)
 
