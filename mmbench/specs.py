@@ -161,6 +161,12 @@ class Recipe:
     f_c = pixels of class c / pixels of the training images that contain c, computed once on the
     training samples (ESANet's ``compute_class_weights``, used by its and the MMANet fork's NYUv2 /
     SUN RGB-D training); ``none``: unweighted (Cityscapes)."""
+    scale_range: tuple[float, ...] = ()
+    """ESANet's random rescale + crop: each training sample zoomed by s ~ U[lo, hi] and cropped back
+    to the input size at a random offset (``1.0,1.4`` for NYUv2 / SUN RGB-D); empty: off."""
+    hsv_jitter: float = 0.0
+    """ESANet's ``RandomHSV`` on the ``rgb`` modality: hue, saturation and value multiplied by
+    factors ~ U[1 − a, 1 + a] (ESANet: 0.1); 0: off."""
     hflip: bool = False
     vflip: bool = False
     rot90: bool = False
@@ -196,7 +202,8 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "milestones", tuple(self.milestones))  # a list from a TOML sweep or a record
+        for name in ("milestones", "scale_range"):  # a list from a TOML sweep or a record
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip", "augment_probability")
         checks = {
             **{name: getattr(self, name) is None or math.isfinite(getattr(self, name)) for name in floats},
@@ -220,6 +227,9 @@ class Recipe:
             "milestones": (all(m >= 1 for m in self.milestones) and list(self.milestones) == sorted(set(self.milestones))
                            and (self.scheduler != "multistep" or bool(self.milestones))),
             "select_from_epoch": 1 <= self.select_from_epoch <= self.epochs,
+            "scale_range": not self.scale_range or (len(self.scale_range) == 2 and all(
+                math.isfinite(v) and v > 0 for v in self.scale_range) and self.scale_range[0] <= self.scale_range[1]),
+            "hsv_jitter": math.isfinite(self.hsv_jitter) and 0 <= self.hsv_jitter < 1,
             "augment_probability": math.isfinite(self.augment_probability) and 0 <= self.augment_probability <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -230,7 +240,8 @@ class Recipe:
                 "(epochs, batch sizes, limits and step_size must be >= 1; lr, gamma and grad_clip finite and > 0; "
                 "weight_decay >= 0; 0 <= momentum < 1; warmup < epochs; 0 < input_scale <= 1; "
                 "0 <= augment_probability <= 1; milestones increasing epochs >= 1, needed by scheduler=multistep; "
-                "1 <= select_from_epoch <= epochs; selection mean, per-subset or paper)."
+                "1 <= select_from_epoch <= epochs; scale_range empty or LOW,HIGH with 0 < LOW <= HIGH; "
+                "0 <= hsv_jitter < 1; selection mean, per-subset or paper)."
             )
         if self.backbone not in BACKBONES:
             raise MMBenchError(

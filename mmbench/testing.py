@@ -234,12 +234,13 @@ def _check_on_task(spec: MethodSpec, registry: Registry, runner: Any, task: Task
     assert isinstance(module, MethodModule), (
         f"{spec.name}: build() must return an mmbench.engine.MethodModule, got {type(module).__name__}"
     )
-    raw = next(iter(make_loader(ArrayBatches(data.train, data.stats, data.modalities), 8, shuffle=False)))
+    train = ArrayBatches(data.train, data.stats, data.modalities)
+    raw = next(iter(make_loader(train, 8, shuffle=False)))
     try:
         check_views(module, spec.name)
     except MMBenchError as exc:
         raise AssertionError(str(exc)) from None
-    batch = training_views(module, raw, data.modalities, plan.recipe, plan.task)
+    batch = training_views(module, raw, data.modalities, plan.recipe, plan.task, train.stats)
     terms = module.training_step(batch, 0)
     assert isinstance(terms, dict) and terms, (
         f"{spec.name}: training_step must return a non-empty dict of named loss tensors, got {type(terms).__name__}"

@@ -122,3 +122,71 @@ def test_augment_probability_leaves_the_other_samples_untouched():
     assert changed == pytest.approx(0.25, abs=0.03)
     assert torch.equal(out["m2"][:, 0].long(), out["target"])  # modalities and labels move together
     assert torch.equal(recipe_view(batch, ["m2"], Recipe(hflip=True, augment_probability=0.0), True)["m2"], batch["m2"])
+
+
+# -- ESANet's random rescale + crop and HSV jitter ------------------------------------------------------
+
+
+def ramp_batch(batch_size=8, size=(24, 32)):
+    """rgb = (column, row, column) and depth = row as ramps, the label = column // 2: after a
+    registered zoom + crop, rgb's column channel (bilinear) rounds to the label's column (nearest)."""
+    rows, cols = torch.meshgrid(torch.arange(size[0]).float(), torch.arange(size[1]).float(), indexing="ij")
+    rgb = torch.stack([cols, rows, cols]).expand(batch_size, -1, -1, -1).clone()
+    return {"rgb": rgb, "depth": rows.expand(batch_size, 1, -1, -1).clone(),
+            "target": (cols // 2).long().expand(batch_size, -1, -1).clone()}
+
+
+def test_scale_crop_keeps_modalities_and_labels_registered():
+    torch.manual_seed(0)
+    batch = ramp_batch()
+    out = recipe_view(batch, ("rgb", "depth"), Recipe(scale_range=(1.0, 1.4)), dense_target=True, ignore_index=255)
+    assert out["rgb"].shape == batch["rgb"].shape and out["target"].shape == batch["target"].shape
+    agree = (out["rgb"][:, 0].round() // 2 == out["target"].float()).float().mean()
+    assert agree > 0.97  # the rest: exact .5 ties between bilinear rounding and nearest
+    assert set(out["target"].unique().tolist()) <= set(batch["target"].unique().tolist())  # nearest: no new labels
+    assert (out["depth"] == out["depth"].round()).all()  # depth resampled nearest, as ESANet's INTER_NEAREST
+    assert (out["rgb"][:, 1] - out["depth"][:, 0]).abs().max() < 1.0  # depth moves with the rgb rows
+    assert not torch.equal(out["rgb"], batch["rgb"])
+
+
+def test_an_integer_zoom_is_a_crop_of_the_pixel_repeated_image():
+    """cv2.resize(INTER_NEAREST) by 2 repeats each pixel: the output is that image cropped at an
+    offset in [0, 2·size − size), as ESANet's RandomCrop."""
+    torch.manual_seed(3)
+    batch = ramp_batch(batch_size=4, size=(6, 8))
+    batch["target"] = torch.arange(48).reshape(6, 8).expand(4, -1, -1).clone()
+    out = recipe_view(batch, ("rgb",), Recipe(scale_range=(2.0, 2.0)), dense_target=True)
+    zoomed = batch["target"][0].repeat_interleave(2, 0).repeat_interleave(2, 1)
+    for sample in out["target"]:
+        offsets = [(dy, dx) for dy in range(6) for dx in range(8) if torch.equal(zoomed[dy:dy + 6, dx:dx + 8], sample)]
+        assert len(offsets) == 1
+
+
+def test_hsv_conversions_equal_matplotlibs_and_the_jitter_keeps_its_range():
+    import matplotlib.colors
+    import numpy as np
+
+    from mmbench.data.augment import _hsv_to_rgb, _rgb_to_hsv, hsv_jitter
+
+    torch.manual_seed(0)
+    rgb = torch.rand(2, 3, 5, 7)
+    rgb[0, :, 0, 0] = torch.tensor([0.5, 0.5, 0.2])  # ties between channels
+    rgb[0, :, 0, 1] = 0.3  # grey: no hue
+    hsv = _rgb_to_hsv(rgb)
+    expected = matplotlib.colors.rgb_to_hsv(rgb.movedim(1, -1).numpy())
+    np.testing.assert_allclose(hsv.movedim(1, -1).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(_hsv_to_rgb(hsv).movedim(1, -1).numpy(), matplotlib.colors.hsv_to_rgb(expected), atol=1e-6)
+    mean, std = torch.full((1, 3, 1, 1), 120.0), torch.full((1, 3, 1, 1), 60.0)
+    image = ((rgb * 255).floor() - mean) / std
+    # factors of 1: ESANet's RandomHSV round trip (float32 matplotlib, truncated to uint8) — it may lower a value by 1
+    raw = (image * std + mean).movedim(1, -1).numpy().astype("float32") / 255.0
+    official = (matplotlib.colors.hsv_to_rgb(matplotlib.colors.rgb_to_hsv(raw)) * 255).astype("uint8")
+    ours = (hsv_jitter(image, mean, std, 0.0) * std + mean).round().movedim(1, -1).numpy()
+    assert np.abs(ours - official).max() <= 1 and (ours == official).mean() > 0.95
+    jittered = hsv_jitter(image, mean, std, 0.1) * std + mean
+    assert jittered.min() >= 0 and jittered.max() <= 255 and (jittered - jittered.round()).abs().max() < 1e-3
+
+
+def test_hsv_jitter_needs_the_rgb_statistics():
+    with pytest.raises(ValueError, match="normalisation statistics"):
+        recipe_view(ramp_batch(), ("rgb", "depth"), Recipe(hsv_jitter=0.1), dense_target=True)

@@ -5,8 +5,13 @@ draw per sample, every modality of a sample (and a dense label map) transformed 
 modalities stay registered. Inputs are per-channel normalised, so a fill value of 0 is the
 dataset mean of each channel.
 
-* :func:`recipe_view` — the task recipe's geometric augmentation (horizontal / vertical flips,
-  90° rotations, random crop with zero padding), applied to every method's training batch.
+* :func:`recipe_view` — the task recipe's augmentation, applied to every method's training
+  batch: ESANet's random rescale + crop (``recipe.scale_range``: zoom by s ~ U[lo, hi], then a
+  random crop back to the input size — images bilinear, depth and dense labels nearest, as
+  ESANet's ``RandomRescale`` / ``RandomCrop``; one ``grid_sample`` per batch), its HSV jitter on
+  the ``rgb`` modality (``recipe.hsv_jitter``: hue, saturation and value each multiplied by a
+  factor ~ U[1 − a, 1 + a] and clipped, on the 0-255 values, as ESANet's ``RandomHSV``), then
+  horizontal / vertical flips, 90° rotations and random crop with zero padding.
 * :func:`strong_view` — the recipe view followed by a channel-agnostic RandAugment
   (Cubuk et al., 2020: two operations per sample, magnitude drawn uniformly as in the MLKD code)
   and Cutout (DeVries & Taylor, 2017: a square of random size up to half the width). Photometric
@@ -18,14 +23,18 @@ dataset mean of each channel.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mmbench.specs import Recipe
 
 Batch = dict[str, torch.Tensor]
+Stats = Mapping[str, tuple[np.ndarray, np.ndarray]]
+NEAREST = ("depth",)
+"""Image modalities resampled by nearest neighbour (ESANet rescales depth with INTER_NEAREST)."""
 STRONG_OPS = ("identity", "rotate", "shear_x", "shear_y", "translate_x", "translate_y",
               "brightness", "contrast", "noise")
 
@@ -59,10 +68,79 @@ def _crop(value: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor,
     return out.squeeze(1) if squeeze else out
 
 
+def scale_crop(batch: Batch, keys: Sequence[str], scale_range: Sequence[float]) -> Batch:
+    """ESANet's ``RandomRescale`` + ``RandomCrop`` at the batch's size, per sample: zoom by
+    s ~ U[lo, hi] (rounded to whole output pixels as cv2.resize), crop at a random offset within
+    the zoomed image (none when it is not larger), every key with the same draw."""
+    first = batch[keys[0]]
+    size, (height, width), device = first.shape[0], first.shape[-2:], first.device
+    low, high = min(scale_range), max(scale_range)
+    scale = low + (high - low) * torch.rand(size, device=device)
+    zoomed_h, zoomed_w = (scale * height).round(), (scale * width).round()
+    # np.random.randint(0, zoomed - crop): an offset in [0, zoomed - crop), none if not larger
+    dy = (torch.rand(size, device=device) * (zoomed_h - height)).floor().clamp(min=0)
+    dx = (torch.rand(size, device=device) * (zoomed_w - width)).floor().clamp(min=0)
+    theta = torch.zeros(size, 2, 3, device=device)
+    sx, sy = zoomed_w / width, zoomed_h / height
+    theta[:, 0, 0], theta[:, 1, 1] = 1 / sx, 1 / sy  # output u ↦ source (u + 1 + 2·offset / size) / s − 1
+    theta[:, 0, 2] = (1 + 2 * dx / width) / sx - 1
+    theta[:, 1, 2] = (1 + 2 * dy / height) / sy - 1
+    grid = F.affine_grid(theta, [size, 1, height, width], align_corners=False)
+    out = dict(batch)
+    for k in keys:
+        value = batch[k]
+        dense = value.dim() == 3
+        source = value.unsqueeze(1).float() if dense else value
+        mode = "nearest" if dense or k in NEAREST else "bilinear"
+        sampled = F.grid_sample(source, grid.to(source.dtype), mode=mode, padding_mode="border", align_corners=False)
+        out[k] = sampled.squeeze(1).to(value.dtype) if dense else sampled
+    return out
+
+
+def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """matplotlib's ``rgb_to_hsv`` on ``[B, 3, H, W]`` values in [0, 1]."""
+    maximum = rgb.max(dim=1).values
+    minimum = rgb.min(dim=1).values
+    delta = maximum - minimum
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    r, g, b = rgb.unbind(1)
+    # matplotlib assigns the red, green, blue cases in turn: on a tie the later one wins
+    hue = torch.where(b == maximum, 4 + (r - g) / safe, torch.where(g == maximum, 2 + (b - r) / safe, (g - b) / safe))
+    hue = torch.where(delta > 0, (hue / 6) % 1.0, torch.zeros_like(hue))
+    saturation = torch.where(maximum > 0, delta / torch.where(maximum > 0, maximum, torch.ones_like(maximum)),
+                             torch.zeros_like(maximum))
+    return torch.stack([hue, saturation, maximum], dim=1)
+
+
+def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """matplotlib's ``hsv_to_rgb`` on ``[B, 3, H, W]``."""
+    hue, saturation, value = hsv.unbind(1)
+    sector = (hue * 6).floor()
+    fraction = hue * 6 - sector
+    sector = sector.long() % 6
+    p, q, t = value * (1 - saturation), value * (1 - saturation * fraction), value * (1 - saturation * (1 - fraction))
+    table = torch.stack([torch.stack(c, dim=0) for c in (
+        (value, t, p), (q, value, p), (p, value, t), (p, q, value), (t, p, value), (value, p, q))], dim=0)  # [6, 3, B, H, W]
+    rgb = table.gather(0, sector.unsqueeze(0).unsqueeze(0).expand(1, 3, *sector.shape)).squeeze(0)
+    return rgb.movedim(0, 1)
+
+
+def hsv_jitter(rgb: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, amount: float) -> torch.Tensor:
+    """ESANet's ``RandomHSV``: on the 0-255 image (``rgb · std + mean``), hue, saturation and value
+    multiplied by per-sample factors ~ U[1 − amount, 1 + amount] and clipped to [0, 1], back to
+    whole 0-255 values, normalised again."""
+    size = rgb.shape[0]
+    raw = ((rgb.float() * std + mean) / 255.0).clamp(0, 1)
+    factors = 1 + amount * (2 * torch.rand(size, 3, 1, 1, device=rgb.device) - 1)
+    jittered = _hsv_to_rgb((_rgb_to_hsv(raw) * factors).clamp(0, 1))
+    return (((jittered * 255).floor() - mean) / std).to(rgb.dtype)
+
+
 def recipe_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_target: bool,
-                ignore_index: int | None = None) -> Batch:
-    """A copy of ``batch`` with the recipe's geometric augmentation (a no-op if none is enabled),
-    each sample augmented with probability ``recipe.augment_probability``."""
+                ignore_index: int | None = None, stats: Stats | None = None) -> Batch:
+    """A copy of ``batch`` with the recipe's augmentation (a no-op if none is enabled), each
+    sample augmented with probability ``recipe.augment_probability``; ``stats`` (the per-channel
+    normalisation, :class:`mmbench.data.arrays.ArrayBatches.stats`) are needed for the HSV jitter."""
     out = dict(batch)
     keys = _image_keys(batch, modalities, dense_target)
     if not keys:
@@ -70,10 +148,17 @@ def recipe_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_t
     size, device = batch["target"].shape[0], batch["target"].device
     if recipe.augment_probability < 1:
         augmented = _random_flags(size, device, recipe.augment_probability)
-        view = recipe_view(batch, modalities, recipe.but(augment_probability=1.0), dense_target, ignore_index)
+        view = recipe_view(batch, modalities, recipe.but(augment_probability=1.0), dense_target, ignore_index, stats)
         for k in keys:
             out[k] = _where(augmented, view[k], batch[k])
         return out
+    if recipe.scale_range:
+        out = scale_crop(out, keys, recipe.scale_range)
+    if recipe.hsv_jitter and "rgb" in keys:
+        if stats is None or "rgb" not in stats:
+            raise ValueError("recipe.hsv_jitter needs the rgb modality's normalisation statistics")
+        mean, std = (torch.as_tensor(v, dtype=torch.float32, device=device).reshape(1, -1, 1, 1) for v in stats["rgb"])
+        out["rgb"] = hsv_jitter(out["rgb"], mean, std, recipe.hsv_jitter)
     if recipe.hflip:
         flags = _random_flags(size, device)
         for k in keys:
@@ -131,9 +216,9 @@ def _warp(value: torch.Tensor, theta: torch.Tensor, fill: float) -> torch.Tensor
 
 
 def strong_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_target: bool,
-                ignore_index: int | None = None, num_ops: int = 2) -> Batch:
+                ignore_index: int | None = None, stats: Stats | None = None, num_ops: int = 2) -> Batch:
     """The recipe view, then ``num_ops`` RandAugment operations per sample and Cutout."""
-    out = recipe_view(batch, modalities, recipe, dense_target, ignore_index)
+    out = recipe_view(batch, modalities, recipe, dense_target, ignore_index, stats)
     keys = _image_keys(out, modalities, dense_target)
     if not keys:
         return out

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from mmbench.data.arrays import ArrayBatches, TaskData, make_loader
-from mmbench.data.augment import VIEWS, recipe_view
+from mmbench.data.augment import VIEWS, Stats, recipe_view
 from mmbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from mmbench.engine.context import RunContext
 from mmbench.engine.distributed import (
@@ -162,13 +162,13 @@ def check_views(module: MethodModule, method: str) -> None:
 
 
 def unpaired_batch(batch: dict[str, Any], modalities: Sequence[str], others: Sequence[Mapping[str, torch.Tensor]],
-                   recipe: Any, task: TaskSpec) -> dict[str, Any]:
+                   recipe: Any, task: TaskSpec, stats: Stats | None = None) -> dict[str, Any]:
     """``batch`` (the first modality's loader, augmented) with each further modality taken from
     its own loader's batch in ``others`` (augmented on its own draws); ``batch["targets"]`` holds
     the labels of each modality's samples."""
     targets = {modalities[0]: batch["target"]}
     for modality, raw in zip(modalities[1:], others, strict=True):
-        view = recipe_view(dict(raw), [modality], recipe, task.kind == "segmentation", task.ignore_index)
+        view = recipe_view(dict(raw), [modality], recipe, task.kind == "segmentation", task.ignore_index, stats)
         batch[modality], targets[modality] = view[modality], view["target"]
     batch["targets"] = targets
     return batch
@@ -176,11 +176,12 @@ def unpaired_batch(batch: dict[str, Any], modalities: Sequence[str], others: Seq
 
 def training_views(
     module: MethodModule, raw: Mapping[str, torch.Tensor], modalities: Sequence[str], recipe: Any, task: TaskSpec,
+    stats: Stats | None = None,
 ) -> dict[str, Any]:
     """The batch a ``training_step`` receives: the recipe-augmented batch, plus
     ``batch["views"][name]`` — an independently augmented copy of the same samples — for each
     extra view the method asks for (e.g. MLKD's strong view)."""
-    args = (modalities, recipe, task.kind == "segmentation", task.ignore_index)
+    args = (modalities, recipe, task.kind == "segmentation", task.ignore_index, stats)
     batch: dict[str, Any] = recipe_view(dict(raw), *args)
     if module.extra_views:
         batch["views"] = {name: VIEWS[name](dict(raw), *args) for name in module.extra_views}
@@ -338,10 +339,11 @@ class Trainer:
         ) for stream in range(streams)]
         for raw, *others in zip(*loaders, strict=True):
             device = self.ctx.device
-            batch = training_views(module, to_device(raw, device, self.channels_last), modalities, recipe, self.ctx.task)
+            batch = training_views(module, to_device(raw, device, self.channels_last), modalities, recipe, self.ctx.task,
+                                   self.train_batches.stats)
             if others:
                 others = [to_device(o, device, self.channels_last) for o in others]
-                batch = unpaired_batch(batch, trained, others, recipe, self.ctx.task)
+                batch = unpaired_batch(batch, trained, others, recipe, self.ctx.task, self.train_batches.stats)
             with autocast_context(self.ctx.device, recipe.amp):
                 terms = self.training_step(batch, self.step)
             if first and batches == 0:

@@ -101,7 +101,9 @@ def _dataset(name: str, description: str, repo: str, revision: str, sizes: dict[
 # SGD): segmentation/src/args.py defaults and train_nyuv2_mmanet.sh — SGD nesterov lr 0.01, momentum
 # 0.9, wd 1e-4, batch 8, 300 epochs, one-cycle over the epochs (train_missing_mmanet.py:
 # OneCycleLR(total_steps=args.epochs), stepped once per epoch, momentum cycled), median-frequency
-# class weights (args.class_weighting), 640×480, ESANet's decoder (ppm context, deep supervision). Encoders start from ImageNet weights: torchvision's
+# class weights (args.class_weighting), 640×480, ESANet's decoder (ppm context, deep supervision);
+# augmentation (src/preprocessing.py): random rescale 1.0-1.4 + crop back to 640×480, HSV jitter
+# ±10 % on RGB, horizontal flip. Encoders start from ImageNet weights: torchvision's
 # ResNet-34 for any method; the methods fix their paper's encoder (ProfileRecipe): ESANet / OS-MD
 # ResNet-34 NBt1D (the authors' weights file, recipe.weights), MMANet and the methods its tables
 # compare (RFNet, mmFormer, HeMIS) ResNet-50.
@@ -110,13 +112,16 @@ SMOKE = CPU_SMOKE.but(epochs=4, batch_size=16, eval_batch_size=32, hflip=True, i
                       limit_eval=160)
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=16, optimizer="sgd", nesterov=True, lr=1e-2, momentum=0.9,
               weight_decay=1e-4, scheduler="onecycle", scheduler_interval="epoch", backbone="resnet34", width=64,
-              pretrained="imagenet", hflip=True, decoder="esanet", context="ppm", class_weighting="median-frequency")
+              pretrained="imagenet", hflip=True, scale_range=(1.0, 1.4), hsv_jitter=0.1, decoder="esanet", context="ppm",
+              class_weighting="median-frequency")
 
 
 AUGMENTATION = Deviation(
     aspect="augmentation",
-    official="random rescale 1.0-1.4, random crop 480x640, HSV jitter (RGB only), horizontal flip",
-    mmbench="horizontal flip only (the cache holds 640x480 samples)",
+    official="random rescale 1.0-1.4 of the image, random crop 480x640, HSV jitter ±10 % (RGB), flip, on "
+             "the uint8 images on the CPU",
+    mmbench="the same ranges, batched on the device from the 640x480 cache (one resampling for rescale + crop; "
+            "SUN RGB-D images are cached at 640x480 first, where ESANet rescales their own size)",
     source="TUI-NICR/ESANet src/preprocessing.py (kept by the MMANet fork)")
 TEST_SELECTION = Deviation(
     aspect="selection",
