@@ -164,6 +164,10 @@ class Recipe:
     scale_range: tuple[float, ...] = ()
     """ESANet's random rescale + crop: each training sample zoomed by s ~ U[lo, hi] and cropped back
     to the input size at a random offset (``1.0,1.4`` for NYUv2 / SUN RGB-D); empty: off."""
+    face_augmentation: tuple[int, ...] = ()
+    """``RESIZE,MAX_ANGLE``: the MMANet face code's training geometry from the cached crop-size
+    images — resize to RESIZE, rotate by an integer angle in ±MAX_ANGLE (onto its 0.8-scaled
+    canvas), random crop back (CASIA-SURF / CeFA: ``144,30``); empty: off."""
     hsv_jitter: float = 0.0
     """ESANet's ``RandomHSV`` on the ``rgb`` modality: hue, saturation and value multiplied by
     factors ~ U[1 − a, 1 + a] (ESANet: 0.1); 0: off."""
@@ -202,7 +206,7 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
-        for name in ("milestones", "scale_range"):  # a list from a TOML sweep or a record
+        for name in ("milestones", "scale_range", "face_augmentation"):  # a list from a TOML sweep or a record
             object.__setattr__(self, name, tuple(getattr(self, name)))
         floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip", "augment_probability")
         checks = {
@@ -230,6 +234,8 @@ class Recipe:
             "scale_range": not self.scale_range or (len(self.scale_range) == 2 and all(
                 math.isfinite(v) and v > 0 for v in self.scale_range) and self.scale_range[0] <= self.scale_range[1]),
             "hsv_jitter": math.isfinite(self.hsv_jitter) and 0 <= self.hsv_jitter < 1,
+            "face_augmentation": not self.face_augmentation or (
+                len(self.face_augmentation) == 2 and self.face_augmentation[0] >= 1 and 0 <= self.face_augmentation[1] <= 90),
             "augment_probability": math.isfinite(self.augment_probability) and 0 <= self.augment_probability <= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
@@ -241,7 +247,8 @@ class Recipe:
                 "weight_decay >= 0; 0 <= momentum < 1; warmup < epochs; 0 < input_scale <= 1; "
                 "0 <= augment_probability <= 1; milestones increasing epochs >= 1, needed by scheduler=multistep; "
                 "1 <= select_from_epoch <= epochs; scale_range empty or LOW,HIGH with 0 < LOW <= HIGH; "
-                "0 <= hsv_jitter < 1; selection mean, per-subset or paper)."
+                "0 <= hsv_jitter < 1; face_augmentation empty or RESIZE,MAX_ANGLE with 0 <= MAX_ANGLE <= 90; "
+                "selection mean, per-subset or paper)."
             )
         if self.backbone not in BACKBONES:
             raise MMBenchError(

@@ -190,3 +190,36 @@ def test_hsv_conversions_equal_matplotlibs_and_the_jitter_keeps_its_range():
 def test_hsv_jitter_needs_the_rgb_statistics():
     with pytest.raises(ValueError, match="normalisation statistics"):
         recipe_view(ramp_batch(), ("rgb", "depth"), Recipe(hsv_jitter=0.1), dense_target=True)
+
+
+def test_face_geometry_is_the_official_resize_rotate_crop():
+    """MMANet face code: resize 144 → rotation about the centre onto a canvas of
+    int(0.8·144·(|sin| + |cos|)) px → random crop 112. At 0° the canvas is the 115-px centre region
+    (shifted by 144/2 − 115/2 = 14.5 px), so output column u samples the cached 112-px image at
+    (u + offset + 15)·112/144 − 0.5, offset ∈ {0, 1, 2}."""
+    from mmbench.data.augment import face_rotate_crop
+
+    torch.manual_seed(0)
+    ramp = torch.arange(112).float().expand(6, 1, 112, -1).clone()
+    out = face_rotate_crop({"x": ramp, "target": torch.zeros(6)}, ["x"], 144, 0)["x"]
+    u = torch.arange(20, 90).float()  # away from the border (bilinear on a ramp is exact inside)
+    offsets = (out[:, 0, 50, 20:90] + 0.5) * 144 / 112 - 15 - u
+    assert torch.allclose(offsets, offsets.round(), atol=1e-3)
+    assert set(offsets.round()[:, 0].tolist()) <= {0.0, 1.0, 2.0} and offsets.std(dim=1).max() < 1e-3
+
+
+def test_face_geometry_rotates_every_modality_alike_with_black_outside():
+
+    torch.manual_seed(1)
+    size = 112
+    rows, cols = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    image = (rows * size + cols).expand(8, 1, -1, -1)
+    batch = {"rgb": image.expand(-1, 3, -1, -1).clone(), "depth": image.clone(), "target": torch.zeros(8)}
+    stats = {"rgb": (torch.full((3, 1, 1), 100.0).numpy(), torch.full((3, 1, 1), 50.0).numpy()),
+             "depth": (torch.full((1, 1, 1), 100.0).numpy(), torch.full((1, 1, 1), 50.0).numpy())}
+    out = recipe_view(batch, ("rgb", "depth"), Recipe(face_augmentation=(144, 30)), dense_target=False, stats=stats)
+    assert torch.allclose(out["rgb"][:, 0], out["depth"][:, 0]) and torch.allclose(out["rgb"][:, 2], out["depth"][:, 0])
+    black = -100.0 / 50.0
+    corners = out["depth"][:, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert (corners == black).any()  # rotated far enough, a corner falls outside the image
+    assert torch.equal(out["target"], batch["target"])

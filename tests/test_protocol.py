@@ -227,6 +227,7 @@ def test_official_recipe_values(registry):
         assert (faces.epochs, faces.scheduler, faces.milestones, faces.gamma, faces.warmup_epochs) == (
             99, "multistep", (16, 33, 50), 0.1, 5)
         assert (faces.scheduler_interval, faces.select_from_epoch, faces.stem, faces.width) == ("epoch", 31, "3x3", 64)
+        assert (faces.face_augmentation, faces.hflip) == ((144, 30), True)  # src/surf_baseline_multi_dataloader.py
         assert registry.dataset_of(registry.task(task)).modalities == {"rgb": 3, "depth": 3, "ir": 3}
     osmd = plan_run(registry, "osmd", "cls-casia-surf", 0, {"privileged": "depth"}, "full")
     assert (osmd.recipe.epochs, osmd.recipe.select_from_epoch, osmd.recipe.lr) == (50, 1, 1e-3)  # OS-MD §4.1

@@ -11,7 +11,8 @@ dataset mean of each channel.
   ESANet's ``RandomRescale`` / ``RandomCrop``; one ``grid_sample`` per batch), its HSV jitter on
   the ``rgb`` modality (``recipe.hsv_jitter``: hue, saturation and value each multiplied by a
   factor ~ U[1 − a, 1 + a] and clipped, on the 0-255 values, as ESANet's ``RandomHSV``), then
-  horizontal / vertical flips, 90° rotations and random crop with zero padding.
+  horizontal / vertical flips, 90° rotations and random crop with zero padding. Faces: the MMANet
+  face code's resize → rotation → crop (``recipe.face_augmentation``, :func:`face_rotate_crop`).
 * :func:`strong_view` — the recipe view followed by a channel-agnostic RandAugment
   (Cubuk et al., 2020: two operations per sample, magnitude drawn uniformly as in the MLKD code)
   and Cutout (DeVries & Taylor, 2017: a square of random size up to half the width). Photometric
@@ -97,6 +98,59 @@ def scale_crop(batch: Batch, keys: Sequence[str], scale_range: Sequence[float]) 
     return out
 
 
+def _pixel_to_normalised(size: int) -> torch.Tensor:
+    """3×3 map from pixel coordinates (cv2: pixel centres at integers) of a side of ``size``
+    pixels to grid_sample's normalised coordinates (``align_corners=False``), one axis pair."""
+    matrix = torch.eye(3)
+    matrix[0, 0] = matrix[1, 1] = 2.0 / size
+    matrix[0, 2] = matrix[1, 2] = 1.0 / size - 1.0
+    return matrix
+
+
+def face_rotate_crop(batch: Batch, keys: Sequence[str], resize: int, max_angle: int,
+                     stats: Stats | None = None) -> Batch:
+    """The MMANet face code's training geometry on square images cached at the crop size C:
+    ``Resize_multi(R)`` → ``RondomRotion_multi(max_angle)`` → ``RondomCrop_multi(C)``, per sample
+    and for every modality alike, composed into one bilinear resampling. The rotation is by an
+    integer angle ~ U{−a..a} about the centre of the R×R image (cv2.getRotationMatrix2D(c, −angle)),
+    onto a canvas of int(0.8·R·(|sin| + |cos|)) pixels with the image centred (the official
+    0.8 factor: at 0° a 115-pixel centre region of 144), black outside; the crop is at an integer
+    offset ~ U[0, canvas − C). Black is 0 before normalisation (``stats``: per-channel mean / std)."""
+    first = batch[keys[0]]
+    size, crop, device = first.shape[0], first.shape[-1], first.device
+    angle = torch.randint(-max_angle, max_angle + 1, (size,), device=device).float()
+    radians = torch.deg2rad(-angle)  # the official rotates by −angle
+    cos, sin = torch.cos(radians), torch.sin(radians)
+    canvas = (0.8 * resize * (cos.abs() + sin.abs())).floor()
+    oy = (torch.rand(size, device=device) * (canvas - crop)).floor()
+    ox = (torch.rand(size, device=device) * (canvas - crop)).floor()
+    centre = resize / 2
+    # M (R-image → canvas, pixel coordinates): cv2's rotation about the centre, shifted to the canvas centre
+    forward = torch.zeros(size, 3, 3, device=device)
+    forward[:, 0, 0], forward[:, 0, 1], forward[:, 1, 0], forward[:, 1, 1] = cos, sin, -sin, cos
+    forward[:, 0, 2] = (1 - cos) * centre - sin * centre + canvas / 2 - centre
+    forward[:, 1, 2] = sin * centre + (1 - cos) * centre + canvas / 2 - centre
+    forward[:, 2, 2] = 1
+    shift = torch.eye(3, device=device).repeat(size, 1, 1)  # output pixel → canvas pixel (the crop)
+    shift[:, 0, 2], shift[:, 1, 2] = ox, oy
+    to_cache = torch.eye(3, device=device)  # R-image pixel → cached C-image pixel (cv2.resize's centres)
+    to_cache[0, 0] = to_cache[1, 1] = crop / resize
+    to_cache[0, 2] = to_cache[1, 2] = 0.5 * crop / resize - 0.5
+    normalise = _pixel_to_normalised(crop).to(device)
+    theta = normalise @ to_cache @ torch.linalg.inv(forward) @ shift @ torch.linalg.inv(normalise)
+    grid = F.affine_grid(theta[:, :2], [size, 1, crop, crop], align_corners=False)
+    out = dict(batch)
+    for k in keys:
+        value = batch[k]
+        black = torch.zeros(1, value.shape[1], 1, 1, device=device, dtype=value.dtype)
+        if stats is not None and k in stats:
+            mean, std = (torch.as_tensor(v, dtype=value.dtype, device=device).reshape(1, -1, 1, 1) for v in stats[k])
+            black = -mean / std
+        out[k] = F.grid_sample(value - black, grid.to(value.dtype), mode="bilinear", padding_mode="zeros",
+                               align_corners=False) + black
+    return out
+
+
 def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     """matplotlib's ``rgb_to_hsv`` on ``[B, 3, H, W]`` values in [0, 1]."""
     maximum = rgb.max(dim=1).values
@@ -154,6 +208,9 @@ def recipe_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_t
         return out
     if recipe.scale_range:
         out = scale_crop(out, keys, recipe.scale_range)
+    if recipe.face_augmentation:
+        resize, max_angle = recipe.face_augmentation
+        out = face_rotate_crop(out, [k for k in keys if k != "target"], resize, max_angle, stats)
     if recipe.hsv_jitter and "rgb" in keys:
         if stats is None or "rgb" not in stats:
             raise ValueError("recipe.hsv_jitter needs the rgb modality's normalisation statistics")
