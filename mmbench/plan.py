@@ -172,6 +172,9 @@ def plan_run(
         raise MMBenchError(f"recipe.selection=paper selects on the test split where a dataset has no validation split; "
                            f"task '{task.name}' has its own '{task.val_split}' split, on which the papers select too. "
                            "Remove the setting.")
+    if recipe.selection_metric is not None and recipe.selection_metric not in task.metric_names:
+        raise MMBenchError(f"recipe.selection_metric={recipe.selection_metric} is not a metric of task '{task.name}'; "
+                           f"choose one of {', '.join(task.metric_names)}.")
     if recipe.class_weighting != "none" and task.kind != "segmentation":
         raise MMBenchError(f"recipe.class_weighting={recipe.class_weighting} weights the pixels of segmentation tasks; "
                            f"task '{task.name}' is {task.kind}. Remove the setting.")

@@ -191,6 +191,12 @@ class Recipe:
     select_from_epoch: int = 1
     """The first (1-based) epoch that may be selected as ``best``; earlier epochs are validated and
     recorded but never selected (the MMANet classification code keeps the best epoch after 30)."""
+    selection_metric: str | None = None
+    """The validation metric the best epoch is chosen on (default: the task's primary metric; the
+    MMANet face code keeps its best-``accuracy`` model)."""
+    selection_subsets: Literal["all", "full"] = "all"
+    """``all``: the metric's mean over every deployment subset; ``full``: over the subset with the
+    most modalities only (the MMANet face code validates its model with every modality)."""
     selection: Literal["mean", "per-subset", "paper"] = "mean"
     """How the reported (``best``) model is selected on validation. ``mean``: one epoch, the best
     mean primary metric over the deployment subsets. ``per-subset``: each deployment subset is
@@ -228,6 +234,7 @@ class Recipe:
             "input_scale": math.isfinite(self.input_scale) and 0 < self.input_scale <= 1,
             "grad_clip": self.grad_clip is None or (math.isfinite(self.grad_clip) and self.grad_clip > 0),
             "selection": self.selection in ("mean", "per-subset", "paper"),
+            "selection_subsets": self.selection_subsets in ("all", "full"),
             "milestones": (all(m >= 1 for m in self.milestones) and list(self.milestones) == sorted(set(self.milestones))
                            and (self.scheduler != "multistep" or bool(self.milestones))),
             "select_from_epoch": 1 <= self.select_from_epoch <= self.epochs,
@@ -248,7 +255,7 @@ class Recipe:
                 "0 <= augment_probability <= 1; milestones increasing epochs >= 1, needed by scheduler=multistep; "
                 "1 <= select_from_epoch <= epochs; scale_range empty or LOW,HIGH with 0 < LOW <= HIGH; "
                 "0 <= hsv_jitter < 1; face_augmentation empty or RESIZE,MAX_ANGLE with 0 <= MAX_ANGLE <= 90; "
-                "selection mean, per-subset or paper)."
+                "selection mean, per-subset or paper; selection_subsets all or full)."
             )
         if self.backbone not in BACKBONES:
             raise MMBenchError(

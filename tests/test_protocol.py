@@ -146,6 +146,21 @@ def test_bad_milestones_and_selection_epochs_are_one_line(tmp_path):
 # -- selection --------------------------------------------------------------------------------------
 
 
+def test_the_face_rule_selects_the_best_full_modality_accuracy(registry, tmp_path):
+    overrides = {**FAST_OVERRIDES, "recipe.epochs": "3", "recipe.selection_metric": "accuracy",
+                 "recipe.selection_subsets": "full"}
+    record, _ = make_runner(registry, tmp_path).run(plan_run(registry, "fusion", "synth-rgbdi-pad", 0, overrides))
+    accuracy = [c["val"]["rgb+depth+ir"]["accuracy"] for c in record.curves]
+    assert record.selection.best_epoch == accuracy.index(max(accuracy)) + 1
+    assert record.selection.criterion == "mean validation accuracy over the full-modality subset"
+
+
+def test_a_selection_metric_the_task_does_not_have_is_one_line(tmp_path):
+    result = run_cli("run", "--method", "fusion", "--task", "synth-rgbdi-pad", "--dry-run", "--set",
+                     "recipe.selection_metric=miou", cwd=tmp_path)
+    assert "is not a metric of task 'synth-rgbdi-pad'" in one_line_error(result)
+
+
 def test_only_epochs_from_select_from_epoch_can_be_best(registry, tmp_path):
     overrides = {**FAST_OVERRIDES, "recipe.epochs": "3", "recipe.select_from_epoch": "3"}
     record, _ = make_runner(registry, tmp_path).run(plan_run(registry, "fusion", "synth-rgbdi-pad", 0, overrides))
@@ -228,6 +243,7 @@ def test_official_recipe_values(registry):
             99, "multistep", (16, 33, 50), 0.1, 5)
         assert (faces.scheduler_interval, faces.select_from_epoch, faces.stem, faces.width) == ("epoch", 31, "3x3", 64)
         assert (faces.face_augmentation, faces.hflip) == ((144, 30), True)  # src/surf_baseline_multi_dataloader.py
+        assert (faces.selection_metric, faces.selection_subsets) == ("accuracy", "full")  # lib/model_develop.py
         assert registry.dataset_of(registry.task(task)).modalities == {"rgb": 3, "depth": 3, "ir": 3}
     osmd = plan_run(registry, "osmd", "cls-casia-surf", 0, {"privileged": "depth"}, "full")
     assert (osmd.recipe.epochs, osmd.recipe.select_from_epoch, osmd.recipe.lr) == (50, 1, 1e-3)  # OS-MD §4.1
@@ -317,8 +333,10 @@ def test_every_deviation_concerns_installed_tasks_and_every_seed_task_has_its_le
         for deviation in method.deviations:
             assert deviation.aspect and deviation.official and deviation.mmbench and deviation.source
             assert set(deviation.tasks) <= tasks, (method.name, deviation.tasks)
-    for name in ("seg-nyuv2", "seg-sunrgbd", "seg-cityscapes", "cls-casia-surf", "cls-cefa"):
+    for name in ("seg-nyuv2", "seg-sunrgbd", "seg-cityscapes"):
         assert {d.aspect for d in registry.task(name).deviations} >= {"augmentation", "selection"}, name
+    for name in ("cls-casia-surf", "cls-cefa"):
+        assert {d.aspect for d in registry.task(name).deviations} == {"augmentation", "warm-up"}, name
 
 
 def test_the_ledger_is_shown_next_to_the_reported_rows(tmp_path):
@@ -339,4 +357,4 @@ def test_list_shows_the_ledger(tmp_path):
     result = run_cli("list", "methods", "rfnet", cwd=tmp_path)
     assert result.returncode == 0 and "known differences from the official protocol" in result.stdout
     result = run_cli("list", "tasks", "cls-casia-surf", "--json", cwd=tmp_path)
-    assert {d["aspect"] for d in json.loads(result.stdout)["deviations"]} == {"augmentation", "warm-up", "selection"}
+    assert {d["aspect"] for d in json.loads(result.stdout)["deviations"]} == {"augmentation", "warm-up"}

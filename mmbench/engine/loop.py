@@ -37,7 +37,7 @@ from mmbench.engine.optim import build_optimizer, build_scheduler
 from mmbench.engine.seeding import rng_state, set_rng_state
 from mmbench.errors import MMBenchError
 from mmbench.metrics import meter_for
-from mmbench.specs import Subset, TaskSpec, subset_key
+from mmbench.specs import METRIC_DIRECTIONS, Recipe, Subset, TaskSpec, subset_key
 
 
 class NonFiniteLoss(Exception):
@@ -105,11 +105,17 @@ def autocast_context(device: torch.device, enabled: bool) -> contextlib.Abstract
     return torch.autocast("cuda", dtype=dtype)
 
 
-def selection_score(metrics: Mapping[str, Mapping[str, float]], task: TaskSpec) -> float:
-    """Mean of the primary metric over the evaluated subsets, signed so that higher is better."""
-    values = [m[task.primary] for m in metrics.values()]
+def selection_score(metrics: Mapping[str, Mapping[str, float]], task: TaskSpec, recipe: Recipe | None = None) -> float:
+    """Mean of the selection metric (``recipe.selection_metric``, default the primary) over the
+    evaluated subsets — or over those with the most modalities (``recipe.selection_subsets=full``) —
+    signed so that higher is better."""
+    metric = recipe.selection_metric if recipe is not None and recipe.selection_metric else task.primary
+    if recipe is not None and recipe.selection_subsets == "full":
+        most = max(name.count("+") for name in metrics)
+        metrics = {name: m for name, m in metrics.items() if name.count("+") == most}
+    values = [m[metric] for m in metrics.values()]
     mean = sum(values) / len(values)
-    return mean if task.higher_is_better else -mean
+    return mean if METRIC_DIRECTIONS[metric] else -mean
 
 
 @torch.inference_mode()
@@ -406,12 +412,12 @@ class Trainer:
             return snapshot
 
         candidate = epoch + 1 >= self.ctx.recipe.select_from_epoch
-        score = selection_score(curve["val"], self.ctx.task)
+        score = selection_score(curve["val"], self.ctx.task, self.ctx.recipe)
         if candidate and (state.best is None or score > state.best["score"]):
             state.best = {"epoch": epoch, "score": score, "val": curve["val"], "state": weights()}
         if candidate and self.ctx.recipe.selection == "per-subset":
             for name, metrics in curve["val"].items():
-                subset_score = selection_score({name: metrics}, self.ctx.task)
+                subset_score = selection_score({name: metrics}, self.ctx.task, self.ctx.recipe)
                 best = state.best_by_subset.get(name)
                 if best is None or subset_score > best["score"]:
                     state.best_by_subset[name] = {"epoch": epoch, "score": subset_score, "val": metrics, "state": weights()}

@@ -106,13 +106,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _criterion(recipe: Any, metric: str, per_subset: bool) -> str:
+def _criterion(recipe: Any, primary: str, per_subset: bool) -> str:
+    metric = recipe.selection_metric or primary
+    subsets = "the full-modality subset" if recipe.selection_subsets == "full" else "deployment subsets"
     if per_subset:
         text = f"validation {metric} of each deployment subset at its own best epoch"
     elif recipe.selection == "paper":
-        text = f"mean test {metric} over deployment subsets (selected on the test split, as the paper)"
+        text = f"mean test {metric} over {subsets} (selected on the test split, as the paper)"
     else:
-        text = f"mean validation {metric} over deployment subsets"
+        text = f"mean validation {metric} over {subsets}"
     return text + (f", from epoch {recipe.select_from_epoch}" if recipe.select_from_epoch > 1 else "")
 
 
