@@ -191,6 +191,9 @@ DEVIATIONS = (
               official="per epoch: learning rate 0, 0.2, ..., 1.0 × base over the first six trained epochs",
               mmbench="0.2, ..., 1.0 × base over the first five (the full rate one epoch earlier); milestones equal",
               source="classification/lib/model_develop_utils.py GradualWarmupScheduler"),
+    Deviation(aspect="input scaling", official="every modality (x − 127.5) / 128",
+              mmbench="per channel, by the training split's mean and standard deviation (as every mmbench task)",
+              source="classification/datasets/surf_txt.py Normaliztion_multi"),
 )
 
 
