@@ -62,13 +62,15 @@ def _override_parts(base, args: argparse.Namespace):
     """A file of ``[[grid]]`` tables with --seeds / --profile / --set / --scenarios applied to each."""
     import dataclasses
 
+    from mmbench.sweeps.grid import as_list
+
     if args.methods or args.tasks:
         raise MMBenchError(f"{args.file} lists its methods and tasks per [[grid]] table; --methods / --tasks cannot "
                            "replace them (edit a copy of the file instead).")
-    sets = {key: [v.strip() for v in values.split(",") if v.strip()] for key, values in map(_set_axis, args.sets)}
+    sets = {key: as_list(values, f"--set {key}") for key, values in map(_set_axis, args.sets)}
     parts = [dataclasses.replace(
         part, seeds=parse_seeds(args.seeds) if args.seeds else part.seeds, profile=args.profile or part.profile,
-        scenarios=[s.strip() for s in args.scenarios.split(",")] if args.scenarios else part.scenarios,
+        scenarios=as_list(args.scenarios, "--scenarios") if args.scenarios else part.scenarios,
         sets={**part.sets, **sets}) for part in base.parts]
     return dataclasses.replace(base, parts=parts, seeds=parts[0].seeds, profile=parts[0].profile)
 

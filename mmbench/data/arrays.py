@@ -133,6 +133,11 @@ class _ShardedBatches:
         return len(self.batches)
 
 
+def carved_validation_count(task: TaskSpec, train_count: int) -> int:
+    """How many of ``train_count`` training samples become the validation split of a task without one."""
+    return max(1, int(round(task.val_fraction * train_count)))
+
+
 def _limit(indices: np.ndarray, limit: int | None) -> np.ndarray:
     if limit is None or limit >= len(indices):
         return indices
@@ -208,7 +213,7 @@ def load_task_data(
         val = SplitData(val_arrays, _limit(np.arange(val_meta["count"]), recipe.limit_eval))
     else:
         order = np.random.default_rng(VAL_CARVE_SEED).permutation(len(train_idx))
-        n_val = max(1, int(round(task.val_fraction * len(train_idx))))
+        n_val = carved_validation_count(task, len(train_idx))
         val = SplitData(train_arrays, _limit(np.sort(train_idx[order[:n_val]]), recipe.limit_eval))
         train_idx = np.sort(train_idx[order[n_val:]])
     train = SplitData(train_arrays, _limit(train_idx, recipe.limit_train))

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mmbench.data.arrays import carved_validation_count
 from mmbench.engine.optim import build_optimizer
 from mmbench.engine.summary import build_untrained, spec_shapes
-from mmbench.engine.trained import TrainedModel
 from mmbench.plan import RunPlan
 
 TIMED_STEPS = 3
@@ -76,7 +76,7 @@ def split_sizes(plan: RunPlan) -> SplitSizes | None:
             return None
         val = declared[task.val_split]
     else:
-        val = max(1, int(round(task.val_fraction * train)))
+        val = carved_validation_count(task, train)
         train -= val
 
     def limit(count: int, limit: int | None) -> int:
@@ -119,10 +119,7 @@ def time_network(plan: RunPlan, device: torch.device) -> tuple[float, float]:
     module = build_untrained(plan, built)
     for dependency in built.values():
         dependency.to(device)
-    module.to(device).train()
-    for value in vars(module).values():  # dependencies a method holds outside its module tree
-        if isinstance(value, TrainedModel):
-            value._module.to(device)
+    module.to(device).train()  # the dependencies it holds (TrainedModel) wrap the modules of ``built``, moved above
     for epoch in range(plan.recipe.epochs):  # the method's late-training state (warm-ups over, extra terms on)
         module.on_epoch_start(epoch, plan.recipe.epochs)
     optimizer = build_optimizer(module, plan.recipe, module.param_groups(plan.recipe))

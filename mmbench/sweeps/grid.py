@@ -89,7 +89,8 @@ class Grid:
     title: str = ""
 
 
-def _as_list(value: Any, key: str) -> list[str]:
+def as_list(value: Any, key: str) -> list[str]:
+    """A sweep key's values: a list, or a comma-separated string."""
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, Sequence):
@@ -111,9 +112,9 @@ def grid_from_mapping(data: Mapping[str, Any], source: str) -> Grid:
     sets = data.get("set", {}) or {}
     if not isinstance(sets, Mapping):
         raise MMBenchError(f"{source}: 'set' must be a table of key = [values].")
-    return Grid(methods=_as_list(data["methods"], "methods"), tasks=_as_list(data["tasks"], "tasks"),
-                seeds=seed_list, sets={str(k): _as_list(v, f"set.{k}") for k, v in sets.items()},
-                scenarios=_as_list(data.get("scenarios", []), "scenarios"), profile=str(data.get("profile", "smoke")))
+    return Grid(methods=as_list(data["methods"], "methods"), tasks=as_list(data["tasks"], "tasks"),
+                seeds=seed_list, sets={str(k): as_list(v, f"set.{k}") for k, v in sets.items()},
+                scenarios=as_list(data.get("scenarios", []), "scenarios"), profile=str(data.get("profile", "smoke")))
 
 
 def _grids_from_mapping(data: Mapping[str, Any], source: str) -> Grid:

@@ -86,12 +86,19 @@ def fusion_modalities(modalities, config) -> tuple[str, ...]:
     return parse_subset(config.modalities, modalities) if config.modalities else tuple(modalities)
 
 
-def _fusion_check(modalities, config):
+def _subset_check(modalities, config):
     try:
-        chosen = fusion_modalities(modalities, config)
+        fusion_modalities(modalities, config)
     except MMBenchError as exc:
         return str(exc)
-    return None if len(chosen) >= 2 else "fusion needs at least two modalities; use the unimodal method for one."
+    return None
+
+
+def _fusion_check(modalities, config):
+    problem = _subset_check(modalities, config)
+    if problem is None and len(fusion_modalities(modalities, config)) < 2:
+        return "fusion needs at least two modalities; use the unimodal method for one."
+    return problem
 
 
 @dataclass(frozen=True)
@@ -101,14 +108,6 @@ class ESANetConfig:
     or ``rgb+depth``: one model per combination — the papers' "customized" ESANet rows (default:
     all of the task's)."""
     backbone: str | None = None
-
-
-def _subset_check(modalities, config):
-    try:
-        fusion_modalities(modalities, config)
-    except MMBenchError as exc:
-        return str(exc)
-    return None
 
 
 def _within_trained(subsets, trained, config):
