@@ -178,6 +178,13 @@ def plan_run(
     if recipe.class_weighting != "none" and task.kind != "segmentation":
         raise MMBenchError(f"recipe.class_weighting={recipe.class_weighting} weights the pixels of segmentation tasks; "
                            f"task '{task.name}' is {task.kind}. Remove the setting.")
+    if recipe.resolution == "native" and (task.kind != "segmentation" or task.input_size is None):
+        raise MMBenchError(f"recipe.resolution=native augments segmentation images from their decoded size; task "
+                           f"'{task.name}' is {task.kind}. Remove the setting.")
+    if recipe.face_augmentation and (task.kind == "segmentation" or task.input_size is None
+                                     or task.input_size[0] != task.input_size[1]):
+        raise MMBenchError(f"recipe.face_augmentation transforms square images of a classification task (labels stay "
+                           f"as they are); task '{task.name}' is {task.kind} at {task.input_size}. Remove the setting.")
     pretrained = pretrained_weights(recipe.backbone, recipe.weights) if recipe.pretrained == "imagenet" else None
     resolved_dataset_options = dataset.resolve_options(dataset_options)
     modalities = task.modality_names(dataset)

@@ -164,10 +164,20 @@ class Recipe:
     scale_range: tuple[float, ...] = ()
     """ESANet's random rescale + crop: each training sample zoomed by s ~ U[lo, hi] and cropped back
     to the input size at a random offset (``1.0,1.4`` for NYUv2 / SUN RGB-D); empty: off."""
+    resolution: Literal["input", "native"] = "input"
+    """What the training samples are augmented from and the test labels scored at (segmentation).
+    ``input``: the samples resized to the task's input size; ``scale_range`` zooms relative to it.
+    ``native``: the samples as decoded (:mod:`mmbench.data.native`) — ``scale_range`` zooms each
+    relative to its own size and the crop takes it to the input size, as ESANet's
+    ``RandomRescale`` + ``RandomCrop`` (which resizes instead when the zoomed image is not larger);
+    test inputs stay resized to the input size and each prediction is resized (bilinear logits) to
+    its label as decoded, as ESANet's and the MMANet fork's ``label_orig`` evaluation. Cityscapes
+    (2048×1024) and SUN RGB-D (sizes vary) full recipes; NYUv2 is decoded at its input size."""
     face_augmentation: tuple[int, ...] = ()
-    """``RESIZE,MAX_ANGLE``: the MMANet face code's training geometry from the cached crop-size
-    images — resize to RESIZE, rotate by an integer angle in ±MAX_ANGLE (onto its 0.8-scaled
-    canvas), random crop back (CASIA-SURF / CeFA: ``144,30``); empty: off."""
+    """``RESIZE,MAX_ANGLE``: the MMANet face code's training geometry — the training split cached at
+    RESIZE×RESIZE (its resize of each image as read), each sample rotated by an integer angle in
+    ±MAX_ANGLE (onto its 0.8-scaled canvas) and randomly cropped to the input size (CASIA-SURF /
+    CeFA: ``144,30``); empty: off. Both sides scale with ``input_scale``."""
     hsv_jitter: float = 0.0
     """ESANet's ``RandomHSV`` on the ``rgb`` modality: hue, saturation and value multiplied by
     factors ~ U[1 − a, 1 + a] (ESANet: 0.1); 0: off."""
@@ -244,6 +254,7 @@ class Recipe:
             "face_augmentation": not self.face_augmentation or (
                 len(self.face_augmentation) == 2 and self.face_augmentation[0] >= 1 and 0 <= self.face_augmentation[1] <= 90),
             "augment_probability": math.isfinite(self.augment_probability) and 0 <= self.augment_probability <= 1,
+            "resolution": self.resolution in ("input", "native"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -255,8 +266,18 @@ class Recipe:
                 "0 <= augment_probability <= 1; milestones increasing epochs >= 1, needed by scheduler=multistep; "
                 "1 <= select_from_epoch <= epochs; scale_range empty or LOW,HIGH with 0 < LOW <= HIGH; "
                 "0 <= hsv_jitter < 1; face_augmentation empty or RESIZE,MAX_ANGLE with 0 <= MAX_ANGLE <= 90; "
-                "selection mean, per-subset or paper; selection_subsets all or full)."
+                "selection mean, per-subset or paper; selection_subsets all or full; resolution input or native)."
             )
+        if self.resolution == "native" and not self.scale_range:
+            raise MMBenchError("recipe.resolution=native needs recipe.scale_range (the rescale + crop that takes each "
+                               "native sample to the input size); set it, e.g. recipe.scale_range=1.0,1.4.")
+        if self.resolution == "native" and self.face_augmentation:
+            raise MMBenchError("recipe.face_augmentation works from its own resize of the images; remove it or set "
+                               "recipe.resolution=input.")
+        if (self.resolution == "native" or self.face_augmentation) and self.augment_probability < 1:
+            raise MMBenchError(f"recipe.augment_probability={self.augment_probability} would leave training samples "
+                               f"at their cached size, not the input size ({'recipe.resolution=native' if self.resolution == 'native' else 'recipe.face_augmentation'}); "
+                               "set recipe.augment_probability=1.")
         if self.backbone not in BACKBONES:
             raise MMBenchError(
                 f"invalid recipe value recipe.backbone={self.backbone!r}: choose one of {', '.join(BACKBONES)}."

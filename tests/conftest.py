@@ -172,19 +172,21 @@ def make_cefa_release(base: Path, frames: int = 2) -> Path:
 CITYSCAPES_CAMERA = {"extrinsic": {"baseline": 0.209313}, "intrinsic": {"fx": 2262.52}}
 
 
-def make_cityscapes_tree(base: Path, label_high: int = 19) -> Path:
-    """The official Cityscapes tree (leftImg8bit, gtFine train ids, disparity, camera) under ``base``."""
+def make_cityscapes_tree(base: Path, label_high: int = 19, size: tuple[int, int] = (32, 64),
+                         counts: tuple[int, int] = (6, 3)) -> Path:
+    """The official Cityscapes tree (leftImg8bit, gtFine train ids, disparity, camera) under ``base``
+    (images of ``size``; the real ones are 1024×2048)."""
     rng = np.random.default_rng(0)
     root = base / "cityscapes"
-    for official, count in (("train", 6), ("val", 3)):
+    for official, count in zip(("train", "val"), counts, strict=True):
         for i in range(count):
             city = "aachen" if i % 2 else "bremen"
             stem = f"{city}_{i:06d}_000019"
             files = {
-                "leftImg8bit": (f"{stem}_leftImg8bit.png", rng.integers(0, 255, (32, 64, 3), dtype=np.uint8)),
+                "leftImg8bit": (f"{stem}_leftImg8bit.png", rng.integers(0, 255, (*size, 3), dtype=np.uint8)),
                 "gtFine": (f"{stem}_gtFine_labelTrainIds.png",
-                           np.where(rng.random((32, 64)) < 0.1, 255, rng.integers(0, label_high, (32, 64))).astype(np.uint8)),
-                "disparity": (f"{stem}_disparity.png", rng.integers(2000, 30000, (32, 64)).astype(np.uint16)),
+                           np.where(rng.random(size) < 0.1, 255, rng.integers(0, label_high, size)).astype(np.uint8)),
+                "disparity": (f"{stem}_disparity.png", rng.integers(2000, 30000, size).astype(np.uint16)),
             }
             for folder, (name, array) in files.items():
                 path = root / folder / official / city / name
@@ -275,18 +277,23 @@ def write_rgbd_repo(repo: str, revision: str, files: dict[str, list[dict]], read
     return write_hub_fixture(repo, revision, columns, features, {"README.md": readme})
 
 
-def rgbd_rows(count: int, classes: int, depth: str) -> list[dict]:
+SUN_FIXTURE_SHAPES = ((30, 40), (27, 36), (33, 46))
+"""The SUN RGB-D fixture's image sizes in turn: like its sensors' (561×427 … 730×530), they differ."""
+
+
+def rgbd_rows(count: int, classes: int, depth: str, shapes: tuple[tuple[int, int], ...] = ((30, 40),)) -> list[dict]:
     out = []
-    for _ in range(count):
+    for index in range(count):
+        shape = shapes[index % len(shapes)]
         if depth == "8bit":
-            d = Image.fromarray(HUB_RNG.integers(0, 255, (30, 40), dtype=np.uint8))
+            d = Image.fromarray(HUB_RNG.integers(0, 255, shape, dtype=np.uint8))
         else:
-            millimetres = HUB_RNG.integers(500, 9000, (30, 40)).astype(np.uint16)
+            millimetres = HUB_RNG.integers(500, 9000, shape).astype(np.uint16)
             if depth == "rotated":  # the SUN RGB-D toolbox stores mm rotated left by 3 bits
                 millimetres = (((millimetres.astype(np.uint32) << 3) | (millimetres.astype(np.uint32) >> 13)) & 0xFFFF).astype(np.uint16)
             d = Image.fromarray(millimetres)
-        out.append({"image": Image.fromarray(HUB_RNG.integers(0, 255, (30, 40, 3), dtype=np.uint8)), "depth": d,
-                    "label": Image.fromarray(HUB_RNG.integers(0, classes + 1, (30, 40)).astype(np.uint8))})
+        out.append({"image": Image.fromarray(HUB_RNG.integers(0, 255, (*shape, 3), dtype=np.uint8)), "depth": d,
+                    "label": Image.fromarray(HUB_RNG.integers(0, classes + 1, shape).astype(np.uint8))})
     return out
 
 
@@ -311,10 +318,10 @@ def write_sunrgbd_hub_fixture() -> Path:
     import mmbench_rgbdseg as plugin
 
     return write_rgbd_repo(plugin.SUN_REPO, plugin.SUN_REVISION, {
-        "data/train-00000-of-00002.parquet": rgbd_rows(6, 37, "rotated"),
-        "data/train-00001-of-00002.parquet": rgbd_rows(6, 37, "rotated"),
-        "data/test-00000-of-00002.parquet": rgbd_rows(3, 37, "rotated"),
-        "data/test-00001-of-00002.parquet": rgbd_rows(3, 37, "rotated"),
+        "data/train-00000-of-00002.parquet": rgbd_rows(6, 37, "rotated", SUN_FIXTURE_SHAPES),
+        "data/train-00001-of-00002.parquet": rgbd_rows(6, 37, "rotated", SUN_FIXTURE_SHAPES),
+        "data/test-00000-of-00002.parquet": rgbd_rows(3, 37, "rotated", SUN_FIXTURE_SHAPES),
+        "data/test-00001-of-00002.parquet": rgbd_rows(3, 37, "rotated", SUN_FIXTURE_SHAPES),
     }, SUN_README)
 
 

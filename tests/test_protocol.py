@@ -228,13 +228,14 @@ def test_official_recipe_values(registry):
     assert (nyu.scheduler, nyu.scheduler_interval, nyu.class_weighting, nyu.context) == (
         "onecycle", "epoch", "median-frequency", "ppm")
     assert (nyu.scale_range, nyu.hsv_jitter, nyu.hflip) == ((1.0, 1.4), 0.1, True)  # src/preprocessing.py
-    assert registry.task("seg-sunrgbd").recipe("full") == nyu
+    assert nyu.resolution == "input"  # NYUv2 is decoded at 640x480: both resolutions coincide
+    assert registry.task("seg-sunrgbd").recipe("full") == nyu.but(resolution="native")  # sizes differ: label_orig
     city = registry.task("seg-cityscapes").recipe("full")  # train_cityscape_mmant.sh / train_cityscape_full.sh
     assert (city.optimizer, city.lr, city.weight_decay, city.batch_size, city.epochs, city.scheduler) == (
         "adam", 1e-4, 1e-4, 8, 300, "onecycle")
     assert (city.scheduler_interval, city.class_weighting, city.he_init, city.context) == (
         "epoch", "none", True, "appm-1-2-4-8")
-    assert (city.scale_range, city.hsv_jitter) == ((1.0, 4.0), 0.1)  # 0.5-2.0 of 2048x1024 from the 1024x512 cache
+    assert (city.resolution, city.scale_range, city.hsv_jitter) == ("native", (0.5, 2.0), 0.1)  # of 2048x1024
     for task in ("cls-casia-surf", "cls-cefa"):  # classification/configuration + lib/model_develop.py
         faces = registry.task(task).recipe("full")
         assert (faces.optimizer, faces.nesterov, faces.lr, faces.momentum, faces.weight_decay, faces.batch_size) == (

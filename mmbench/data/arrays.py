@@ -22,18 +22,24 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from mmbench.data.cache import TARGET, build_split_cache, open_split_cache
 from mmbench.data.class_weights import training_class_weights
+from mmbench.data.native import EXTENT, RaggedImages, build_native_cache, open_native_cache
 from mmbench.errors import MMBenchError
 from mmbench.specs import DatasetSpec, HubSource, Recipe, TaskSpec
 
 VAL_CARVE_SEED = 20240917  # fixed: the carved validation split is the same for every run
+NATIVE_TARGET, NATIVE_EXTENT = "native_target", "native_extent"
 
 
 @dataclass
 class SplitData:
     """Arrays of one split plus the row indices that belong to it."""
 
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, Any]
+    """``{key: [N, ...] array}`` — memory-mapped ``np.ndarray`` or, for a native training split,
+    :class:`mmbench.data.native.RaggedImages`."""
     indices: np.ndarray
+    native_labels: RaggedImages | None = None
+    """``recipe.resolution=native``, evaluation splits: the labels as decoded, scored against."""
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -78,6 +84,12 @@ class ArrayBatches(torch.utils.data.Dataset):
             batch[m] = torch.from_numpy((values - mean) / std)
         batch[TARGET] = torch.from_numpy(self.split.arrays[TARGET][rows].astype(np.int64))
         batch["index"] = torch.from_numpy(rows.astype(np.int64))
+        extents = getattr(self.split.arrays[TARGET], "extents", None)
+        if extents is not None:  # a native training split: each sample's size within the padded batch
+            batch[EXTENT] = torch.from_numpy(extents[rows])
+        if self.split.native_labels is not None:
+            batch[NATIVE_TARGET] = torch.from_numpy(self.split.native_labels[rows].astype(np.int64))
+            batch[NATIVE_EXTENT] = torch.from_numpy(self.split.native_labels.extents[rows])
         return batch
 
 
@@ -200,23 +212,45 @@ def load_task_data(
         _validate_labels(task, meta, split)
         return arrays, meta
 
+    native = recipe.resolution == "native"
+
+    def open_native(split: str, keys: tuple[str, ...]) -> dict[str, RaggedImages]:
+        directories[f"{split}-native"] = build_native_cache(dataset, task, split, revision, keys, data_dir,
+                                                            recipe.input_scale, rebuild, options)
+        arrays, meta = open_native_cache(directories[f"{split}-native"], task.ignore_index)
+        _validate_labels(task, meta, split)
+        return arrays
+
     train_arrays, train_meta = open_split(task.train_split)
     train_idx = np.arange(train_meta["count"])
+    native_train = open_native(task.train_split, (*modalities, TARGET)) if native else None
     own_val = recipe.selection != "paper" and task.val_split and task.val_split in dataset.splits
     if own_val:
         val_arrays, val_meta = open_split(task.val_split)
     test_arrays, test_meta = open_split(task.test_split)
-    test = SplitData(test_arrays, _limit(np.arange(test_meta["count"]), recipe.limit_eval))
+    test_labels = open_native(task.test_split, (TARGET,))[TARGET] if native else None
+    test = SplitData(test_arrays, _limit(np.arange(test_meta["count"]), recipe.limit_eval), test_labels)
     if recipe.selection == "paper":  # the papers' protocol: the whole training split, selected on test
-        val = SplitData(test.arrays, test.indices)
+        val = SplitData(test.arrays, test.indices, test_labels)
     elif own_val:
-        val = SplitData(val_arrays, _limit(np.arange(val_meta["count"]), recipe.limit_eval))
+        val_labels = open_native(task.val_split, (TARGET,))[TARGET] if native else None
+        val = SplitData(val_arrays, _limit(np.arange(val_meta["count"]), recipe.limit_eval), val_labels)
     else:
         order = np.random.default_rng(VAL_CARVE_SEED).permutation(len(train_idx))
         n_val = carved_validation_count(task, len(train_idx))
-        val = SplitData(train_arrays, _limit(np.sort(train_idx[order[:n_val]]), recipe.limit_eval))
+        val = SplitData(train_arrays, _limit(np.sort(train_idx[order[:n_val]]), recipe.limit_eval),
+                        native_train[TARGET] if native_train else None)
         train_idx = np.sort(train_idx[order[n_val:]])
-    train = SplitData(train_arrays, _limit(train_idx, recipe.limit_train))
+    if native_train is not None:
+        augmented_from = native_train
+    elif recipe.face_augmentation:  # the face code's resize of every training image, before its augmentation
+        side = max(8, int(round(recipe.face_augmentation[0] * recipe.input_scale)))
+        directories["train-resized"] = build_split_cache(dataset, task, task.train_split, revision, data_dir,
+                                                         rebuild=rebuild, options=options, size=(side, side))
+        augmented_from = open_split_cache(directories["train-resized"])[0]
+    else:
+        augmented_from = train_arrays
+    train = SplitData(augmented_from, _limit(train_idx, recipe.limit_train))
     stats = {
         m: (np.asarray(train_meta["stats"][m]["mean"]), np.asarray(train_meta["stats"][m]["std"]))
         for m in modalities
@@ -226,6 +260,7 @@ def load_task_data(
     shapes = {m: tuple(train_meta["shapes"][m]) for m in modalities}
     class_weights = None
     if recipe.class_weighting != "none":
-        class_weights = training_class_weights(train_arrays[TARGET], train.indices, task.num_classes,
-                                               recipe.class_weighting, directories[task.train_split], task.class_names or ())
+        weights_dir = directories[f"{task.train_split}-native" if native else task.train_split]
+        class_weights = training_class_weights(train.arrays[TARGET], train.indices, task.num_classes,
+                                               recipe.class_weighting, weights_dir, task.class_names or ())
     return TaskData(train, val, test, stats, shapes, modalities, revision, class_weights)

@@ -7,12 +7,14 @@ dataset mean of each channel.
 
 * :func:`recipe_view` — the task recipe's augmentation, applied to every method's training
   batch: ESANet's random rescale + crop (``recipe.scale_range``: zoom by s ~ U[lo, hi], then a
-  random crop back to the input size — images bilinear, depth and dense labels nearest, as
-  ESANet's ``RandomRescale`` / ``RandomCrop``; one ``grid_sample`` per batch), its HSV jitter on
+  random crop to the input size — images bilinear, depth and dense labels nearest, as ESANet's
+  ``RandomRescale`` / ``RandomCrop``; one ``grid_sample`` per batch; from each sample's own size
+  in a native-resolution batch, ``recipe.resolution=native``), its HSV jitter on
   the ``rgb`` modality (``recipe.hsv_jitter``: hue, saturation and value each multiplied by a
   factor ~ U[1 − a, 1 + a] and clipped, on the 0-255 values, as ESANet's ``RandomHSV``), then
   horizontal / vertical flips, 90° rotations and random crop with zero padding. Faces: the MMANet
-  face code's resize → rotation → crop (``recipe.face_augmentation``, :func:`face_rotate_crop`).
+  face code's rotation → crop of its 144-px resize (``recipe.face_augmentation``,
+  :func:`face_rotate_crop`).
 * :func:`strong_view` — the recipe view followed by a channel-agnostic RandAugment
   (Cubuk et al., 2020: two operations per sample, magnitude drawn uniformly as in the MLKD code)
   and Cutout (DeVries & Taylor, 2017: a square of random size up to half the width). Photometric
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmbench.data.native import EXTENT
 from mmbench.specs import Recipe
 
 Batch = dict[str, torch.Tensor]
@@ -69,24 +72,36 @@ def _crop(value: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor,
     return out.squeeze(1) if squeeze else out
 
 
-def scale_crop(batch: Batch, keys: Sequence[str], scale_range: Sequence[float]) -> Batch:
-    """ESANet's ``RandomRescale`` + ``RandomCrop`` at the batch's size, per sample: zoom by
-    s ~ U[lo, hi] (rounded to whole output pixels as cv2.resize), crop at a random offset within
-    the zoomed image (none when it is not larger), every key with the same draw."""
+def scale_crop(batch: Batch, keys: Sequence[str], scale_range: Sequence[float], size: Sequence[int] | None = None,
+               extents: torch.Tensor | None = None) -> Batch:
+    """ESANet's ``RandomRescale`` + ``RandomCrop`` per sample, every key with the same draw: zoom the
+    sample (``extents``: each one's ``(h, w)`` within the padded batch, default the batch's size) by
+    s ~ U[lo, hi] (rounded to whole pixels as cv2.resize), then crop ``size`` (default: the batch's
+    size) at an offset ~ U{0 .. zoomed − size − 1} (``np.random.randint``) — or, when the zoomed image
+    is not larger than ``size`` on both sides, resize it to ``size`` (ESANet's ``RandomCrop``).
+    One ``grid_sample`` per key."""
     first = batch[keys[0]]
-    size, (height, width), device = first.shape[0], first.shape[-2:], first.device
+    count, canvas, device = first.shape[0], first.shape[-2:], first.device
+    height, width = (int(v) for v in (size or canvas))
+    if extents is None:
+        native = torch.tensor([list(canvas)], device=device, dtype=torch.float32).expand(count, 2)
+    else:
+        native = extents.to(device=device, dtype=torch.float32)
     low, high = min(scale_range), max(scale_range)
-    scale = low + (high - low) * torch.rand(size, device=device)
-    zoomed_h, zoomed_w = (scale * height).round(), (scale * width).round()
-    # np.random.randint(0, zoomed - crop): an offset in [0, zoomed - crop), none if not larger
-    dy = (torch.rand(size, device=device) * (zoomed_h - height)).floor().clamp(min=0)
-    dx = (torch.rand(size, device=device) * (zoomed_w - width)).floor().clamp(min=0)
-    theta = torch.zeros(size, 2, 3, device=device)
-    sx, sy = zoomed_w / width, zoomed_h / height
-    theta[:, 0, 0], theta[:, 1, 1] = 1 / sx, 1 / sy  # output u ↦ source (u + 1 + 2·offset / size) / s − 1
-    theta[:, 0, 2] = (1 + 2 * dx / width) / sx - 1
-    theta[:, 1, 2] = (1 + 2 * dy / height) / sy - 1
-    grid = F.affine_grid(theta, [size, 1, height, width], align_corners=False)
+    scale = low + (high - low) * torch.rand(count, device=device)
+    zoomed = (scale[:, None] * native).round()  # [B, (h, w)]
+    out_size = torch.tensor([height, width], device=device, dtype=torch.float32)
+    crop = (zoomed > out_size).all(dim=1, keepdim=True)
+    offset = torch.where(crop, (torch.rand(count, 2, device=device) * (zoomed - out_size)).floor(), 0.0)
+    step = native / torch.where(crop, zoomed, out_size)  # native pixels per output pixel
+    # native pixel = step · (output pixel + offset + ½) − ½, in grid_sample's normalised coordinates
+    canvas_size = torch.tensor(list(canvas), device=device, dtype=torch.float32)
+    theta = torch.zeros(count, 2, 3, device=device)
+    theta[:, 0, 0] = step[:, 1] * width / canvas_size[1]
+    theta[:, 1, 1] = step[:, 0] * height / canvas_size[0]
+    theta[:, 0, 2] = step[:, 1] * (width + 2 * offset[:, 1]) / canvas_size[1] - 1
+    theta[:, 1, 2] = step[:, 0] * (height + 2 * offset[:, 0]) / canvas_size[0] - 1
+    grid = F.affine_grid(theta, [count, 1, height, width], align_corners=False)
     out = dict(batch)
     for k in keys:
         value = batch[k]
@@ -108,16 +123,18 @@ def _pixel_to_normalised(size: int) -> torch.Tensor:
 
 
 def face_rotate_crop(batch: Batch, keys: Sequence[str], resize: int, max_angle: int,
-                     stats: Stats | None = None) -> Batch:
-    """The MMANet face code's training geometry on square images cached at the crop size C:
-    ``Resize_multi(R)`` → ``RondomRotion_multi(max_angle)`` → ``RondomCrop_multi(C)``, per sample
-    and for every modality alike, composed into one bilinear resampling. The rotation is by an
+                     stats: Stats | None = None, crop: int | None = None) -> Batch:
+    """The MMANet face code's training geometry on square images of side S (the training cache:
+    R, the face recipes; an input-size cache gives the same geometry from fewer pixels):
+    ``Resize_multi(R)`` → ``RondomRotion_multi(max_angle)`` → ``RondomCrop_multi(C)`` (``crop``,
+    default S), per sample and for every modality alike, composed into one bilinear resampling. The rotation is by an
     integer angle ~ U{−a..a} about the centre of the R×R image (cv2.getRotationMatrix2D(c, −angle)),
     onto a canvas of int(0.8·R·(|sin| + |cos|)) pixels with the image centred (the official
     0.8 factor: at 0° a 115-pixel centre region of 144), black outside; the crop is at an integer
     offset ~ U[0, canvas − C). Black is 0 before normalisation (``stats``: per-channel mean / std)."""
     first = batch[keys[0]]
-    size, crop, device = first.shape[0], first.shape[-1], first.device
+    size, side, device = first.shape[0], first.shape[-1], first.device
+    crop = crop or side
     angle = torch.randint(-max_angle, max_angle + 1, (size,), device=device).float()
     radians = torch.deg2rad(-angle)  # the official rotates by −angle
     cos, sin = torch.cos(radians), torch.sin(radians)
@@ -133,11 +150,11 @@ def face_rotate_crop(batch: Batch, keys: Sequence[str], resize: int, max_angle: 
     forward[:, 2, 2] = 1
     shift = torch.eye(3, device=device).repeat(size, 1, 1)  # output pixel → canvas pixel (the crop)
     shift[:, 0, 2], shift[:, 1, 2] = ox, oy
-    to_cache = torch.eye(3, device=device)  # R-image pixel → cached C-image pixel (cv2.resize's centres)
-    to_cache[0, 0] = to_cache[1, 1] = crop / resize
-    to_cache[0, 2] = to_cache[1, 2] = 0.5 * crop / resize - 0.5
-    normalise = _pixel_to_normalised(crop).to(device)
-    theta = normalise @ to_cache @ torch.linalg.inv(forward) @ shift @ torch.linalg.inv(normalise)
+    to_cache = torch.eye(3, device=device)  # R-image pixel → cached S-image pixel (cv2.resize's centres)
+    to_cache[0, 0] = to_cache[1, 1] = side / resize
+    to_cache[0, 2] = to_cache[1, 2] = 0.5 * side / resize - 0.5
+    to_source, from_output = _pixel_to_normalised(side).to(device), _pixel_to_normalised(crop).to(device)
+    theta = to_source @ to_cache @ torch.linalg.inv(forward) @ shift @ torch.linalg.inv(from_output)
     grid = F.affine_grid(theta[:, :2], [size, 1, crop, crop], align_corners=False)
     out = dict(batch)
     for k in keys:
@@ -191,26 +208,32 @@ def hsv_jitter(rgb: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, amount:
 
 
 def recipe_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_target: bool,
-                ignore_index: int | None = None, stats: Stats | None = None) -> Batch:
+                ignore_index: int | None = None, stats: Stats | None = None,
+                input_size: Sequence[int] | None = None) -> Batch:
     """A copy of ``batch`` with the recipe's augmentation (a no-op if none is enabled), each
     sample augmented with probability ``recipe.augment_probability``; ``stats`` (the per-channel
-    normalisation, :class:`mmbench.data.arrays.ArrayBatches.stats`) are needed for the HSV jitter."""
+    normalisation, :class:`mmbench.data.arrays.ArrayBatches.stats`) are needed for the HSV jitter
+    and ``input_size`` (the network's (H, W)) where the training batch is cached at another size
+    (``recipe.resolution=native``, whose batches carry each sample's ``extent``; the face recipes)."""
     out = dict(batch)
+    extents = out.pop(EXTENT, None)
     keys = _image_keys(batch, modalities, dense_target)
     if not keys:
         return out
     size, device = batch["target"].shape[0], batch["target"].device
     if recipe.augment_probability < 1:
         augmented = _random_flags(size, device, recipe.augment_probability)
-        view = recipe_view(batch, modalities, recipe.but(augment_probability=1.0), dense_target, ignore_index, stats)
+        view = recipe_view(out, modalities, recipe.but(augment_probability=1.0), dense_target, ignore_index, stats,
+                           input_size)
         for k in keys:
             out[k] = _where(augmented, view[k], batch[k])
         return out
     if recipe.scale_range:
-        out = scale_crop(out, keys, recipe.scale_range)
+        out = scale_crop(out, keys, recipe.scale_range, input_size, extents)
     if recipe.face_augmentation:
         resize, max_angle = recipe.face_augmentation
-        out = face_rotate_crop(out, [k for k in keys if k != "target"], resize, max_angle, stats)
+        out = face_rotate_crop(out, [k for k in keys if k != "target"], max(8, int(round(resize * recipe.input_scale))),
+                               max_angle, stats, crop=input_size[-1] if input_size else None)
     if recipe.hsv_jitter and "rgb" in keys:
         if stats is None or "rgb" not in stats:
             raise ValueError("recipe.hsv_jitter needs the rgb modality's normalisation statistics")
@@ -273,9 +296,10 @@ def _warp(value: torch.Tensor, theta: torch.Tensor, fill: float) -> torch.Tensor
 
 
 def strong_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_target: bool,
-                ignore_index: int | None = None, stats: Stats | None = None, num_ops: int = 2) -> Batch:
+                ignore_index: int | None = None, stats: Stats | None = None,
+                input_size: Sequence[int] | None = None, num_ops: int = 2) -> Batch:
     """The recipe view, then ``num_ops`` RandAugment operations per sample and Cutout."""
-    out = recipe_view(batch, modalities, recipe, dense_target, ignore_index, stats)
+    out = recipe_view(batch, modalities, recipe, dense_target, ignore_index, stats, input_size)
     keys = _image_keys(out, modalities, dense_target)
     if not keys:
         return out

@@ -137,13 +137,15 @@ _rebuilt: set[Path] = set()  # caches rebuilt by this process (--rebuild-cache r
 def build_split_cache(
     spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None = None,
     input_scale: float = 1.0, rebuild: bool = False, options: Mapping[str, str] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Path:
     """Return the cache directory of ``split``, building it on first use (rows are streamed:
     one decoded sample at a time is held in memory and written with ordinary file writes; an
     :class:`mmbench.ArraySource` is written in chunks straight from its arrays). ``rebuild``
     deletes the cache (and a generator's output) first, once per process; ``options`` are the
-    dataset's resolved options (part of the cache key)."""
-    input_size = scaled_input_size(task, input_scale)
+    dataset's resolved options (part of the cache key); ``size``: cache at this (H, W) instead of
+    the task's scaled input size (the face recipes' training resize)."""
+    input_size = size or scaled_input_size(task, input_scale)
     source_key = None
     if isinstance(spec.source, LocalSource):  # validated on every use, keyed by the user's copy
         source_key = local_fingerprint(local_root(spec, spec.source, data_dir))

@@ -24,18 +24,22 @@ CHUNK = 64  # images per read of the memory-mapped label array
 
 def label_frequencies(labels: np.ndarray, indices: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(pixels of each class, pixels of the images that contain each class) over ``labels[indices]``
-    (``[N, H, W]``; values outside ``0..num_classes-1`` — the ignore index — are not counted)."""
+    (``[N, H, W]``, or :class:`mmbench.data.native.RaggedImages` — each image counted at its own
+    size; values outside ``0..num_classes-1`` — the ignore index, the padding — are not counted)."""
     pixels = np.zeros(num_classes, dtype=np.int64)
     image_pixels = np.zeros(num_classes, dtype=np.int64)
     for start in range(0, len(indices), CHUNK):
-        chunk = np.asarray(labels[np.sort(indices[start:start + CHUNK])], dtype=np.int64)
+        rows = np.sort(indices[start:start + CHUNK])
+        chunk = np.asarray(labels[rows], dtype=np.int64)
         per_image = chunk.reshape(len(chunk), -1)
         offsets = np.arange(len(chunk))[:, None] * (num_classes + 1)
         clipped = np.where((per_image >= 0) & (per_image < num_classes), per_image, num_classes)
         counts = np.bincount((clipped + offsets).ravel(), minlength=len(chunk) * (num_classes + 1))
         counts = counts.reshape(len(chunk), num_classes + 1)[:, :num_classes]
         pixels += counts.sum(axis=0)
-        image_pixels += (counts > 0).sum(axis=0) * per_image.shape[1]
+        extents = getattr(labels, "extents", None)  # native labels: each image's own size, not the padded one
+        sizes = (extents[rows].prod(axis=1) if extents is not None else np.full(len(chunk), per_image.shape[1]))
+        image_pixels += ((counts > 0) * sizes[:, None]).sum(axis=0)
     return pixels, image_pixels
 
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
-from mmbench.data.arrays import ArrayBatches, TaskData, make_loader
+from mmbench.data.arrays import NATIVE_EXTENT, NATIVE_TARGET, ArrayBatches, TaskData, make_loader
 from mmbench.data.augment import VIEWS, Stats, recipe_view
+from mmbench.data.cache import scaled_input_size
 from mmbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from mmbench.engine.context import RunContext
 from mmbench.engine.distributed import (
@@ -147,7 +148,10 @@ def evaluate(
         for subset in subsets:
             logits = outputs[subset].float()
             finite[subset] &= torch.isfinite(logits).all()  # on the device: no host sync per batch
-            meters[subset].update(logits, batch["target"])
+            if NATIVE_TARGET in batch:  # recipe.resolution=native: scored against the labels as decoded
+                meters[subset].update_native(logits, batch[NATIVE_TARGET], batch[NATIVE_EXTENT])
+            else:
+                meters[subset].update(logits, batch["target"])
     module.train(was_training)
     broken = next((s for s in subsets if not bool(finite[s])), None)
     if broken is not None:
@@ -174,7 +178,8 @@ def unpaired_batch(batch: dict[str, Any], modalities: Sequence[str], others: Seq
     the labels of each modality's samples."""
     targets = {modalities[0]: batch["target"]}
     for modality, raw in zip(modalities[1:], others, strict=True):
-        view = recipe_view(dict(raw), [modality], recipe, task.kind == "segmentation", task.ignore_index, stats)
+        view = recipe_view(dict(raw), [modality], recipe, task.kind == "segmentation", task.ignore_index, stats,
+                           scaled_input_size(task, recipe.input_scale))
         batch[modality], targets[modality] = view[modality], view["target"]
     batch["targets"] = targets
     return batch
@@ -187,7 +192,8 @@ def training_views(
     """The batch a ``training_step`` receives: the recipe-augmented batch, plus
     ``batch["views"][name]`` — an independently augmented copy of the same samples — for each
     extra view the method asks for (e.g. MLKD's strong view)."""
-    args = (modalities, recipe, task.kind == "segmentation", task.ignore_index, stats)
+    args = (modalities, recipe, task.kind == "segmentation", task.ignore_index, stats,
+            scaled_input_size(task, recipe.input_scale))
     batch: dict[str, Any] = recipe_view(dict(raw), *args)
     if module.extra_views:
         batch["views"] = {name: VIEWS[name](dict(raw), *args) for name in module.extra_views}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from mmbench.metrics.confusion import ConfusionAccumulator
+from mmbench.metrics.confusion import ConfusionAccumulator, confusion_matrix
 
 
 def segmentation_scores(matrix: torch.Tensor) -> dict[str, float]:
@@ -27,6 +28,15 @@ def segmentation_scores(matrix: torch.Tensor) -> dict[str, float]:
 
 class SegmentationMeter(ConfusionAccumulator):
     """Accumulates ``[B, C, H, W]`` logits against ``[B, H, W]`` labels (ignore index skipped)."""
+
+    def update_native(self, logits: torch.Tensor, target: torch.Tensor, extents: torch.Tensor) -> None:
+        """Score each sample's logits resized (bilinear) to its label's own ``(h, w)`` — the top-left
+        of ``target``'s padded canvas — as ESANet's ``train.py`` / ``eval.py`` score against
+        ``label_orig``; one sample at a time, so no full-resolution batch of logits is held."""
+        for logit, label, (height, width) in zip(logits, target, extents.tolist(), strict=True):
+            resized = F.interpolate(logit[None], size=(height, width), mode="bilinear", align_corners=False)
+            self.matrix += confusion_matrix(resized.argmax(dim=1), label[:height, :width], self.num_classes,
+                                            self.ignore_index)
 
     def compute(self) -> dict[str, float]:
         return segmentation_scores(self.matrix)

@@ -122,17 +122,21 @@ SMOKE = CPU_SMOKE.but(epochs=3, batch_size=8, eval_batch_size=16, hflip=True, in
 # the epochs stepped once per epoch (β1 cycled, torch's default), --class_weighting None, --he_init,
 # --context_module appm-1-2-4-8, 1024×512, ESANet-R34-NBt1D (--encoder resnet34 --encoder_block
 # NonBottleneck1D; MMANet's own student is forced to ResNet-50 by its plugin); augmentation: ESANet's
-# preprocessing with --aug_scale_min 0.5 --aug_scale_max 2.0 of 2048×1024 = 1.0-4.0 of the 1024×512 cache.
+# preprocessing with --aug_scale_min 0.5 --aug_scale_max 2.0 of the 2048×1024 images as read
+# (recipe.resolution=native), crop 1024×512; test: the input resized to 1024×512, the prediction
+# resized to the 2048×1024 label (train.py, label_orig).
 FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=8, optimizer="adam", lr=1e-4, weight_decay=1e-4,
               scheduler="onecycle", scheduler_interval="epoch", backbone="resnet34", width=64, pretrained="imagenet",
-              he_init=True, hflip=True, scale_range=(1.0, 4.0), hsv_jitter=0.1, decoder="esanet", context="appm-1-2-4-8")
+              he_init=True, hflip=True, resolution="native", scale_range=(0.5, 2.0), hsv_jitter=0.1, decoder="esanet",
+              context="appm-1-2-4-8")
 
 
 DEVIATIONS = (
     Deviation(aspect="augmentation",
-              official="random rescale 0.5-2.0 of the 2048x1024 images, random crop 512x1024, HSV jitter, flip",
-              mmbench="rescale 1.0-4.0 of the 1024x512 cache + crop 512x1024: the same geometry from half the "
-                      "source resolution; HSV jitter and flip as the official",
+              official="random rescale 0.5-2.0 of the 2048x1024 images, random crop 512x1024, HSV jitter, flip, by cv2 "
+                       "on the uint8 images on the CPU",
+              mmbench="the same from the 2048x1024 images (recipe.resolution=native), batched on the device in float: "
+                      "rescale and crop composed into one resampling",
               source="ESANet src/preprocessing.py with --aug_scale_min 0.5 --aug_scale_max 2.0 (train_cityscape_*.sh)"),
     Deviation(aspect="selection", official="validates on the test split (the official val) and reports the best epoch",
               mmbench="validation carved from train; --set recipe.selection=paper follows the papers, shown flagged",

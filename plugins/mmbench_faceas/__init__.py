@@ -170,10 +170,10 @@ def cefa_read(root: Path, split: str) -> LazyRows:
 #   accuracy of the epochs after 30 (``accuracy_test > accuracy_best and epoch > 30``, p = [0, 0, 0]);
 # * models/resnet18_se.py: ResNet-18 with a 3×3 stride-2 conv1 (+ max-pool), from scratch;
 # * datasets/surf_txt.py: cv2.imread of every modality — depth and IR as 3 channels; training
-#   augmentation (src/surf_baseline_multi_dataloader.py) resize 144 → rotation ±30° → crop 112 →
-#   flip (recipe.face_augmentation), test resize 112 (the cache).
-# Remaining differences (mmbench's warm-up reaches the full rate one epoch earlier; the
-# augmentation resamples the 112-px cache) are in DEVIATIONS.
+#   augmentation (src/surf_baseline_multi_dataloader.py) resize 144 (the training cache) → rotation
+#   ±30° → crop 112 → flip (recipe.face_augmentation), test resize 112 (the test cache).
+# Remaining differences (mmbench's warm-up reaches the full rate one epoch earlier; the input
+# scaling) are in DEVIATIONS.
 FULL = Recipe(epochs=99, batch_size=64, optimizer="sgd", nesterov=True, lr=1e-3, momentum=0.9, weight_decay=5e-4,
               scheduler="multistep", milestones=(16, 33, 50), gamma=0.1, warmup_epochs=5, scheduler_interval="epoch",
               select_from_epoch=31, selection_metric="accuracy", selection_subsets="full", stem="3x3", width=64,
@@ -184,8 +184,8 @@ SMOKE = CPU_SMOKE.but(epochs=5, batch_size=64, hflip=True, input_scale=0.5, limi
 DEVIATIONS = (
     Deviation(aspect="augmentation", official="resize 144, random rotation ±30° (0.8-scaled canvas), random crop 112, "
               "flip, each by cv2 on the image read; test: resize 112",
-              mmbench="the same geometry in one bilinear resampling of the 112x112 cache on the device (the 144 image "
-                      "is an upsampling of the cached 112 rather than of the image read)",
+              mmbench="the training split cached at the official 144x144 resize; rotation and crop composed into one "
+                      "bilinear resampling on the device, in float",
               source="MMANet-CVPR2023 classification/src/surf_baseline_multi_dataloader.py, datasets/surf_txt.py"),
     Deviation(aspect="warm-up",
               official="per epoch: learning rate 0, 0.2, ..., 1.0 × base over the first six trained epochs",

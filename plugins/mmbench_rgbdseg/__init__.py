@@ -116,12 +116,18 @@ FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=16, optimizer="sgd", nes
               class_weighting="median-frequency")
 
 
+# SUN RGB-D's images differ in size (561x427 ... 730x530): ESANet rescales each from its own size and
+# scores the predictions at it (label_orig), so its full recipe works at native resolution; NYUv2's
+# images are 640x480, the input size, where both resolutions are the same.
+SUN_FULL = FULL.but(resolution="native")
+
+
 AUGMENTATION = Deviation(
     aspect="augmentation",
-    official="random rescale 1.0-1.4 of the image, random crop 480x640, HSV jitter ±10 % (RGB), flip, on "
-             "the uint8 images on the CPU",
-    mmbench="the same ranges, batched on the device from the 640x480 cache (one resampling for rescale + crop; "
-            "SUN RGB-D images are cached at 640x480 first, where ESANet rescales their own size)",
+    official="random rescale 1.0-1.4 of the image as read, random crop 480x640 (a resize when not larger), HSV "
+             "jitter ±10 % (RGB), flip, by cv2 on the uint8 images on the CPU",
+    mmbench="the same ranges and rules from the images as read (SUN RGB-D: recipe.resolution=native), batched on "
+            "the device in float: rescale and crop composed into one resampling",
     source="TUI-NICR/ESANet src/preprocessing.py (kept by the MMANet fork)")
 TEST_SELECTION = Deviation(
     aspect="selection",
@@ -156,5 +162,5 @@ def mmbench_tasks() -> list[TaskSpec]:
         TaskSpec(name="seg-sunrgbd", dataset="sunrgbd-seg", kind="segmentation",
                  description="SUN RGB-D 37-class RGB-D segmentation (hub, pinned), mIoU, 640x480",
                  num_classes=len(SUN_CLASSES), class_names=SUN_CLASSES, ignore_index=IGNORE, input_size=(480, 640),
-                 recipes={"smoke": SMOKE, "full": FULL}, deviations=DEVIATIONS),
+                 recipes={"smoke": SMOKE, "full": SUN_FULL}, deviations=DEVIATIONS),
     ]
