@@ -461,6 +461,10 @@ class DatasetSpec:
     homepage: str = ""
     citation: str = ""
     expected_sizes: Mapping[str, int] | None = None
+    release_sizes: Mapping[str, int] | None = None
+    """Where ``expected_sizes`` cannot be enforced (bring-your-own data, splits chosen by an option):
+    the split sizes of the official release (or default split), as its authors state them — used by
+    ``mmbench sweep --estimate`` only (a user's copy may hold fewer)."""
     options: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     standardize: bool = True
 
@@ -473,6 +477,11 @@ class DatasetSpec:
                 f"dataset '{self.name}': option {(sorted(reserved) or empty)[0]!r} "
                 + ("is reserved (dataset.revision pins hub data)." if reserved else "lists no allowed value.")
             )
+        for field_name in ("expected_sizes", "release_sizes"):
+            unknown = sorted(set(getattr(self, field_name) or {}) - set(self.splits))
+            if unknown:
+                raise MMBenchError(f"dataset '{self.name}': {field_name} names split(s) {unknown} that are not among "
+                                   f"its splits ({', '.join(self.splits)}).")
         if self.decode is None and not isinstance(self.source, ArraySource):
             raise MMBenchError(
                 f"dataset '{self.name}': decode is required for a {type(self.source).__name__} "

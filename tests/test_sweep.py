@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import multiprocessing
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import one_line_error, run_cli
 from mmbench.errors import MMBenchError
 from mmbench.sweeps import expand, grid_from_mapping, load_grid_file, plan_jobs
 
@@ -238,6 +239,9 @@ def test_every_reproduce_file_expands_to_valid_runs_and_covers_its_tables_report
         planned = plan_sweep(grid, registry, tmp_path / "runs")
         assert planned and not [p for p in planned if p.status == "invalid"], path.name
         assert grid.title and all(part.profile == "full" for part in grid.parts), path.name
+        projected = re.search(r"# Projected GPU time \(no GPU here\): [\d.]+ h for (\d+) runs", path.read_text())
+        counted = sum(1 for p in planned if not ("cls-tristar" == p.job.task))  # TRISTAR declares no sizes
+        assert projected and int(projected.group(1)) == counted, (path.name, "stale projected GPU time")
         paper, table = path.stem.split("-table")
         cells = reported[(reported["paper_file"] == paper) & (reported["table"] == f"Table {table}")
                          & ~reported["method"].isin(["", "TEACHER", "STUDENT"])]
@@ -262,17 +266,43 @@ def test_estimate_times_each_network_once_and_counts_the_runs(registry):
     tiny = {**TINY, "recipe.epochs": "3"}
     plans = [plan_run(registry, method, "synth-rgbdi-pad", seed, tiny) for method in ("fusion", "mmanet")
              for seed in (0, 1)]
-    plans.append(plan_run(registry, "fusion", "cls-casia-surf", 0, {}))  # bring-your-own: no declared sizes
+    plans.append(plan_run(registry, "fusion", "cls-tristar", 0, {}))  # bring-your-own, no release sizes
+    plans.append(plan_run(registry, "fusion", "cls-casia-surf", 0, {}))  # the release's sizes (MMANet §4.1)
     torch.set_num_threads(1)
-    fusion, mmanet, casia = estimate_runs(plans, torch.device("cpu"))
-    assert (fusion.runs, mmanet.runs, casia.runs) == (2, 2, 1)
+    fusion, mmanet, tristar, casia = estimate_runs(plans, torch.device("cpu"))
+    assert (fusion.runs, mmanet.runs, tristar.runs, casia.runs) == (2, 2, 1, 1)
     assert split_sizes(plans[0]) == fusion.sizes and (fusion.sizes.train, fusion.sizes.val) == (96, 48)
     assert fusion.step_seconds > 0 and fusion.eval_seconds > 0
     assert mmanet.step_seconds > fusion.step_seconds  # MAD / MAR and its teacher are on in the timed state
+    assert min(mmanet.step_flops, fusion.step_flops, fusion.eval_flops) > 0
     assert fusion.steps_per_epoch == 96 // 32
     expected = (3 * (3 * fusion.step_seconds + 1 * fusion.eval_seconds) + 2 * 1 * fusion.eval_seconds) / 3600
     assert fusion.hours_per_run == pytest.approx(expected)
-    assert casia.sizes is None and casia.hours_per_run is None
+    assert fusion.flops_per_run == pytest.approx(3 * (3 * fusion.step_flops + fusion.eval_flops) + 2 * fusion.eval_flops)
+    assert fusion.projected_hours(20.0) == pytest.approx(fusion.flops_per_run / 20e12 / 3600)
+    assert tristar.sizes is None and tristar.hours_per_run is None and tristar.flops_per_run is None
+    smoke = plans[-1].recipe  # limit_train / limit_eval apply to the release sizes
+    assert (casia.sizes.train, casia.sizes.val, casia.sizes.test) == (
+        min(29_000, smoke.limit_train), min(1_000, smoke.limit_eval), min(57_000, smoke.limit_eval))
+
+
+def test_operations_are_counted_on_two_samples_and_scale_with_the_batch(registry, monkeypatch):
+    """Convolutions and matrix products grow with the batch: the count on two samples, scaled,
+    equals the count on the whole batch (segmentation, dense outputs)."""
+    import torch
+
+    import mmbench.engine.estimate as estimate
+    from mmbench.plan import plan_run
+
+    plan = plan_run(registry, "fusion", "synth-rgbd-seg", 0, {**TINY, "recipe.batch_size": "8",
+                                                               "recipe.eval_batch_size": "6"})
+    torch.set_num_threads(1)
+    _, _, step, evaluation = estimate.time_network(plan, torch.device("cpu"), timed=False)
+    monkeypatch.setattr(estimate, "FLOP_BATCH", 8)
+    _, _, whole_step, _ = estimate.time_network(plan, torch.device("cpu"), timed=False)
+    monkeypatch.setattr(estimate, "FLOP_BATCH", 6)
+    _, _, _, whole_evaluation = estimate.time_network(plan, torch.device("cpu"), timed=False)
+    assert step == pytest.approx(whole_step, rel=1e-6) and evaluation == pytest.approx(whole_evaluation, rel=1e-6)
 
 
 def test_estimate_prints_hours_per_run_and_in_all(tmp_path):
@@ -280,5 +310,15 @@ def test_estimate_prints_hours_per_run_and_in_all(tmp_path):
                      *TINY_ARGS, "--estimate", "--out", str(tmp_path / "runs"), cwd=tmp_path, env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "estimated time on CPU" in result.stdout and "fusion on synth-rgbd-cls" in result.stdout
-    assert "h for 2 run(s) on CPU; 2 run(s) of datasets that declare no split sizes are not counted" in result.stdout
+    assert "h for 4 run(s) on CPU (" in result.stdout and "PFLOP)" in result.stdout  # casia: its release sizes
     assert not (tmp_path / "runs").exists()
+    projected = run_cli("sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls,cls-tristar", "--seeds", "0",
+                        *TINY_ARGS, "--estimate", "--sustained-tflops", "25", "--out", str(tmp_path / "runs"),
+                        cwd=tmp_path, env={"COLUMNS": "200"})
+    assert projected.returncode == 0, projected.stderr
+    assert "projected time at 25 TFLOP/s sustained (operations counted on CPU)" in projected.stdout
+    assert "s / step" not in projected.stdout and "GFLOP / step" in projected.stdout
+    assert "1 run(s) of datasets that declare no split sizes are not counted" in projected.stdout
+    bad = run_cli("sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls", *TINY_ARGS, "--estimate",
+                  "--sustained-tflops", "0", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert "--sustained-tflops must be a positive number" in one_line_error(bad)

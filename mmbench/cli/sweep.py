@@ -42,8 +42,11 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
     sweep.add_argument("--force", action="store_true", help="re-run runs that are already recorded")
     sweep.add_argument("--dry-run", action="store_true", help="print the expanded grid and what would be skipped")
     sweep.add_argument("--estimate", action="store_true",
-                       help="time each network of the runs to do on this device (--device) and print the hours they "
-                            "will take, then exit")
+                       help="time each network of the runs to do on this device (--device), count its operations, "
+                            "and print the hours and PFLOP they will take, then exit")
+    sweep.add_argument("--sustained-tflops", type=float, default=None, metavar="X",
+                       help="with --estimate: count the operations only and project the hours of a device that "
+                            "sustains X TFLOP/s (e.g. a GPU you do not have here)")
     from mmbench.cli import add_logger_option
 
     add_logger_option(sweep)
@@ -113,37 +116,54 @@ def _executor(args: argparse.Namespace, out: Path):
     )
 
 
-def _estimate_table(planned, registry, device_name: str, title: str, jobs: int) -> Table:
+def _estimate_table(planned, registry, device_name: str, title: str, jobs: int,
+                    sustained_tflops: float | None = None) -> Table:
     """``--estimate``: every pending run's network timed on the device (on the CPU with the
-    threads each of ``jobs`` parallel runs gets), hours per run and in all."""
+    threads each of ``jobs`` parallel runs gets) and its operations counted: hours and PFLOP per
+    run and in all; ``sustained_tflops``: hours projected from the operations, nothing timed."""
     from mmbench.engine.estimate import estimate_runs
     from mmbench.engine.runner import resolve_device
     from mmbench.plan import plan_run
     from mmbench.threads import set_threads, share_of_cores
 
+    if sustained_tflops is not None and not sustained_tflops > 0:
+        raise MMBenchError(f"--sustained-tflops must be a positive number of TFLOP/s, got {sustained_tflops}.")
     device = resolve_device(device_name)
     set_threads(share_of_cores(jobs))
     plans = [plan_run(registry, p.job.method, p.job.task, p.job.seed, dict(p.job.overrides), p.job.profile)
              for p in planned if p.status == "pending"]
-    estimates = estimate_runs(plans, device)
+    projected = sustained_tflops is not None
+    estimates = estimate_runs(plans, device, timed=not projected)
     name = torch_device_name(device)
-    known = [e for e in estimates if e.hours_per_run is not None]
-    total = sum(e.hours_per_run * e.runs for e in known)
-    unknown = sum(e.runs for e in estimates if e.hours_per_run is None)
-    caption = f"{total:.1f} h for {sum(e.runs for e in known)} run(s) on {name}"
+
+    def hours(e) -> float | None:
+        return e.projected_hours(sustained_tflops) if projected else e.hours_per_run
+
+    known = [e for e in estimates if hours(e) is not None]
+    total = sum(hours(e) * e.runs for e in known)
+    compute = sum(e.flops_per_run * e.runs for e in known) / 1e15
+    where = f"at {sustained_tflops:g} TFLOP/s sustained" if projected else f"on {name}"
+    caption = f"{total:.1f} h for {sum(e.runs for e in known)} run(s) {where} ({compute:.1f} PFLOP)"
+    unknown = sum(e.runs for e in estimates if hours(e) is None)
     if unknown:
         caption += f"; {unknown} run(s) of datasets that declare no split sizes are not counted"
-    table = Table(title=f"{title + chr(10) if title else ''}estimated time on {name}", title_justify="left",
+    heading = (f"projected time at {sustained_tflops:g} TFLOP/s sustained (operations counted on {name})" if projected
+               else f"estimated time on {name}")
+    table = Table(title=f"{title + chr(10) if title else ''}{heading}", title_justify="left",
                   caption=caption, caption_justify="left")
-    for column in ("run", "runs", "s / step", "s / eval batch", "steps / epoch", "epochs", "h / run", "h"):
+    timing = () if projected else ("s / step", "s / eval batch")
+    for column in ("run", "runs", *timing, "GFLOP / step", "steps / epoch", "epochs", "PFLOP / run", "h / run", "h"):
         table.add_column(column, overflow="fold", justify="left" if column == "run" else "right")
     for e in estimates:
         sets = " ".join(f"{k}={v}" for k, v in sorted(e.plan.overrides.items()))
-        hours = e.hours_per_run
+        run_hours, flops = hours(e), e.flops_per_run
+        timed = () if projected else (f"{e.step_seconds:.3f}", f"{e.eval_seconds:.3f}")
         table.add_row(f"{e.plan.method.name} on {e.plan.task.name}" + (f" ({sets})" if sets else ""), str(e.runs),
-                      f"{e.step_seconds:.3f}", f"{e.eval_seconds:.3f}",
+                      *timed, f"{e.step_flops / 1e9:.1f}",
                       "?" if e.steps_per_epoch is None else str(e.steps_per_epoch), str(e.plan.recipe.epochs),
-                      "?" if hours is None else f"{hours:.2f}", "?" if hours is None else f"{hours * e.runs:.1f}")
+                      "?" if flops is None else f"{flops / 1e15:.2f}",
+                      "?" if run_hours is None else f"{run_hours:.2f}",
+                      "?" if run_hours is None else f"{run_hours * e.runs:.1f}")
     return table
 
 
@@ -168,7 +188,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     pending = [p for p in planned if p.status == "pending"]
     if args.estimate:
-        console.print(_estimate_table(planned, registry, args.device or "auto", grid.title, args.jobs))
+        console.print(_estimate_table(planned, registry, args.device or "auto", grid.title, args.jobs,
+                                      args.sustained_tflops))
         return 0
     if args.dry_run:
         dependencies = sum(1 for p in planned if p.needed_by)

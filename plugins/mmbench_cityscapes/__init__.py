@@ -152,6 +152,7 @@ def mmbench_datasets() -> list[DatasetSpec]:
         source=LocalSource(subdir="cityscapes", how_to_get=HOW_TO_GET, read=read_split, check=check_layout,
                            version=2),  # 2: depth above 300 m is 0
         decode=decode, splits=("train", "test"),
+        release_sizes={"train": 2975, "test": 500},  # the official train and val (used as test) splits
         license="Cityscapes licence: non-commercial research, no redistribution",
         homepage="https://www.cityscapes-dataset.com",
         citation="Cordts et al., The Cityscapes Dataset for Semantic Urban Scene Understanding, CVPR 2016",

@@ -171,6 +171,7 @@ def mmbench_datasets() -> list[DatasetSpec]:
                                      HubRepo(SAR_REPO, SAR_REVISION, (SAR_ZIP,))), read=read_split),
         decode=decode, splits=("train", "val", "test"),
         options={"split": SPLIT_OPTIONS, "percentiles": ("train", "all")}, standardize=False,
+        release_sizes={"train": 16_200, "val": 5_400, "test": 5_400},  # the default torchgeo lists
         license="MIT (EuroSAT; EuroSAT-SAR)", homepage="https://github.com/phelber/EuroSAT",
         citation="Helber et al., EuroSAT, IEEE JSTARS 2019; Wang et al., Feature Guided Masked Autoencoder, 2023",
     )]

@@ -204,6 +204,7 @@ def mmbench_datasets() -> list[DatasetSpec]:
         modalities={"rgb": 3, "depth": 3, "ir": 3},
         source=LocalSource(subdir="CeFA-Race", how_to_get=CEFA_HOW_TO_GET, read=cefa_read, check=cefa_check, version=2),  # 2: 3-channel depth / IR
         decode=decode, splits=("train", "val", "test"),
+        release_sizes={"train": 35_000, "val": 18_000, "test": 54_000},  # MMANet §4.1: "35k, 18k, and 54k"
         license="CASIA-SURF CeFA release agreement: research use, no redistribution",
         homepage="https://sites.google.com/view/face-anti-spoofing-challenge",
         citation="Liu et al., CASIA-SURF CeFA: A Benchmark for Multi-modal Cross-ethnicity Face Anti-spoofing, WACV 2021",
@@ -213,6 +214,7 @@ def mmbench_datasets() -> list[DatasetSpec]:
         modalities={"rgb": 3, "depth": 3, "ir": 3},
         source=LocalSource(subdir="CASIA-SURF", how_to_get=HOW_TO_GET, read=read_split, check=check_layout, version=2),
         decode=decode, splits=("train", "val", "test"),
+        release_sizes={"train": 29_000, "val": 1_000, "test": 57_000},  # MMANet §4.1: "29k, 1k, and 57k"
         license="CASIA-SURF release agreement: research use, no redistribution",
         homepage="https://sites.google.com/view/face-anti-spoofing-challenge",
         citation="Zhang et al., A Dataset and Benchmark for Large-scale Multi-modal Face Anti-spoofing, CVPR 2019",

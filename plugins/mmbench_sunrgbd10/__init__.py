@@ -139,6 +139,7 @@ def mmbench_datasets() -> list[DatasetSpec]:
         modalities={"rgb": 3, "depth": 1},
         source=LocalSource(subdir="SUNRGBD", how_to_get=HOW_TO_GET, read=read_split, check=check_layout),
         decode=decode, splits=("train", "val", "test"),
+        release_sizes={"train": 1473, "val": 211, "test": 421},  # split_indices on the subset's class sizes
         license="SUN RGB-D: research use, cite NYU v2, B3DO, SUN3D and SUN RGB-D",
         homepage="https://rgbd.cs.princeton.edu",
         citation="Ferreri, Bucci & Tommasi, Multi-Modal RGB-D Scene Recognition Across Domains, ICCVW 2021",
