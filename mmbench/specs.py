@@ -124,6 +124,11 @@ class Recipe:
     is multiplied by ``gamma`` once more (the MMANet classification code's ``MultiStepLR`` behind
     its ``GradualWarmupScheduler``: ``16,33,50``)."""
     warmup_epochs: int = 0
+    warmup_from_zero: bool = False
+    """The linear warm-up's first epoch (step) at a rate of 0, the full rate reached after
+    ``warmup_epochs`` more — the MMANet face code's ``GradualWarmupScheduler(multiplier=1)``
+    (``lr = base · e / total_epoch`` from e = 0); default: ``(e + 1) / warmup_epochs``, the full
+    rate at the last warm-up epoch."""
     scheduler_interval: Literal["step", "epoch"] = "step"
     """How often the learning-rate schedule advances: every optimisation ``step``, or once per
     ``epoch`` — ESANet's and the MMANet fork's one-cycle (``total_steps = epochs``, stepped at each

@@ -103,12 +103,12 @@ def lr_per_epoch(recipe: Recipe, steps_per_epoch: int = 7) -> list[float]:
 
 def test_face_schedule_is_the_official_warmup_then_multistep(registry):
     """GradualWarmupScheduler(total_epoch=5) → MultiStepLR([16, 33, 50]) handed ``epoch − 5``:
-    the official epoch e (its epoch 0 trains nothing) trains at base·0.1^#{m ≤ e − 6} from e = 7 —
-    mmbench's epoch k = e − 1."""
+    the official epoch e (its epoch 0 trains nothing) trains at base·(e − 1)/5 up to e = 6, then at
+    base·0.1^#{m ≤ e − 6} — mmbench's epoch k = e − 1."""
     recipe = registry.task("cls-casia-surf").recipe("full")
     rates = np.array(lr_per_epoch(recipe)) / recipe.lr
     assert len(rates) == 99
-    np.testing.assert_allclose(rates[:5], [0.2, 0.4, 0.6, 0.8, 1.0])  # the official 0, 0.2, …, 1.0 one epoch later
+    np.testing.assert_allclose(rates[:6], [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])  # official epochs 1-6: base·(e − 1)/5
     for k in range(5, 99):
         official_epoch = k + 1
         decays = sum(m <= official_epoch - 6 for m in (16, 33, 50))
@@ -337,7 +337,7 @@ def test_every_deviation_concerns_installed_tasks_and_every_seed_task_has_its_le
     for name in ("seg-nyuv2", "seg-sunrgbd", "seg-cityscapes"):
         assert {d.aspect for d in registry.task(name).deviations} >= {"augmentation", "selection"}, name
     for name in ("cls-casia-surf", "cls-cefa"):
-        assert {d.aspect for d in registry.task(name).deviations} == {"augmentation", "warm-up", "input scaling"}, name
+        assert {d.aspect for d in registry.task(name).deviations} == {"augmentation", "input scaling"}, name
 
 
 def test_the_ledger_is_shown_next_to_the_reported_rows(tmp_path):
@@ -358,4 +358,4 @@ def test_list_shows_the_ledger(tmp_path):
     result = run_cli("list", "methods", "rfnet", cwd=tmp_path)
     assert result.returncode == 0 and "known differences from the official protocol" in result.stdout
     result = run_cli("list", "tasks", "cls-casia-surf", "--json", cwd=tmp_path)
-    assert {d["aspect"] for d in json.loads(result.stdout)["deviations"]} == {"augmentation", "warm-up", "input scaling"}
+    assert {d["aspect"] for d in json.loads(result.stdout)["deviations"]} == {"augmentation", "input scaling"}

@@ -5,8 +5,8 @@ Schedules advance once per iteration (``recipe.scheduler_interval=step``) or onc
 epochs), ``multistep`` (×gamma at each of ``milestones``, epochs counted after the warm-up),
 ``cosine`` (to 0 over the run), ``onecycle`` (torch's OneCycleLR, div 25, pct 0.1, cosine, the
 momentum — SGD's, or Adam's β1 — cycled 0.95 → 0.85 → 0.95: ESANet's settings), ``none``; an
-optional linear warm-up over ``warmup_epochs`` multiplies any of them except one-cycle (which has
-its own).
+optional linear warm-up over ``warmup_epochs`` (from a rate of 0 with ``warmup_from_zero``)
+multiplies any of them except one-cycle (which has its own).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_
         else:
             value = 1.0
         if warmup and step < warmup:
-            value *= (step + 1) / warmup
+            value *= (step + (0 if recipe.warmup_from_zero else 1)) / warmup
         return value
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
