@@ -97,3 +97,10 @@ def mmbench_epoch_end(run: dict[str, Any], epoch: int, logs: dict[str, float]) -
 @hookspec
 def mmbench_run_end(run: dict[str, Any], record: dict[str, Any]) -> None:
     """Called once a run's record is written (also for failed runs: ``record["status"]``)."""
+
+
+@hookspec
+def mmbench_run_abort(run: dict[str, Any], reason: str) -> None:
+    """Called instead of ``mmbench_run_end`` when a started run stops without a record: Ctrl-C
+    (``reason`` ``"interrupted"``; the run can be resumed) or an error (its type and first line).
+    Close here what ``mmbench_run_start`` opened."""

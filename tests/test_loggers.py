@@ -92,3 +92,36 @@ def test_a_sweep_passes_its_loggers_to_every_run(tmp_path, monkeypatch):
     monkeypatch.setenv("MMBENCH_LOGGERS", "tensorboard")
     executor = make_executor("local", tmp_path, run_options={"loggers": ("tensorboard",)})
     assert executor.extra[executor.extra.index("--logger") + 1] == "tensorboard"
+
+
+def test_a_run_stopped_by_an_error_closes_its_loggers(registry, tmp_path, monkeypatch):
+    """Without a record there is no ``mmbench_run_end``: ``mmbench_run_abort`` closes the event
+    file and ends the MLflow run as FAILED (KILLED on Ctrl-C)."""
+    import mmbench_loggers.tensorboard as tensorboard_logger
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mmbench.engine.loop import Trainer
+
+    monkeypatch.setenv("MMBENCH_LOGGERS", "tensorboard,mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    def broken_fit(self):
+        self.on_epoch(1, {"loss/ce": 0.5})
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(Trainer, "fit", broken_fit)
+    plan = plan_run(registry, "fusion", "synth-rgbdi-pad", 0, FAST_OVERRIDES)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        make_runner(registry, tmp_path).run(plan)
+    assert plan.run_id not in tensorboard_logger._writers
+    folder = next((tmp_path / "runs").rglob("tensorboard"))
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    statuses = [t for t in events.Tags()["tensors"] if t.startswith("status")]
+    assert statuses and b"aborted: RuntimeError: disk on fire" in events.Tensors(statuses[0])[0].tensor_proto.string_val[0]
+    assert [e.value for e in events.Scalars("loss/ce")] == [0.5]
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("mmbench/synth-rgbdi-pad").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags["mmbench.aborted"] == "RuntimeError: disk on fire"

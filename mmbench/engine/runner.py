@@ -349,72 +349,88 @@ class Runner:
             "record_path": str(path), "main": main,
         }
         self.registry.notify("mmbench_run_start", run=run_info)
-        trainer = Trainer(
-            module, data, ctx, plan.method.name, checkpoint=checkpoint, resume=resume, keep_epochs=keep_epochs,
-            fingerprint=plan.run_id, progress=self.progress if main else None,
-            on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs), world=self.world,
-        )
-        sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
-        base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes, dependencies=dependencies,
-                    class_weights=data.class_weights)
-        try:
-            fit = trainer.fit()
-        except NonFiniteLoss as exc:
-            self._fail(base, run_info, path, Failure(message=str(exc), epoch=exc.epoch + 1, term=exc.term), str(exc))
-        except TrainingInterrupted as exc:
-            raise RunInterrupted(
-                f"{interrupts.describe()}; {exc.completed_epochs} completed epoch(s) are checkpointed at {checkpoint}. "
-                "Re-run the same command with --resume to continue."
-            ) from None
-        weights(fit.best_state)
+        with self._aborts_reported(run_info):
+            trainer = Trainer(
+                module, data, ctx, plan.method.name, checkpoint=checkpoint, resume=resume, keep_epochs=keep_epochs,
+                fingerprint=plan.run_id, progress=self.progress if main else None,
+                on_epoch=lambda epoch, logs: self._epoch_end(run_info, epoch, logs), world=self.world,
+            )
+            sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+            base = dict(plan=plan, data_seconds=data_seconds, started=started, sizes=sizes, dependencies=dependencies,
+                        class_weights=data.class_weights)
+            try:
+                fit = trainer.fit()
+            except NonFiniteLoss as exc:
+                self._fail(base, run_info, path, Failure(message=str(exc), epoch=exc.epoch + 1, term=exc.term), str(exc))
+            except TrainingInterrupted as exc:
+                raise RunInterrupted(
+                    f"{interrupts.describe()}; {exc.completed_epochs} completed epoch(s) are checkpointed at {checkpoint}. "
+                    "Re-run the same command with --resume to continue."
+                ) from None
+            weights(fit.best_state)
 
-        report = module.report()  # the method's facts after training, before best-epoch weights are loaded
-        test = ArrayBatches(data.test, data.stats, data.modalities)
-        t0 = time.perf_counter()
-        last_epoch = len(fit.curves)
+            report = module.report()  # the method's facts after training, before best-epoch weights are loaded
+            test = ArrayBatches(data.test, data.stats, data.modalities)
+            t0 = time.perf_counter()
+            last_epoch = len(fit.curves)
+            try:
+                metrics = {"last": self._test(module, test, plan)}
+                if fit.subset_best is not None:
+                    metrics["best"] = self._test_each_subset(module, test, plan, fit, metrics["last"])
+                    module.load_state_dict(fit.best_state)  # the gallery and timing use the best mean epoch
+                else:
+                    if fit.best_epoch != last_epoch:
+                        module.load_state_dict(fit.best_state)
+                    metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
+            except NonFinitePrediction as exc:
+                message = f"{exc} on the test split"
+                self._fail(base, run_info, path, Failure(message=message, epoch=last_epoch, term="predictions"), message)
+            test_seconds = time.perf_counter() - t0
+            gallery = save_gallery(module, test, plan.task, plan.subsets[0], self.device,
+                                   path.parent / plan.run_id / "gallery", relative_to=path.parent) if main else []
+            references = self._references(plan, test)
+            params = sum(p.numel() for p in module.parameters())
+            trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            resources = Resources(
+                peak_memory_mb=_peak_memory_mb(self.device), parameters=params, trainable_parameters=trainable,
+                inference_ms_per_sample=_inference_ms(module, test, plan.subsets[0], self.device, plan.recipe.eval_batch_size),
+            )
+            per_subset = fit.subset_best is not None
+            record = self._record(
+                **base, status="completed", metrics=metrics,
+                val_metrics={name: best.val for name, best in fit.subset_best.items()} if fit.subset_best else fit.best_val,
+                selection=Selection(
+                    criterion=_criterion(plan.recipe, plan.task.primary, per_subset),
+                    split="test" if plan.recipe.selection == "paper" else "validation",
+                    best_epoch=fit.best_epoch, last_epoch=last_epoch,
+                    subset_epochs={name: best.epoch for name, best in fit.subset_best.items()} if fit.subset_best else None,
+                ),
+                curves=fit.curves, resources=resources,
+                timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
+                extra={**self._extra(report, fit), **({"world_size": self.world.size} if self.world.active else {})},
+                references=references, gallery=gallery,
+            )
+            if main:
+                write_record(path, record)
+                with contextlib.suppress(FileNotFoundError):
+                    checkpoint.unlink()
+            self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
+            return record, path
+
+    @contextlib.contextmanager
+    def _aborts_reported(self, run_info: dict[str, Any]) -> Iterator[None]:
+        """Tell the lifecycle hooks (``mmbench_run_abort``) when a started run stops without a
+        record — interrupted, or an error — so what ``mmbench_run_start`` opened is closed; a run
+        recorded as failed has had its ``mmbench_run_end`` already."""
         try:
-            metrics = {"last": self._test(module, test, plan)}
-            if fit.subset_best is not None:
-                metrics["best"] = self._test_each_subset(module, test, plan, fit, metrics["last"])
-                module.load_state_dict(fit.best_state)  # the gallery and timing use the best mean epoch
-            else:
-                if fit.best_epoch != last_epoch:
-                    module.load_state_dict(fit.best_state)
-                metrics["best"] = metrics["last"] if fit.best_epoch == last_epoch else self._test(module, test, plan)
-        except NonFinitePrediction as exc:
-            message = f"{exc} on the test split"
-            self._fail(base, run_info, path, Failure(message=message, epoch=last_epoch, term="predictions"), message)
-        test_seconds = time.perf_counter() - t0
-        gallery = save_gallery(module, test, plan.task, plan.subsets[0], self.device,
-                               path.parent / plan.run_id / "gallery", relative_to=path.parent) if main else []
-        references = self._references(plan, test)
-        params = sum(p.numel() for p in module.parameters())
-        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        resources = Resources(
-            peak_memory_mb=_peak_memory_mb(self.device), parameters=params, trainable_parameters=trainable,
-            inference_ms_per_sample=_inference_ms(module, test, plan.subsets[0], self.device, plan.recipe.eval_batch_size),
-        )
-        per_subset = fit.subset_best is not None
-        record = self._record(
-            **base, status="completed", metrics=metrics,
-            val_metrics={name: best.val for name, best in fit.subset_best.items()} if fit.subset_best else fit.best_val,
-            selection=Selection(
-                criterion=_criterion(plan.recipe, plan.task.primary, per_subset),
-                split="test" if plan.recipe.selection == "paper" else "validation",
-                best_epoch=fit.best_epoch, last_epoch=last_epoch,
-                subset_epochs={name: best.epoch for name, best in fit.subset_best.items()} if fit.subset_best else None,
-            ),
-            curves=fit.curves, resources=resources,
-            timings_extra={"train_seconds": fit.train_seconds, "val_seconds": fit.val_seconds, "test_seconds": test_seconds},
-            extra={**self._extra(report, fit), **({"world_size": self.world.size} if self.world.active else {})},
-            references=references, gallery=gallery,
-        )
-        if main:
-            write_record(path, record)
-            with contextlib.suppress(FileNotFoundError):
-                checkpoint.unlink()
-        self.registry.notify("mmbench_run_end", run=run_info, record=record.model_dump(mode="json"))
-        return record, path
+            yield
+        except RunFailed:
+            raise
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, RunInterrupted | KeyboardInterrupt) else (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            self.registry.notify("mmbench_run_abort", run=run_info, reason=reason)
+            raise
 
     def _fail(self, base: dict[str, Any], run_info: dict[str, Any], path: Path, failure: Failure, what: str) -> NoReturn:
         """Record the run as failed (never as completed with broken weights) and stop."""

@@ -68,3 +68,12 @@ def mmbench_run_end(run: dict[str, Any], record: dict[str, Any]) -> None:
     _log(client, run_id, test_metrics(record), last)
     client.log_dict(run_id, record, "record.json")
     client.set_terminated(run_id, status="FINISHED" if record["status"] == "completed" else "FAILED")
+
+
+@hookimpl
+def mmbench_run_abort(run: dict[str, Any], reason: str) -> None:
+    entry = _runs.pop(run.get("run_id", ""), None)
+    if entry is not None:
+        client, run_id = entry
+        client.set_tag(run_id, "mmbench.aborted", reason[:500])
+        client.set_terminated(run_id, status="KILLED" if reason == "interrupted" else "FAILED")

@@ -49,3 +49,11 @@ def mmbench_run_end(run: dict[str, Any], record: dict[str, Any]) -> None:
         writer.add_scalar(key, value, last)
     writer.add_text("status", record["status"] + (f": {record['failure']['message']}" if record.get("failure") else ""))
     writer.close()
+
+
+@hookimpl
+def mmbench_run_abort(run: dict[str, Any], reason: str) -> None:
+    writer = _writers.pop(run.get("run_id", ""), None)
+    if writer is not None:
+        writer.add_text("status", f"aborted: {reason}")
+        writer.close()
