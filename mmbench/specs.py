@@ -193,6 +193,10 @@ class Recipe:
     augment_probability: float = 1.0
     """Each training sample gets the geometric augmentation above with this probability and is
     left as is otherwise (DisCoM-KD's official script: 0.5)."""
+    input_scaling: tuple[float, ...] = ()
+    """``MEAN,STD``: every channel of every image modality scaled as (x − MEAN) / STD instead of
+    by the training split's per-channel mean and standard deviation (the MMANet face code's
+    ``Normaliztion_multi``: ``127.5,128`` on the 0-255 images); empty: the split's statistics."""
     input_scale: float = 1.0
     """Resize factor applied to the task's ``input_size`` (e.g. 0.25: NYUv2's 640×480 → 160×120
     for a CPU smoke run); each scale has its own preprocessed cache."""
@@ -227,7 +231,7 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
-        for name in ("milestones", "scale_range", "face_augmentation"):  # a list from a TOML sweep or a record
+        for name in ("milestones", "scale_range", "face_augmentation", "input_scaling"):  # a list from TOML or a record
             object.__setattr__(self, name, tuple(getattr(self, name)))
         floats = ("lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip", "augment_probability")
         checks = {
@@ -260,6 +264,8 @@ class Recipe:
                 len(self.face_augmentation) == 2 and self.face_augmentation[0] >= 1 and 0 <= self.face_augmentation[1] <= 90),
             "augment_probability": math.isfinite(self.augment_probability) and 0 <= self.augment_probability <= 1,
             "resolution": self.resolution in ("input", "native"),
+            "input_scaling": not self.input_scaling or (len(self.input_scaling) == 2 and all(
+                math.isfinite(v) for v in self.input_scaling) and self.input_scaling[1] > 0),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -271,7 +277,7 @@ class Recipe:
                 "0 <= augment_probability <= 1; milestones increasing epochs >= 1, needed by scheduler=multistep; "
                 "1 <= select_from_epoch <= epochs; scale_range empty or LOW,HIGH with 0 < LOW <= HIGH; "
                 "0 <= hsv_jitter < 1; face_augmentation empty or RESIZE,MAX_ANGLE with 0 <= MAX_ANGLE <= 90; "
-                "selection mean, per-subset or paper; selection_subsets all or full; resolution input or native)."
+                "selection mean, per-subset or paper; selection_subsets all or full; resolution input or native; input_scaling empty or MEAN,STD with STD > 0)."
             )
         if self.resolution == "native" and not self.scale_range:
             raise MMBenchError("recipe.resolution=native needs recipe.scale_range (the rescale + crop that takes each "

@@ -257,6 +257,9 @@ def load_task_data(
     }
     if not dataset.standardize:  # served as decoded: the dataset scales its inputs itself
         stats = {m: (np.zeros_like(mean), np.ones_like(std)) for m, (mean, std) in stats.items()}
+    if recipe.input_scaling:  # one (mean, std) for every channel, as the recipe's official code
+        stats = {m: (np.full_like(mean, recipe.input_scaling[0]), np.full_like(std, recipe.input_scaling[1]))
+                 for m, (mean, std) in stats.items()}
     shapes = {m: tuple(train_meta["shapes"][m]) for m in modalities}
     class_weights = None
     if recipe.class_weighting != "none":

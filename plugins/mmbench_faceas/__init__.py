@@ -173,13 +173,14 @@ def cefa_read(root: Path, split: str) -> LazyRows:
 #   augmentation (src/surf_baseline_multi_dataloader.py) resize 144 (the training cache) → rotation
 #   ±30° → crop 112 → flip (recipe.face_augmentation), test resize 112 (the test cache).
 # GradualWarmupScheduler(multiplier=1) sets base·e/5 after official epoch e: the first trained
-# epoch runs at 0, the full rate is reached at the sixth (recipe.warmup_from_zero).
-# Remaining difference (the input scaling) in DEVIATIONS.
+# epoch runs at 0, the full rate is reached at the sixth (recipe.warmup_from_zero);
+# datasets/surf_txt.py Normaliztion_multi scales every modality (x − 127.5) / 128
+# (recipe.input_scaling).
 FULL = Recipe(epochs=99, batch_size=64, optimizer="sgd", nesterov=True, lr=1e-3, momentum=0.9, weight_decay=5e-4,
               scheduler="multistep", milestones=(16, 33, 50), gamma=0.1, warmup_epochs=5, warmup_from_zero=True,
               scheduler_interval="epoch",
               select_from_epoch=31, selection_metric="accuracy", selection_subsets="full", stem="3x3", width=64,
-              hflip=True, face_augmentation=(144, 30))
+              hflip=True, face_augmentation=(144, 30), input_scaling=(127.5, 128.0))
 SMOKE = CPU_SMOKE.but(epochs=5, batch_size=64, hflip=True, input_scale=0.5, limit_train=2048, limit_eval=1024)
 
 
@@ -189,9 +190,6 @@ DEVIATIONS = (
               mmbench="the training split cached at the official 144x144 resize; rotation and crop composed into one "
                       "bilinear resampling on the device, in float",
               source="MMANet-CVPR2023 classification/src/surf_baseline_multi_dataloader.py, datasets/surf_txt.py"),
-    Deviation(aspect="input scaling", official="every modality (x − 127.5) / 128",
-              mmbench="per channel, by the training split's mean and standard deviation (as every mmbench task)",
-              source="classification/datasets/surf_txt.py Normaliztion_multi"),
 )
 
 
