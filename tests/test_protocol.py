@@ -141,6 +141,11 @@ def test_bad_milestones_and_selection_epochs_are_one_line(tmp_path):
         assert message in one_line_error(result)
     with pytest.raises(MMBenchError, match="recipe.milestones"):
         Recipe(scheduler="multistep")
+    result = run_cli("run", "--method", "fusion", "--task", "cls-casia-surf", "--profile", "full", "--dry-run",
+                     "--set", "recipe.epochs=10", cwd=tmp_path)  # the face recipe selects from epoch 31
+    error = one_line_error(result)
+    assert "recipe.select_from_epoch=31 must be in [1, epochs] (recipe.epochs is 10" in error
+    assert "recipe.warmup_epochs" not in error and "lr" not in error  # only the broken rule is named
 
 
 # -- selection --------------------------------------------------------------------------------------
