@@ -233,26 +233,27 @@ class Recipe:
     def __post_init__(self) -> None:
         for name in ("milestones", "scale_range", "face_augmentation", "input_scaling"):  # a list from TOML or a record
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        finite = all(getattr(self, name) is None or math.isfinite(getattr(self, name)) for name in (
-            "lr", "momentum", "weight_decay", "gamma", "input_scale", "grad_clip", "augment_probability", "hsv_jitter"))
+        def finite(value: float | None) -> bool:
+            return value is None or math.isfinite(value)
+
         epochs = f"(recipe.epochs is {self.epochs}: lowering it may need this lowered too)"
         checks = {  # field: (valid, the rule a value breaks)
             "epochs": (self.epochs >= 1, ">= 1"),
             "batch_size": (self.batch_size >= 1, ">= 1"),
             "eval_batch_size": (self.eval_batch_size >= 1, ">= 1"),
-            "lr": (finite and self.lr > 0, "finite and > 0"),
-            "momentum": (finite and 0 <= self.momentum < 1, "in [0, 1)"),
-            "weight_decay": (finite and self.weight_decay >= 0, "finite and >= 0"),
+            "lr": (finite(self.lr) and self.lr > 0, "finite and > 0"),
+            "momentum": (finite(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)"),
+            "weight_decay": (finite(self.weight_decay) and self.weight_decay >= 0, "finite and >= 0"),
             "step_size": (self.step_size >= 1, ">= 1"),
-            "gamma": (finite and self.gamma > 0, "finite and > 0"),
+            "gamma": (finite(self.gamma) and self.gamma > 0, "finite and > 0"),
             "width": (self.width >= 4, ">= 4"),
             "warmup_epochs": (0 <= self.warmup_epochs < max(self.epochs, 1), f"in [0, epochs) {epochs}"),
             "limit_train": (self.limit_train is None or self.limit_train >= 1, "none or >= 1"),
             "limit_eval": (self.limit_eval is None or self.limit_eval >= 1, "none or >= 1"),
             "num_workers": (self.num_workers >= 0, ">= 0"),
             "crop_padding": (self.crop_padding >= 0, ">= 0"),
-            "input_scale": (finite and 0 < self.input_scale <= 1, "in (0, 1]"),
-            "grad_clip": (self.grad_clip is None or (finite and self.grad_clip > 0), "none or finite and > 0"),
+            "input_scale": (finite(self.input_scale) and 0 < self.input_scale <= 1, "in (0, 1]"),
+            "grad_clip": (self.grad_clip is None or (finite(self.grad_clip) and self.grad_clip > 0), "none or finite and > 0"),
             "selection": (self.selection in ("mean", "per-subset", "paper"), "mean, per-subset or paper"),
             "selection_subsets": (self.selection_subsets in ("all", "full"), "all or full"),
             "milestones": (all(m >= 1 for m in self.milestones) and list(self.milestones) == sorted(set(self.milestones))
@@ -262,20 +263,16 @@ class Recipe:
             "scale_range": (not self.scale_range or (len(self.scale_range) == 2 and all(
                 math.isfinite(v) and v > 0 for v in self.scale_range) and self.scale_range[0] <= self.scale_range[1]),
                 "empty or LOW,HIGH with 0 < LOW <= HIGH"),
-            "hsv_jitter": (finite and 0 <= self.hsv_jitter < 1, "in [0, 1)"),
+            "hsv_jitter": (finite(self.hsv_jitter) and 0 <= self.hsv_jitter < 1, "in [0, 1)"),
             "face_augmentation": (not self.face_augmentation or (
                 len(self.face_augmentation) == 2 and self.face_augmentation[0] >= 1 and 0 <= self.face_augmentation[1] <= 90),
                 "empty or RESIZE,MAX_ANGLE with RESIZE >= 1 and 0 <= MAX_ANGLE <= 90"),
-            "augment_probability": (finite and 0 <= self.augment_probability <= 1, "in [0, 1]"),
+            "augment_probability": (finite(self.augment_probability) and 0 <= self.augment_probability <= 1, "in [0, 1]"),
             "resolution": (self.resolution in ("input", "native"), "input or native"),
             "input_scaling": (not self.input_scaling or (len(self.input_scaling) == 2 and all(
                 math.isfinite(v) for v in self.input_scaling) and self.input_scaling[1] > 0),
                 "empty or MEAN,STD with STD > 0"),
         }
-        if not finite:  # a non-finite value breaks its field's rule; name those fields
-            checks |= {name: (False, "finite") for name in ("lr", "momentum", "weight_decay", "gamma", "input_scale",
-                                                             "grad_clip", "augment_probability", "hsv_jitter")
-                       if getattr(self, name) is not None and not math.isfinite(getattr(self, name))}
         bad = {name: rule for name, (ok, rule) in checks.items() if not ok}
         if bad:
             raise MMBenchError("invalid recipe value: " + "; ".join(

@@ -275,6 +275,9 @@ def test_face_inputs_are_scaled_as_the_official_code_does(registry, tmp_path, mo
         np.testing.assert_allclose(batch[modality].numpy(), (raw - 127.5) / 128, rtol=1e-6)
     with pytest.raises(MMBenchError, match="input_scaling"):
         Recipe(input_scaling=(127.5, 0.0))
+    with pytest.raises(MMBenchError) as bad:  # a non-finite value names its own field only
+        Recipe(lr=float("nan"))
+    assert str(bad.value) == "invalid recipe value: recipe.lr=nan must be finite and > 0."
 
 
 def test_osmd_privileged_must_be_another_modality(tmp_path):

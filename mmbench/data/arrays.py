@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-from mmbench.data.cache import TARGET, build_split_cache, open_split_cache
+from mmbench.data.cache import TARGET, build_split_cache, open_split_cache, scaled_side
 from mmbench.data.class_weights import training_class_weights
 from mmbench.data.native import EXTENT, RaggedImages, build_native_cache, open_native_cache
 from mmbench.errors import MMBenchError
@@ -244,10 +244,10 @@ def load_task_data(
     if native_train is not None:
         augmented_from = native_train
     elif recipe.face_augmentation:  # the face code's resize of every training image, before its augmentation
-        side = max(8, int(round(recipe.face_augmentation[0] * recipe.input_scale)))
-        directories["train-resized"] = build_split_cache(dataset, task, task.train_split, revision, data_dir,
-                                                         rebuild=rebuild, options=options, size=(side, side))
-        augmented_from = open_split_cache(directories["train-resized"])[0]
+        side = scaled_side(recipe.face_augmentation[0], recipe.input_scale)
+        resized = build_split_cache(dataset, task, task.train_split, revision, data_dir, rebuild=rebuild,
+                                    options=options, size=(side, side))
+        augmented_from = open_split_cache(resized)[0]
     else:
         augmented_from = train_arrays
     train = SplitData(augmented_from, _limit(train_idx, recipe.limit_train))

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmbench.data.cache import scaled_side
 from mmbench.data.native import EXTENT
 from mmbench.specs import Recipe
 
@@ -232,7 +233,7 @@ def recipe_view(batch: Batch, modalities: Sequence[str], recipe: Recipe, dense_t
         out = scale_crop(out, keys, recipe.scale_range, input_size, extents)
     if recipe.face_augmentation:
         resize, max_angle = recipe.face_augmentation
-        out = face_rotate_crop(out, [k for k in keys if k != "target"], max(8, int(round(resize * recipe.input_scale))),
+        out = face_rotate_crop(out, [k for k in keys if k != "target"], scaled_side(resize, recipe.input_scale),
                                max_angle, stats, crop=input_size[-1] if input_size else None)
     if recipe.hsv_jitter and "rgb" in keys:
         if stats is None or "rgb" not in stats:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,13 @@ def _cache_dir(spec: DatasetSpec, split: str, revision: str, input_size: Any, so
         fields["source"] = source_key
     if options:
         fields["options"] = dict(options)
-    key = json.dumps(fields, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    safe_revision = revision.replace("/", "_")
-    return mmbench_home() / "cache" / spec.name / safe_revision / f"{split}-{digest}"
+    return keyed_cache_dir(spec, revision, split, fields)
+
+
+def keyed_cache_dir(spec: DatasetSpec, revision: str, stem: str, fields: Mapping[str, Any]) -> Path:
+    """``$MMBENCH_HOME/cache/<dataset>/<revision>/<stem>-<digest of fields>``."""
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return mmbench_home() / "cache" / spec.name / revision.replace("/", "_") / f"{stem}-{digest}"
 
 
 class ChannelStats:
@@ -124,11 +128,16 @@ def check_orientation(spec: DatasetSpec, task: TaskSpec, sample: Mapping[str, An
             )
 
 
+def scaled_side(side: int, scale: float) -> int:
+    """``side`` pixels times ``scale`` (``Recipe.input_scale``), at least 8."""
+    return side if scale == 1.0 else max(8, int(round(side * scale)))
+
+
 def scaled_input_size(task: TaskSpec, scale: float = 1.0) -> tuple[int, int] | None:
     """The task's ``input_size`` times ``scale`` (``Recipe.input_scale``), at least 8 px a side."""
-    if task.input_size is None or scale == 1.0:
-        return task.input_size
-    return tuple(max(8, int(round(side * scale))) for side in task.input_size)  # type: ignore[return-value]
+    if task.input_size is None:
+        return None
+    return tuple(scaled_side(side, scale) for side in task.input_size)  # type: ignore[return-value]
 
 
 _rebuilt: set[Path] = set()  # caches rebuilt by this process (--rebuild-cache rebuilds each once)
@@ -146,33 +155,49 @@ def build_split_cache(
     dataset's resolved options (part of the cache key); ``size``: cache at this (H, W) instead of
     the task's scaled input size (the face recipes' training resize)."""
     input_size = size or scaled_input_size(task, input_scale)
-    source_key = None
-    if isinstance(spec.source, LocalSource):  # validated on every use, keyed by the user's copy
-        source_key = local_fingerprint(local_root(spec, spec.source, data_dir))
-    target = _cache_dir(spec, split, revision, input_size, source_key, options)
+    target = _cache_dir(spec, split, revision, input_size, source_fingerprint(spec, data_dir), options)
+    if rebuild and target not in _rebuilt and isinstance(spec.source, GeneratorSource):
+        if generated_dir(spec, spec.source) not in _rebuilt:  # regenerated once, with the first of its caches
+            _rebuilt.add(generated_dir(spec, spec.source))
+            shutil.rmtree(generated_dir(spec, spec.source), ignore_errors=True)
+
+    def write(tmp: Path) -> None:
+        if isinstance(spec.source, ArraySource):
+            count, writers, stats, labels = _write_arrays(spec, task, split, input_size, tmp)
+        else:
+            count, writers, stats, labels = _write_rows(spec, task, split, revision, data_dir, input_size, tmp,
+                                                        options)
+        for writer in writers.values():
+            writer.close()
+        meta = {
+            "format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
+            **({"options": dict(options)} if options else {}), "count": count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
+            "shapes": {k: list(w.sample_shape) for k, w in writers.items()},
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+
+    return built_once(spec, split, target, rebuild, write)
+
+
+def source_fingerprint(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> str | None:
+    """Part of a cache key: a bring-your-own copy's identity (validated on every use), else ``None``."""
+    if isinstance(spec.source, LocalSource):
+        return local_fingerprint(local_root(spec, spec.source, data_dir))
+    return None
+
+
+def built_once(spec: DatasetSpec, split: str, target: Path, rebuild: bool, write: Callable[[Path], None]) -> Path:
+    """``target``, written by ``write(tmp)`` into a temp directory renamed into place unless its
+    ``meta.json`` exists (``rebuild``: deleted first, once per process); a full disk or an
+    unwritable folder is one line."""
     if rebuild and target not in _rebuilt:
         _rebuilt.add(target)
         shutil.rmtree(target, ignore_errors=True)
-        if isinstance(spec.source, GeneratorSource) and generated_dir(spec, spec.source) not in _rebuilt:
-            _rebuilt.add(generated_dir(spec, spec.source))
-            shutil.rmtree(generated_dir(spec, spec.source), ignore_errors=True)
     if (target / "meta.json").exists():
         return target
     try:
         with atomic_directory(target) as tmp:
-            if isinstance(spec.source, ArraySource):
-                count, writers, stats, labels = _write_arrays(spec, task, split, input_size, tmp)
-            else:
-                count, writers, stats, labels = _write_rows(spec, task, split, revision, data_dir, input_size, tmp,
-                                                            options)
-            for writer in writers.values():
-                writer.close()
-            meta = {
-                "format": CACHE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
-                **({"options": dict(options)} if options else {}), "count": count, "stats": {key: s.result() for key, s in stats.items()}, "labels": sorted(labels),
-                "shapes": {k: list(w.sample_shape) for k, w in writers.items()},
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+            write(tmp)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise _no_space(spec, split, target.parent) from None
@@ -234,24 +259,29 @@ def _storage_dtype(is_target: bool, dense_target: bool) -> type:
     return (np.int16 if dense_target else np.int64) if is_target else np.float16
 
 
+def decoded_rows(spec: DatasetSpec, split: str, revision: str, data_dir: str | os.PathLike | None,
+                 options: Mapping[str, str] | None = None) -> tuple[int, Iterator[Mapping[str, Any]]]:
+    """(count, the split's decoded samples, one at a time) of a row source (hub, generator, local)."""
+    rows = split_rows(spec, split, revision, data_dir, options)
+    if rows.count == 0:
+        raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
+    assert spec.decode is not None
+    decode = spec.decode
+    return rows.count, (decode(row) for row in itertools.islice(rows.rows, rows.count))
+
+
 def _write_rows(
     spec: DatasetSpec, task: TaskSpec, split: str, revision: str, data_dir: str | os.PathLike | None,
     input_size: tuple[int, int] | None, tmp: Path, options: Mapping[str, str] | None = None,
 ) -> _Written:
     """Decode the split row by row into pre-sized memory maps under ``tmp``."""
-    rows = split_rows(spec, split, revision, data_dir, options)
-    if rows.count == 0:
-        raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
+    count, samples = decoded_rows(spec, split, revision, data_dir, options)
     dense_target = task.kind == "segmentation"
-    assert spec.decode is not None
     writers: dict[str, NpyWriter] = {}
     stats = {key: ChannelStats() for key in spec.modalities}
     labels: set[int] = set()
     written = 0
-    for index, row in enumerate(rows.rows):
-        if index >= rows.count:
-            break
-        sample = spec.decode(row)
+    for index, sample in enumerate(samples):
         _check_sample(spec, sample, index)
         if index == 0:
             check_orientation(spec, task, sample)
@@ -261,7 +291,7 @@ def _write_rows(
             value = np.asarray(sample[key])
             values[key] = _resize(value, input_size if (not is_target or dense_target) else None, nearest=is_target)
         if not writers:
-            writers = {key: NpyWriter(tmp / f"{key}.npy", _storage_dtype(key == TARGET, dense_target), rows.count,
+            writers = {key: NpyWriter(tmp / f"{key}.npy", _storage_dtype(key == TARGET, dense_target), count,
                                       value.shape) for key, value in values.items()}
             _check_space(spec, split, tmp, writers)
         for key, value in values.items():
@@ -276,9 +306,9 @@ def _write_rows(
             else:
                 stats[key].update(value)
         written += 1
-    if written != rows.count:
-        raise MMBenchError(f"dataset '{spec.name}' split '{split}': expected {rows.count} rows, read {written}.")
-    return rows.count, writers, stats, labels
+    if written != count:
+        raise MMBenchError(f"dataset '{spec.name}' split '{split}': expected {count} rows, read {written}.")
+    return count, writers, stats, labels
 
 
 ARRAY_CHUNK = 256  # samples resized and written at a time from an ArraySource

@@ -28,6 +28,7 @@ def label_frequencies(labels: np.ndarray, indices: np.ndarray, num_classes: int)
     size; values outside ``0..num_classes-1`` — the ignore index, the padding — are not counted)."""
     pixels = np.zeros(num_classes, dtype=np.int64)
     image_pixels = np.zeros(num_classes, dtype=np.int64)
+    extents = getattr(labels, "extents", None)  # native labels: each image's own size, not the padded one
     for start in range(0, len(indices), CHUNK):
         rows = np.sort(indices[start:start + CHUNK])
         chunk = np.asarray(labels[rows], dtype=np.int64)
@@ -37,7 +38,6 @@ def label_frequencies(labels: np.ndarray, indices: np.ndarray, num_classes: int)
         counts = np.bincount((clipped + offsets).ravel(), minlength=len(chunk) * (num_classes + 1))
         counts = counts.reshape(len(chunk), num_classes + 1)[:, :num_classes]
         pixels += counts.sum(axis=0)
-        extents = getattr(labels, "extents", None)  # native labels: each image's own size, not the padded one
         sizes = (extents[rows].prod(axis=1) if extents is not None else np.full(len(chunk), per_image.shape[1]))
         image_pixels += ((counts > 0) * sizes[:, None]).sum(axis=0)
     return pixels, image_pixels

@@ -15,9 +15,6 @@ Built like every cache: rows streamed one at a time into a temp directory rename
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -32,15 +29,18 @@ from mmbench.data.cache import (
     _check_sample,
     _generated_arrays,
     _no_space,
-    _rebuilt,
     _resize,
     _storage_dtype,
+    built_once,
     check_orientation,
+    decoded_rows,
+    keyed_cache_dir,
+    scaled_side,
+    source_fingerprint,
 )
-from mmbench.data.sources import REBUILD_HINT, local_fingerprint, local_root, split_rows
+from mmbench.data.sources import REBUILD_HINT
 from mmbench.errors import MMBenchError
-from mmbench.files import atomic_directory, describe_os_error, mmbench_home
-from mmbench.specs import ArraySource, DatasetSpec, LocalSource, TaskSpec
+from mmbench.specs import ArraySource, DatasetSpec, TaskSpec
 
 NATIVE_FORMAT = 1
 EXTENT = "extent"
@@ -53,8 +53,7 @@ def _native_dir(spec: DatasetSpec, split: str, revision: str, keys: Sequence[str
     fields = {"native": NATIVE_FORMAT, "dataset": spec.name, "revision": revision, "split": split,
               "keys": list(keys), "scale": scale, "modalities": dict(spec.modalities), "source": source_key,
               "options": dict(options or {})}
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
-    return mmbench_home() / "cache" / spec.name / revision.replace("/", "_") / f"{split}-native-{digest}"
+    return keyed_cache_dir(spec, revision, f"{split}-native", fields)
 
 
 def _decoded_samples(spec: DatasetSpec, split: str, revision: str, data_dir: str | os.PathLike | None,
@@ -63,19 +62,11 @@ def _decoded_samples(spec: DatasetSpec, split: str, revision: str, data_dir: str
     if isinstance(spec.source, ArraySource):
         count, arrays = _generated_arrays(spec, split)
         return count, ({k: a[i] for k, a in arrays.items()} for i in range(count))
-    rows = split_rows(spec, split, revision, data_dir, options)
-    if rows.count == 0:
-        raise MMBenchError(f"dataset '{spec.name}' split '{split}' is empty.")
-    assert spec.decode is not None
-    decode = spec.decode
-    return rows.count, (decode(row) for row in itertools.islice(rows.rows, rows.count))
+    return decoded_rows(spec, split, revision, data_dir, options)
 
 
 def _scaled(value: np.ndarray, scale: float, nearest: bool) -> np.ndarray:
-    if scale == 1.0:
-        return value
-    size = tuple(max(8, int(round(side * scale))) for side in value.shape[-2:])
-    return _resize(value, size, nearest)
+    return _resize(value, tuple(scaled_side(side, scale) for side in value.shape[-2:]), nearest)
 
 
 def build_native_cache(spec: DatasetSpec, task: TaskSpec, split: str, revision: str, keys: Sequence[str],
@@ -83,23 +74,9 @@ def build_native_cache(spec: DatasetSpec, task: TaskSpec, split: str, revision: 
                        options: Mapping[str, str] | None = None) -> Path:
     """The native cache of ``keys`` (modalities and / or ``target``) of ``split``, built on first
     use. Every key of a sample must have the same height and width (registered modalities)."""
-    source_key = None
-    if isinstance(spec.source, LocalSource):
-        source_key = local_fingerprint(local_root(spec, spec.source, data_dir))
-    target = _native_dir(spec, split, revision, keys, scale, source_key, options)
-    if rebuild and target not in _rebuilt:
-        _rebuilt.add(target)
-        shutil.rmtree(target, ignore_errors=True)
-    if (target / "meta.json").exists():
-        return target
-    try:
-        with atomic_directory(target) as tmp:
-            _write_native(spec, task, split, revision, keys, data_dir, scale, options, tmp)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise _no_space(spec, split, target.parent) from None
-        raise describe_os_error(exc, mmbench_home(), "set MMBENCH_HOME to a writable folder for the data caches.") from None
-    return target
+    target = _native_dir(spec, split, revision, keys, scale, source_fingerprint(spec, data_dir), options)
+    return built_once(spec, split, target, rebuild,
+                      lambda tmp: _write_native(spec, task, split, revision, keys, data_dir, scale, options, tmp))
 
 
 def _write_native(spec: DatasetSpec, task: TaskSpec, split: str, revision: str, keys: Sequence[str],
