@@ -10,7 +10,8 @@ everything else in the package is internal and may change:
   :data:`hookimpl` marker; :class:`MMBenchError` (shown to users as one line); subset helpers;
   the distillation protocol's setups; the image decoding helpers and the DisCoM-KD per-class
   split (:func:`per_class_split`) for dataset plugins; and the
-  Python entry points :func:`run` and :func:`sweep`, with exactly the CLI's semantics;
+  Python entry points :func:`run`, :func:`sweep` and :func:`reproduce`, with exactly the CLI's
+  semantics;
 * :mod:`mmbench.engine`: ``MethodModule`` (a method's model), ``RunContext``, ``TrainedModel``,
   ``Features`` and the subset-batch types;
 * :mod:`mmbench.models`: the shared building blocks (encoders, fusion, decoders, losses, masks);
@@ -47,11 +48,11 @@ from mmbench.specs import (
     subset_key,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "LazyRows": "mmbench.data.images", "open_image": "mmbench.data.images", "depth_metres": "mmbench.data.images",
-    "rgb_array": "mmbench.data.images", "per_class_split": "mmbench.data.splits", "run": "mmbench.api",
+    "rgb_array": "mmbench.data.images", "per_class_split": "mmbench.data.splits", "run": "mmbench.api", "reproduce": "mmbench.reproduction",
     "sweep": "mmbench.api",
 }
 
@@ -83,6 +84,7 @@ __all__ = [
     "open_image",
     "parse_subset",
     "per_class_split",
+    "reproduce",
     "resolve_setup",
     "rgb_array",
     "run",

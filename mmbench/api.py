@@ -64,9 +64,11 @@ def execute(
     data_dir: str | None = None, resume: bool = False, force: bool = False, save_weights: bool = False,
     rebuild_cache: bool = False, threads: int | None = None, log: Log | None = _stderr,
     progress: Any = None, epoch_log: Callable[[dict[str, Any], int, dict[str, float]], None] | None = None,
+    artifacts: Any = None,
 ) -> list[RunRecord]:
     """Run ``plans`` (skipping those already recorded in ``out`` unless ``force``) and return
-    their records, in order."""
+    their records, in order. ``artifacts``: the :class:`mmbench.artifacts.ArtifactCache` to take
+    and keep trained dependencies in (default: the one under ``$MMBENCH_HOME``)."""
     log = log or (lambda message: None)
     out = Path(out)
     ensure_writable(out)
@@ -78,7 +80,7 @@ def execute(
     set_threads(threads)
     world = world_from_env()  # torchrun: one process per rank; rank 0 reports
     runner = Runner(registry, out=out, device=device, data_dir=data_dir, progress=progress, rebuild_cache=rebuild_cache,
-                    log=log, epoch_log=epoch_log, world=world)
+                    log=log, epoch_log=epoch_log, world=world, artifacts=artifacts)
     initialise(world, runner.device)
     records: list[RunRecord] = []
     for plan in plans:

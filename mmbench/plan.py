@@ -1,8 +1,9 @@
 """Resolve a (method, task, seed, --set options, profile) request into a fully specified run.
 
 Everything that determines a result goes into :attr:`RunPlan.identity`, whose hash is the
-content-addressed run id: task + version, dataset + revision, method + plugin version (plus the
-source hash of file / module / editable plugins, so edited code never reuses an old record), the
+content-addressed run id: task + version, dataset + revision, method + plugin version, the
+versions of mmbench and of the task's and dataset's plugins (plus the source hash of file / module
+/ editable plugins, so edited code never reuses an old record), the
 **resolved** config (defaults filled in, the distillation setup resolved: ``--set teacher=ms``
 and the default that resolves to ``ms`` are one run), recipe, profile and seed, and — when a
 dependency (teacher) comes from edited code — the run ids of the dependencies. Same identity →
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import mmbench
 from mmbench.config import apply_overrides, split_overrides, to_jsonable
 from mmbench.distillation import DistillationSetup, reference_roles, resolved_config
 from mmbench.errors import MMBenchError
@@ -76,6 +78,9 @@ class RunPlan:
     """Source hashes of the plugins providing the method / task / dataset, where they have one."""
     pretrained: PretrainedWeights | None = None
     """The weights file the encoders start from (``recipe.pretrained``), resolved at planning."""
+    versions: Mapping[str, str] = field(default_factory=dict)
+    """mmbench's version and those of the plugins providing the task and the dataset (the
+    method's is ``plugin.version``): a released install is identified by its versions."""
     dependencies: tuple[Dependency, ...] = ()
     """The trained models this run needs first (``MethodSpec.requires`` and, for a distillation
     method, the protocol's TEACHER / STUDENT references), each an ordinary run plan."""
@@ -90,6 +95,7 @@ class RunPlan:
             **({"dataset_options": dict(self.dataset_options)} if self.dataset_options else {}),
             "method": self.method.name,
             "method_version": self.plugin.version,
+            **({"versions": dict(self.versions)} if self.versions else {}),
             "config": to_jsonable(self.config),
             "recipe": asdict(self.recipe),
             "profile": self.profile,
@@ -215,8 +221,9 @@ def plan_run(
     owners = {"method": registry.plugin_of("method", method.name), "task": registry.plugin_of("task", task.name),
               "dataset": registry.plugin_of("dataset", dataset.name)}
     sources = {role: info.source_hash for role, info in owners.items() if info.source_hash}
+    versions = {"mmbench": mmbench.__version__, "task": owners["task"].version, "dataset": owners["dataset"].version}
     plan = RunPlan(
-        method=method, plugin=owners["method"], task=task, dataset=dataset, sources=sources,
+        method=method, plugin=owners["method"], task=task, dataset=dataset, sources=sources, versions=versions,
         config=config, recipe=recipe, profile=profile, seed=seed, revision=revision,
         revision_overridden="dataset.revision" in overrides,
         dataset_options=resolved_dataset_options, pretrained=pretrained, modalities=modalities,

@@ -17,7 +17,7 @@ import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import pluggy
 
 from mmbench import hookspecs
 from mmbench.errors import MMBenchError, unknown_name_error
-from mmbench.plugin_source import is_editable, source_hash
+from mmbench.plugin_source import distribution_hash, is_editable, source_hash
 from mmbench.specs import DatasetSpec, MethodSpec, PluginInfo, Subset, TaskSpec
 
 ENTRY_POINT_GROUP = "mmbench"
@@ -149,6 +149,13 @@ class Registry:
                     seen.add((ep.name, ep.value))
                     installed.append(ep)
         installed_names = {ep.name: ep for ep in installed}
+        dist_hashes: dict[str, str | None] = {}  # one hash per editable distribution, however many plugins it has
+
+        def dist_hash(dist: importlib.metadata.Distribution) -> str | None:
+            if dist.name not in dist_hashes:
+                dist_hashes[dist.name] = distribution_hash(dist)
+            return dist_hashes[dist.name]
+
         for target in local_plugin_targets(plugins):
             name = local_plugin_name(target)
             if name in off:
@@ -163,7 +170,7 @@ class Registry:
                           "(a file plugin is named after its file)",
                 ))
                 continue
-            registry._add(name, "(local)", None, lambda t=target: _import_local_plugin(t), target, hash_source=True)
+            registry._add(name, "(local)", None, lambda t=target: _import_local_plugin(t), target, hash_source=source_hash)
         for ep in installed:
             if ep.name in off:
                 registry.disabled.append(ep.name)
@@ -175,7 +182,7 @@ class Registry:
                 dist.version if dist else None,
                 ep.load,
                 ep.value,
-                hash_source=is_editable(dist),
+                hash_source=(lambda _plugin, d=dist: dist_hash(d)) if is_editable(dist) else None,
             )
         return registry
 
@@ -184,17 +191,24 @@ class Registry:
         self._add(name, "(in-process)", version, lambda: plugin, repr(plugin))
 
     def _add(self, name: str, dist: str, version: str | None, importer: Any, module: str,
-             hash_source: bool = False) -> None:
+             hash_source: Callable[[Any], str | None] | None = None) -> None:
+        """Import and register one plugin. Its version is the module's ``__version__`` when it
+        declares one (the built-in plugins, which share one distribution, each have theirs), else
+        the distribution's; ``hash_source(plugin)`` gives its source hash (file, module and
+        editable plugins)."""
         info = PluginInfo(name=name, distribution=dist, version=version or "local", module=module)
         try:
             plugin = importer()
         except Exception as exc:  # a plugin's import error must not break the others
             self.plugins.append(replace(info, error=f"import failed: {_describe_exception(exc)}"))
             return
-        if hash_source:
-            info = replace(info, source_hash=source_hash(plugin))
-        if version is None:
-            info = replace(info, version=str(getattr(plugin, "__version__", "local")))
+        if hash_source is not None:
+            info = replace(info, source_hash=hash_source(plugin))
+        own_version = getattr(plugin, "__version__", None)
+        if isinstance(own_version, str) and own_version:
+            info = replace(info, version=own_version)
+        elif version is None:
+            info = replace(info, version="local")
         unknown = sorted(
             attr
             for attr in dir(plugin)
@@ -241,6 +255,8 @@ class Registry:
                 return
             collected[kind] = items
         _inline_datasets(collected)
+        code = info.version + (f"+{info.source_hash}" if info.source_hash else "")
+        collected["datasets"] = [replace(d, code_identity=code) for d in collected.get("datasets", [])]
         info = replace(
             info,
             datasets=tuple(s.name for s in collected.get("datasets", [])),

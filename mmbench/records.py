@@ -183,6 +183,9 @@ class RunRecord(_Strict):
     recipe: dict[str, Any]
     profile: str
     seed: int
+    overrides: dict[str, str] | None = None
+    """The request's ``--set`` options as given (a dependency's: those it inherited and those of
+    the run that needed it); ``mmbench reproduce`` plans with them. ``None`` in older records."""
     pretrained: PretrainedInfo | None = None
     trained_modalities: list[str]
     subsets: list[str]

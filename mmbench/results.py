@@ -23,7 +23,7 @@ from mmbench.records import NewerSchemaError, RunRecord, read_record
 COLUMNS = [
     "run_id", "task", "task_version", "kind", "dataset", "revision", "method", "method_version", "variant",
     "profile", "seed", "device", "status", "selection", "subset", "n_modalities", "metric", "value",
-    "higher_is_better", "scenario", "teacher", "path", "selected_on", "trained", "customized",
+    "higher_is_better", "scenario", "teacher", "path", "selected_on", "trained", "customized", "mmbench_version",
 ]
 GROUP = ["task", "task_version", "method", "variant", "profile", "selection", "subset", "metric"]
 
@@ -95,7 +95,7 @@ def records_to_frame(
             "profile": record.profile, "seed": record.seed, "device": record.provenance.device,
             "status": record.status, "higher_is_better": record.task.higher_is_better, "path": str(path),
             "selected_on": record.selection.split if record.selection else "validation",
-            "trained": "+".join(record.trained_modalities),
+            "trained": "+".join(record.trained_modalities), "mmbench_version": record.provenance.mmbench,
             # runs that differ only by the modalities they train on: one "customized" row together
             "customized": variant_key(record, ignore=("modalities",)) if "modalities" in record.config else "",
             **_distillation_columns(record),

@@ -13,6 +13,7 @@ import importlib
 import itertools
 import math
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,7 @@ from mmbench.errors import MMBenchError, echo
 
 TaskKind = Literal["classification", "segmentation", "anti-spoofing"]
 TASK_KINDS: tuple[str, ...] = ("classification", "segmentation", "anti-spoofing")
+METHOD_FAMILIES: tuple[str, ...] = ("baseline", "incomplete", "distillation")
 ALL_KINDS: frozenset[str] = frozenset(TASK_KINDS)
 """``MethodSpec(kinds=ALL_KINDS)`` for a method that supports every task kind."""
 
@@ -476,6 +478,10 @@ class DatasetSpec:
     ``mmbench sweep --estimate`` only (a user's copy may hold fewer)."""
     options: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     standardize: bool = True
+    code_identity: str = dataclasses.field(default="", compare=False)
+    """Set by mmbench when the dataset is registered, not by a plugin: the registering plugin's
+    version and, for file / module / editable plugins, its source hash. It is part of every cache
+    key of the dataset (decoded arrays, generated files), so data made by other code is never reused."""
 
     def __post_init__(self) -> None:
         check_name("dataset", self.name)
@@ -722,9 +728,22 @@ class MethodSpec:
     under the user's ``--set recipe.*`` (e.g. DisCoM-KD: ``{"selection": "per-subset"}``); or a
     function of the task and the profile returning them, for a protocol that fixes them only in
     some (MMANet: ``backbone=resnet50`` in the full segmentation profile)."""
+    scenario: dataclasses.InitVar[str | None] = None
+    """Deprecated since 0.2.0, removed in 0.3.0: the old name of ``family``, still accepted with a
+    ``DeprecationWarning``."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, scenario: str | None = None) -> None:
         check_name("method", self.name)
+        if scenario is not None:
+            warnings.warn(f"method '{self.name}': MethodSpec(scenario=...) is deprecated since mmbench 0.2.0 and "
+                          "will be removed in 0.3.0; use MethodSpec(family=...).", DeprecationWarning, stacklevel=3)
+            if self.family not in ("baseline", scenario):
+                raise MMBenchError(f"method '{self.name}': give family= only (scenario= is its deprecated name), "
+                                   f"not both with different values ({self.family!r}, {scenario!r}).")
+            object.__setattr__(self, "family", scenario)
+        if self.family not in METHOD_FAMILIES:
+            raise MMBenchError(f"method '{self.name}': family {self.family!r} is not one of "
+                               f"{', '.join(METHOD_FAMILIES)}.")
         if not callable(self.recipe) or isinstance(self.recipe, ProfileRecipe):
             self._check_recipe_fields(self.recipe.fields if isinstance(self.recipe, ProfileRecipe) else self.recipe)
         if isinstance(self.build, str):

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mmbench.cli.sweep import add_parser as add_sweep
 
     add_sweep(sub, _common)
+    from mmbench.cli.reproduce import add_parser as add_reproduce
+
+    add_reproduce(sub, _common)
     return parser
 
 
@@ -141,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmbench.cli.sweep import sweep_command
 
             return sweep_command(args)
+        if args.command == "reproduce":
+            from mmbench.cli.reproduce import reproduce_command
+
+            return reproduce_command(args)
         if args.command == "leaderboard":
             from mmbench.cli.leaderboard import leaderboard_command
 

@@ -49,7 +49,9 @@ def _cache_dir(spec: DatasetSpec, split: str, revision: str, input_size: Any, so
 
 
 def keyed_cache_dir(spec: DatasetSpec, revision: str, stem: str, fields: Mapping[str, Any]) -> Path:
-    """``$MMBENCH_HOME/cache/<dataset>/<revision>/<stem>-<digest of fields>``."""
+    """``$MMBENCH_HOME/cache/<dataset>/<revision>/<stem>-<digest of fields and the dataset's code>``."""
+    if spec.code_identity:  # the dataset plugin's version and source hash (see DatasetSpec.code_identity)
+        fields = {**fields, "code": spec.code_identity}
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     return mmbench_home() / "cache" / spec.name / revision.replace("/", "_") / f"{stem}-{digest}"
 

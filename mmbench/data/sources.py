@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -142,8 +143,10 @@ REBUILD_HINT = "delete it or run with --rebuild-cache"
 
 
 def generated_dir(spec: DatasetSpec, source: GeneratorSource) -> Path:
-    """Where a generator's output is kept (``$MMBENCH_HOME/generated/<dataset>-v<version>``)."""
-    return mmbench_home() / "generated" / f"{spec.name}-v{source.version}"
+    """Where a generator's output is kept (``$MMBENCH_HOME/generated/<dataset>-v<version>``, plus
+    a digest of the generating plugin's code identity when it has one)."""
+    code = f"-{hashlib.sha256(spec.code_identity.encode()).hexdigest()[:8]}" if spec.code_identity else ""
+    return mmbench_home() / "generated" / f"{spec.name}-v{source.version}{code}"
 
 
 def _generated_dir(spec: DatasetSpec, source: GeneratorSource) -> Path:

@@ -499,6 +499,7 @@ class Runner:
                 source_hash=plan.plugin.source_hash,
             ),
             config=to_jsonable(plan.config), recipe=asdict(plan.recipe), profile=plan.profile, seed=plan.seed,
+            overrides=dict(plan.overrides),
             pretrained=None if plan.pretrained is None else PretrainedInfo(
                 name=plan.pretrained.name, file=plan.pretrained.path.name, sha256=plan.pretrained.sha256),
             trained_modalities=list(plan.trained_modalities), subsets=plan.subset_names,

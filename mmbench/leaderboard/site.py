@@ -124,6 +124,45 @@ class SiteBuilder:
         except MMBenchError:
             return None
 
+    def _plugin_version(self, plugin: str) -> str | None:
+        """The installed version of plugin ``plugin`` (``None``: not installed)."""
+        return {p.name: p.version for p in self._installed().plugins if not p.error}.get(plugin)
+
+    def version_note(self, records: list[RunRecord]) -> str:
+        """``made with mmbench 0.1.0; installed 0.2.0`` (and the same for the method's plugin) where
+        ``records`` were made by other versions than the installed ones; empty where they were not."""
+        import mmbench
+
+        notes = []
+        made = sorted({r.provenance.mmbench for r in records})
+        if made and made != [mmbench.__version__]:
+            notes.append(f"made with mmbench {', '.join(made)}; installed {mmbench.__version__}")
+        for plugin in sorted({r.method.plugin for r in records}):
+            installed = self._plugin_version(plugin)
+            versions = sorted({r.method.version for r in records if r.method.plugin == plugin})
+            if installed is not None and versions != [installed]:
+                notes.append(f"made with {plugin} {', '.join(versions)}; installed {installed}")
+        return " · ".join(notes)
+
+    def _mixed_versions(self, task: str, table: TaskTable) -> list[str]:
+        """One line per method or task plugin whose records in this table come from several versions."""
+        records = [self.by_id[run][1] for row in table.rows if row.kind == "method" for _, run in row.seeds
+                   if run in self.by_id]
+        lines = []
+        for method in sorted({r.method.name for r in records}):
+            versions = sorted({r.method.version for r in records if r.method.name == method})
+            if len(versions) > 1:
+                plugin = next(r.method.plugin for r in records if r.method.name == method)
+                lines.append(f"method '{method}' has records of plugin {plugin} versions {', '.join(versions)}")
+        try:
+            task_plugin = self._installed().plugin_of("task", task).name
+        except MMBenchError:
+            task_plugin = None
+        versions = sorted({r.provenance.plugins.get(task_plugin, "?") for r in records}) if task_plugin else []
+        if len(versions) > 1:
+            lines.append(f"its records come from versions {', '.join(versions)} of task plugin {task_plugin}")
+        return lines
+
     @staticmethod
     def _latest_versions(frame: pd.DataFrame) -> pd.DataFrame:
         """Keep each task's newest version; older results are never mixed in (with a warning)."""
@@ -197,6 +236,14 @@ class SiteBuilder:
         name = info["name"]
         table = build_task_table(self.frame, self.reported, name, info["metric"], info["higher_is_better"],
                                  info["modalities"], self.labels, self.baseline)
+        for row in table.rows:
+            if row.kind == "method":
+                row.version_note = self.version_note([self.by_id[run][1] for _, run in row.seeds if run in self.by_id])
+        mixed = self._mixed_versions(name, table)
+        for line in mixed:
+            warnings.warn(f"task '{name}': {line}; one table compares them as one code. Re-run the older records "
+                          "(mmbench sweep / mmbench reproduce --out) to compare like with like.", RuntimeWarning,
+                          stacklevel=2)
         groups: list[list[Row]] = []
         for row in table.rows:
             if row.kind == "reported" and groups and groups[-1][0].kind == "method" and groups[-1][0].method == row.method:
@@ -212,6 +259,7 @@ class SiteBuilder:
         (folder / "leaderboard.json").write_text(json_text, encoding="utf-8")
         html = self.env.get_template("task.html").render(
             root="../", t=info, table=table, groups=groups, header=subset_header(info["modalities"], table.subsets),
+            mixed_versions=mixed,
             bars=self._bars(table, info), curves=self._curves(table, info), gallery=self._gallery(table, folder),
             deviations=self._task_deviations(name, {r.method for r in table.rows if r.kind != "reference"}), **common)
         self._write(root / "tasks" / f"{slug(name)}.html", html)
@@ -321,6 +369,7 @@ class SiteBuilder:
         dependencies = [(d.role, d.method, d.run_id, d.run_id in self.by_id) for d in record.dependencies]
         html = self.env.get_template("run.html").render(
             root="../", r=record, metric_names=metric_names, best_metrics=rows, curves=svg, dependencies=dependencies,
+            version_note=self.version_note([record]),
             record_json=json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True), **common)
         self._write(root / "runs" / f"{slug(record.run_id)}.html", html)
 

@@ -50,6 +50,9 @@ class Row:
     never ranked with the validation-selected rows."""
     customized: bool = False
     """Assembled from one model per modality combination (the papers' "customized" rows)."""
+    version_note: str = ""
+    """Set where the row's records were made by other versions than the installed ones, e.g.
+    ``made with mmbench 0.1.0; installed 0.2.0``."""
 
     @property
     def smoke(self) -> bool:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from mmbench import ALL_KINDS, MethodSpec, MMBenchError, ProfileRecipe, hookimpl, parse_subset
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 @dataclass(frozen=True)

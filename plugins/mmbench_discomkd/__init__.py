@@ -28,7 +28,7 @@ from typing import Literal
 
 from mmbench import MethodSpec, hookimpl, teacher_free_setup
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 @dataclass(frozen=True)

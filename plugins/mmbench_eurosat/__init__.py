@@ -62,7 +62,7 @@ from mmbench_eurosat.archive import (
 )
 from mmbench_eurosat.scaling import band_percentiles, rescale
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 MS_REPO, MS_REVISION = "torchgeo/eurosat", "1ce6f1bfb56db63fd91b6ecc466ea67f2509774c"
 SAR_REPO, SAR_REVISION = "wangyi111/EuroSAT-SAR", "0c8997d72b71af1ff162e33ab0bce265d9430083"

@@ -21,7 +21,7 @@ from __future__ import annotations
 from mmbench import MethodSpec, hookimpl, resolve_setup
 from mmbench_kd.config import CTKDConfig, DKDConfig, KDConfig, KDv1Config, KDv2Config, MLKDConfig
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 KINDS = frozenset({"classification", "anti-spoofing"})
 MDISTILLER = "https://github.com/megvii-research/mdistiller"

@@ -20,7 +20,7 @@ from typing import Any
 
 from mmbench import enabled_loggers
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def active(name: str, run: dict[str, Any]) -> bool:

@@ -35,7 +35,7 @@ from mmbench import (
     hookimpl,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 CLASSES = tuple(str(d) for d in range(10))

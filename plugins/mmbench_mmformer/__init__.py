@@ -15,7 +15,7 @@ from typing import Literal
 
 from mmbench import Deviation, MethodSpec, ProfileRecipe, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 @dataclass(frozen=True)

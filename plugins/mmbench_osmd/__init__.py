@@ -17,7 +17,7 @@ from typing import Literal
 
 from mmbench import ALL_KINDS, Deviation, MethodSpec, ProfileRecipe, Reference, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 @dataclass(frozen=True)

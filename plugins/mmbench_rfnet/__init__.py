@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mmbench import Deviation, MethodSpec, ProfileRecipe, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 @dataclass(frozen=True)

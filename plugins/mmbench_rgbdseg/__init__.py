@@ -42,7 +42,7 @@ from mmbench import (
     rgb_array,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 NYU_REPO = "wyrx/NYUDepthv2_seg"
 NYU_REVISION = "82ca4004869fd9dbeb054ce3eaac835bd7f3bafe"  # README pointing `teset` at data/test-*

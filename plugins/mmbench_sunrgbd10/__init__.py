@@ -37,7 +37,7 @@ from mmbench import (
     rgb_array,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 CLASSES = ("bathroom", "bedroom", "classroom", "computer_room", "conference_room", "dining_area",
            "discussion_area", "kitchen", "office", "rest_space")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mmbench import CPU_SMOKE, DatasetSpec, GeneratorSource, Recipe, TaskSpec, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 GENERATOR_VERSION = "2"
 SIZES = {"train": 3000, "val": 500, "test": 1000}

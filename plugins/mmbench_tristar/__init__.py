@@ -52,7 +52,7 @@ from mmbench import (
     rgb_array,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 ACTIONS = ("put_down", "pick_up", "drink", "type", "wave", "get_down", "get_up", "sit", "walk", "stand", "lay",
            "out_of_view", "out_of_room", "in_room")
