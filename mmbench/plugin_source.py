@@ -142,6 +142,14 @@ def _module_start(module: ModuleType) -> tuple[list[Path], list[Path]]:
     return [path], [path.parent]
 
 
+def plugin_files(module: Any) -> list[Path]:
+    """The source files of a file / module plugin's code (the files :func:`source_hash` covers)."""
+    if not isinstance(module, ModuleType):
+        return []
+    start, roots = _module_start(module)
+    return [p for p in code_files(start, roots) if p.suffix == ".py"] if start else []
+
+
 def source_hash(module: Any) -> str | None:
     """Hash of the code a file / module plugin runs (see the module docstring); ``None`` for an
     object that is not a module with source on disk."""

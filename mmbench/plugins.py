@@ -17,7 +17,7 @@ import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -238,6 +238,10 @@ class Registry:
                 if isinstance(result, spec_type):
                     self._broken(name, info, f"{hook_name}() returned one {spec_type.__name__}; return a list of them: "
                                              f"[{spec_type.__name__}(...)]")
+                    return
+                if isinstance(result, Mapping | str | bytes):
+                    self._broken(name, info, f"{hook_name}() returned a {type(result).__name__}; return a list of "
+                                             f"{spec_type.__name__}: [{spec_type.__name__}(...), ...]")
                     return
                 items = list(result or [])
             except MMBenchError as exc:

@@ -71,6 +71,24 @@ def check_name(kind: str, name: object) -> None:
         )
 
 
+MODALITY_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
+RESERVED_MODALITY_NAMES = frozenset({"target", "index", "extent", "mean"})
+"""Not modality names: batches hold ``target`` and ``index`` beside the modalities, native caches
+an ``extent`` array, and result tables a ``mean`` column."""
+
+
+def check_modality(owner: str, name: object) -> None:
+    """A modality name is identifier-like (it names files, batch keys and, joined by ``+``, subsets)
+    and not reserved; ``owner`` says where it was declared (``dataset 'x'``)."""
+    if not isinstance(name, str) or not MODALITY_PATTERN.fullmatch(name):
+        raise MMBenchError(f"{owner}: modality name {echo(name)} is not allowed: use letters, digits and '_', starting "
+                           "with a letter, at most 50 characters (e.g. 'rgb', 'depth'); '+' joins modalities into "
+                           "subsets.")
+    if name in RESERVED_MODALITY_NAMES:
+        raise MMBenchError(f"{owner}: modality name '{name}' is reserved ({', '.join(sorted(RESERVED_MODALITY_NAMES))} "
+                           "name batch entries and table columns); rename the modality.")
+
+
 def subset_key(subset: Sequence[str]) -> str:
     """``("rgb", "depth") -> "rgb+depth"``: the name of a subset in records and tables."""
     return "+".join(subset)
@@ -485,6 +503,11 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         check_name("dataset", self.name)
+        for modality, channels in self.modalities.items():
+            check_modality(f"dataset '{self.name}'", modality)
+            if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+                raise MMBenchError(f"dataset '{self.name}': modality '{modality}' has {echo(channels)} channels; give "
+                                   "a whole number >= 1 (its channels, or its features for vector data).")
         reserved = {"revision"} & set(self.options)
         empty = [name for name, values in self.options.items() if not values]
         if reserved or empty:
@@ -574,6 +597,8 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         check_name("task", self.name)
+        for modality in (*(self.modalities or ()), *([self.cross_modal_teacher] if self.cross_modal_teacher else [])):
+            check_modality(f"task '{self.name}'", modality)
         if self.kind not in TASK_KINDS:
             raise MMBenchError(
                 f"task '{self.name}': kind '{self.kind}' is not one of {', '.join(TASK_KINDS)}."

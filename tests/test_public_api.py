@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mmbench.boundary import PUBLIC_MODULES, imports_of, private_imports
+
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC = ("mmbench", "mmbench.engine", "mmbench.models", "mmbench.testing")
+PUBLIC = PUBLIC_MODULES
 
 
 def _top_level_imports(path: Path) -> list[tuple[str, list[str], int]]:
@@ -34,13 +36,7 @@ def _top_level_imports(path: Path) -> list[tuple[str, list[str], int]]:
 
 def _all_imports(path: Path) -> list[tuple[str, list[str], int]]:
     """Every absolute import in the file, inside functions too."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.extend((alias.name, [], node.lineno) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.module, [a.name for a in node.names], node.lineno))
-    return found
+    return imports_of(path)
 
 
 PLUGIN_FILES = sorted((ROOT / "plugins").glob("mmbench_*/**/*.py"))
@@ -50,16 +46,11 @@ PLUGIN_FILES = sorted((ROOT / "plugins").glob("mmbench_*/**/*.py"))
 def test_built_in_plugins_import_only_public_names_and_no_other_plugin(path):
     own = path.relative_to(ROOT / "plugins").parts[0]
     problems = []
-    for module, names, line in _all_imports(path):
+    for module, _, line in _all_imports(path):
         root = module.split(".")[0]
         if root.startswith("mmbench_") and root != own:
             problems.append(f"line {line}: imports another plugin ({module})")
-        elif root == "mmbench":
-            if module not in PUBLIC:
-                problems.append(f"line {line}: imports the private module {module}")
-                continue
-            exported = set(importlib.import_module(module).__all__)
-            problems += [f"line {line}: {module}.{n} is not public" for n in names if n not in exported]
+    problems += private_imports(path)
     assert not problems, f"{path.name}: " + "; ".join(problems)
 
 

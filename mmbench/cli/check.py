@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import traceback
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -42,10 +44,32 @@ def check_plugin_command(args: argparse.Namespace) -> int:
     table.add_column("name", no_wrap=True)
     table.add_column("result", overflow="fold")
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for info in plugins:
+        for line in private_import_warnings(info):
+            err.print(f"warning: {line}", markup=False)
     with tempfile.TemporaryDirectory(prefix="mmbench-check-") as out:
         failures = _run_checks(registry, plugins, overrides, out, table, err if args.debug else None)
     StdoutConsole().print(table)
     return 1 if failures else 0
+
+
+def private_import_warnings(info: PluginInfo) -> list[str]:
+    """One line per import of the plugin's code that is outside mmbench's public API."""
+    from mmbench.boundary import PUBLIC_MODULES, private_imports
+    from mmbench.plugin_source import plugin_files
+    from mmbench.plugins import is_file_target
+
+    if info.error:
+        return []
+    local_file = info.distribution == "(local)" and is_file_target(info.module)
+    module = sys.modules.get(f"mmbench_local_plugin_{Path(info.module).stem}" if local_file
+                             else info.module.split(":")[0])
+    lines = []
+    for path in plugin_files(module):
+        for problem in private_imports(path):
+            lines.append(f"plugin '{info.name}': {path.name} {problem}, which is not part of the public API "
+                         f"({', '.join(PUBLIC_MODULES)}) and may change in any release.")
+    return lines
 
 
 def _run_checks(registry: Registry, plugins: list[PluginInfo], overrides: dict[str, str], out: str, table: Table,

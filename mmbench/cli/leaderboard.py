@@ -56,7 +56,8 @@ def leaderboard_command(args: argparse.Namespace) -> int:
 
     summary = build_site([Path(p) for p in args.inputs], Path(args.out), _reported_dir(args.reported),
                          profile=None if args.profile == "all" else args.profile,
-                         baseline=args.baseline or DEFAULT_BASELINE, require_baseline=args.baseline is not None)
+                         baseline=args.baseline or DEFAULT_BASELINE, require_baseline=args.baseline is not None,
+                         plugins=args.plugin or (), disable=args.disable or ())
     print(f"built {summary.pages} page(s) for {summary.tasks} task(s) from {summary.records} run record(s) "
           f"into {summary.out}/ (open {summary.out / 'index.html'})")
     return 0

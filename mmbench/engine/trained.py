@@ -8,7 +8,14 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from mmbench.engine.module import Batch, Features, MethodModule, restrict_batch
+from mmbench.engine.module import (
+    AbsentModalityError,
+    Batch,
+    Features,
+    MethodModule,
+    SubsetBatch,
+    restrict_batch,
+)
 
 
 class TrainedModel:
@@ -33,7 +40,7 @@ class TrainedModel:
     def predict(self, batch: Batch, modalities: Sequence[str] | None = None) -> torch.Tensor:
         """Its output when ``modalities`` (default: all it was trained on) are present."""
         subset = tuple(modalities or self.modalities)
-        return self._module.predict(restrict_batch(batch, subset), subset)
+        return self._module.predict(self._restricted(batch, subset, "predict"), subset)
 
     @torch.no_grad()
     def features(self, batch: Batch, modalities: Sequence[str] | None = None, *,
@@ -46,10 +53,24 @@ class TrainedModel:
         official loop's updates to them are never read — so the dependency stays the model
         whose weights the record hashes."""
         subset = tuple(modalities or self.modalities)
+        restricted = self._restricted(batch, subset, "features")
         if not batch_statistics:
-            return self._module.features(restrict_batch(batch, subset), subset)
+            return self._module.features(restricted, subset)
         with _training_mode(self._module):
-            return self._module.features(restrict_batch(batch, subset), subset)
+            return self._module.features(restricted, subset)
+
+    def _restricted(self, batch: Batch, subset: tuple[str, ...], call: str) -> SubsetBatch:
+        """``batch`` restricted to ``subset``; a modality of ``subset`` that the batch lacks (absent
+        in the calling method's deployment subset) is an error naming the dependency."""
+        missing = [m for m in subset if m not in batch]
+        if missing:
+            where = (f" (absent in deployment subset '{'+'.join(batch.subset)}')" if isinstance(batch, SubsetBatch)
+                     else "")
+            raise AbsentModalityError(
+                f"dependency {self.method} (run {self.run_id}) got a batch without modality '{missing[0]}'{where} in "
+                f"{call}(); pass modalities=... naming only the present ones (it was trained on "
+                f"{'+'.join(self.modalities)})")
+        return restrict_batch(batch, subset)
 
     def encoder(self, modality: str) -> nn.Module:
         """Its (frozen) encoder of ``modality``; copy its ``state_dict`` to initialise another network."""

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,9 @@ class SiteBuilder:
     """Holds the inputs of one build and renders every page into ``root``."""
 
     def __init__(self, records: list[tuple[Path, RunRecord]], reported: pd.DataFrame, baseline: str,
-                 profile: str | None):
+                 profile: str | None, plugins: Sequence[str] = (), disable: Sequence[str] = ()):
         self.records = records
+        self.plugins, self.disable = tuple(plugins), tuple(disable)
         self.by_id = {record.run_id: (path, record) for path, record in records}
         self.reported = reported
         self.baseline = baseline
@@ -106,7 +108,7 @@ class SiteBuilder:
         if self._registry is None:
             from mmbench.plugins import Registry
 
-            self._registry = Registry.load()
+            self._registry = Registry.load(plugins=self.plugins, disabled=self.disable)
         return self._registry
 
     def _method_spec(self, method: str) -> Any:
@@ -416,11 +418,13 @@ def _reported_modalities(subsets: Any) -> list[str]:
 
 
 def build_site(inputs: list[Path], out: Path, reported_dir: Path | None = None, profile: str | None = None,
-               baseline: str = DEFAULT_BASELINE, require_baseline: bool = False) -> BuildSummary:
+               baseline: str = DEFAULT_BASELINE, require_baseline: bool = False, plugins: Sequence[str] = (),
+               disable: Sequence[str] = ()) -> BuildSummary:
     """Render the site for the records under ``inputs`` into ``out`` (replaced atomically; an
     existing non-site folder is never overwritten, and nothing but this build's own temporary
     folders is ever deleted). ``require_baseline``: the baseline was asked for by name and must
-    be among the runs."""
+    be among the runs. ``plugins`` / ``disable``: as ``--plugin`` / ``--disable`` (the method
+    pages show the configs and versions of the plugins loaded so)."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SITE_MARKER).exists())):
         raise MMBenchError(f"{out} exists and is not an mmbench site; choose an empty or new --out folder.")
@@ -434,7 +438,7 @@ def build_site(inputs: list[Path], out: Path, reported_dir: Path | None = None, 
         raise unknown_name_error("baseline method", baseline, methods,
                                  hint="--baseline must be a method with runs among the inputs; no ▲/▼ markers "
                                       "could be drawn against it.")
-    builder = SiteBuilder(records, reported, baseline, profile)
+    builder = SiteBuilder(records, reported, baseline, profile, plugins, disable)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", suffix=".tmp", dir=out.parent))
