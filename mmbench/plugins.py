@@ -192,9 +192,9 @@ class Registry:
 
     def _add(self, name: str, dist: str, version: str | None, importer: Any, module: str,
              hash_source: Callable[[Any], str | None] | None = None) -> None:
-        """Import and register one plugin. Its version is the module's ``__version__`` when it
-        declares one (the built-in plugins, which share one distribution, each have theirs), else
-        the distribution's; ``hash_source(plugin)`` gives its source hash (file, module and
+        """Import and register one plugin. Its version is the module's ``__version__`` (or its
+        top-level package's) when it declares one (the built-in plugins, which share one
+        distribution, each have theirs), else the distribution's; ``hash_source(plugin)`` gives its source hash (file, module and
         editable plugins)."""
         info = PluginInfo(name=name, distribution=dist, version=version or "local", module=module)
         try:
@@ -205,6 +205,8 @@ class Registry:
         if hash_source is not None:
             info = replace(info, source_hash=hash_source(plugin))
         own_version = getattr(plugin, "__version__", None)
+        if own_version is None and isinstance(getattr(plugin, "__name__", None), str):  # a module of a package
+            own_version = getattr(sys.modules.get(plugin.__name__.split(".")[0]), "__version__", None)
         if isinstance(own_version, str) and own_version:
             info = replace(info, version=own_version)
         elif version is None:

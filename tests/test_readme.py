@@ -55,3 +55,28 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert len(printed) == 3 and printed[-1] == "1 done, 3 skipped, 0 failed"  # kd reused; both references cached
     records = sorted((tmp_path / "runs" / "synth-mssar-cls").glob("*/*.json"))
     assert {p.parent.name for p in records} == {"kd", "kdv2", "unimodal"}
+
+
+def test_readme_result_tables_are_the_committed_records():
+    """Every results table of the README is generated from leaderboards/runs; regenerate with
+    ``python -m mmbench.leaderboard.markdown README.md leaderboards/runs`` after re-running them."""
+    from mmbench.leaderboard.markdown import BLOCK, render_blocks
+    from mmbench.results import iter_records
+
+    text = README.read_text()
+    tasks = [dict(p.split("=", 1) for p in m.group("options").split())["task"] for m in BLOCK.finditer(text)]
+    assert {"synth-rgbd-seg", "synth-rgbdi-pad", "synth-mssar-cls", "cls-mfeat"} <= set(tasks)
+    records = list(iter_records([README.parent / "leaderboards" / "runs"]))
+    assert render_blocks(text, records) == text
+
+
+def test_a_moved_number_shows_in_the_generated_table(tmp_path):
+    from mmbench.leaderboard.markdown import results_table
+    from mmbench.results import iter_records
+
+    records = list(iter_records([README.parent / "leaderboards" / "runs" / "cls-mfeat"]))
+    before = results_table(records, "cls-mfeat")
+    path, record = next((p, r) for p, r in records if r.method.name == "fusion")
+    subset = next(iter(record.metrics["best"]))
+    record.metrics["best"][subset]["accuracy"] -= 0.05
+    assert results_table(records, "cls-mfeat") != before
