@@ -426,3 +426,39 @@ def test_a_customized_row_takes_each_column_from_the_model_trained_on_that_combi
     assert dict(zip(table.subsets, after.cells, strict=True))["rgb+ir"].detail == f"Δ {delta:+.2f}"
     csv = [c for c in table.csv_rows if c["row"] == "fusion (customized)"]
     assert {c["subset"] for c in csv} == set(records)
+
+
+def test_records_of_other_versions_are_flagged_and_a_mixed_table_warns(tmp_path):
+    """The fake records say mmbench 0.1.0; the installed one is newer: each row and run page says
+    so, and a table holding two versions of one method's plugin warns, naming them."""
+    import mmbench
+
+    out = tmp_path / "runs"
+    for seed in range(2):
+        write(out, fake_record("fusion", seed, {"rgb+depth": 0.9, "rgb": 0.5, "depth": 0.4}))
+    newer = fake_record("fusion", 2, {"rgb+depth": 0.9, "rgb": 0.5, "depth": 0.4})
+    newer = newer.model_copy(update={"method": newer.method.model_copy(update={"plugin": "baselines", "version": "0.0.9"})})
+    write(out, newer)
+    with pytest.warns(RuntimeWarning, match=r"task 'toy-cls': method 'fusion' has records of plugin \S+ versions "
+                                            r"0\.0\.9, 0\.1; one table compares them as one code"):
+        build_site([out], tmp_path / "site", reported_dir=None)
+    html = (tmp_path / "site" / "tasks" / "toy-cls.html").read_text()
+    assert f"made with mmbench 0.1.0; installed {mmbench.__version__}" in html
+    assert "This table mixes versions" in html
+    from mmbench.plugins import Registry
+
+    installed = Registry.load().plugin_versions()["baselines"]
+    assert f"made with baselines 0.0.9; installed {installed}" in html  # the plugin's own version
+    run_page = (tmp_path / "site" / "runs" / f"{slug(newer.run_id)}.html").read_text()
+    assert "made with mmbench 0.1.0" in run_page and "mmbench reproduce" in run_page
+
+
+def test_records_of_the_installed_versions_carry_no_flag(tmp_path):
+    import mmbench
+
+    out = tmp_path / "runs"
+    record = fake_record("fusion", 0, {"rgb+depth": 0.9, "rgb": 0.5, "depth": 0.4})
+    record = record.model_copy(update={"provenance": record.provenance.model_copy(update={"mmbench": mmbench.__version__})})
+    write(out, record)
+    build_site([out], tmp_path / "site", reported_dir=None)
+    assert "made with" not in (tmp_path / "site" / "tasks" / "toy-cls.html").read_text()

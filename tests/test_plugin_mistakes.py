@@ -109,6 +109,16 @@ def test_check_plugin_warns_about_private_imports(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_package_written_against_0_1_passes_check_plugin(tmp_path, capsys):
+    from test_code_identity import OLD_PACKAGE
+
+    plugin = tmp_path / "old_style.py"
+    plugin.write_text(OLD_PACKAGE)
+    assert main(["--plugin", str(plugin), "check-plugin", "old_style"]) == 0
+    assert "old-style" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_check_plugin_prints_the_warnings(tmp_path, capsys):
     plugin = tmp_path / "private_user.py"
     plugin.write_text(PRIVATE.replace(", not_a_public_name", ""))
