@@ -23,7 +23,7 @@ from mmbench.files import ensure_writable, mmbench_home
 from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.records import RunRecord, read_record
-from mmbench.threads import check_threads, set_threads
+from mmbench.threads import check_parallel, check_threads, set_threads
 
 DEFAULT_METHOD = "fusion-dropout"
 DEFAULT_TASK = "synth-rgbd-cls"
@@ -64,11 +64,12 @@ def execute(
     data_dir: str | None = None, resume: bool = False, force: bool = False, save_weights: bool = False,
     rebuild_cache: bool = False, threads: int | None = None, log: Log | None = _stderr,
     progress: Any = None, epoch_log: Callable[[dict[str, Any], int, dict[str, float]], None] | None = None,
-    artifacts: Any = None,
+    artifacts: Any = None, oversubscribe: bool = False,
 ) -> list[RunRecord]:
     """Run ``plans`` (skipping those already recorded in ``out`` unless ``force``) and return
     their records, in order. ``artifacts``: the :class:`mmbench.artifacts.ArtifactCache` to take
-    and keep trained dependencies in (default: the one under ``$MMBENCH_HOME``)."""
+    and keep trained dependencies in (default: the one under ``$MMBENCH_HOME``); ``oversubscribe``:
+    allow more ``threads`` than cores (a record re-run with the thread count it was made with)."""
     log = log or (lambda message: None)
     out = Path(out)
     ensure_writable(out)
@@ -77,7 +78,9 @@ def execute(
     from mmbench.engine.distributed import initialise, world_from_env
     from mmbench.engine.runner import Runner  # imports torch
 
-    set_threads(threads)
+    set_threads(threads, oversubscribe)
+    for plan in plans:
+        check_parallel("recipe.num_workers", plan.recipe.num_workers)
     world = world_from_env()  # torchrun: one process per rank; rank 0 reports
     runner = Runner(registry, out=out, device=device, data_dir=data_dir, progress=progress, rebuild_cache=rebuild_cache,
                     log=log, epoch_log=epoch_log, world=world, artifacts=artifacts)

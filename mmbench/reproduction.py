@@ -186,17 +186,20 @@ def _environment_gaps(record: RunRecord, device_type: str) -> list[str]:
     return gaps
 
 
-def choose_sample(records: Sequence[tuple[Path, RunRecord]], count: int) -> list[tuple[Path, RunRecord]]:
+def choose_sample(records: Sequence[tuple[Path, RunRecord]], count: int,
+                  current: Callable[[RunRecord], bool] | None = None) -> list[tuple[Path, RunRecord]]:
     """``count`` records, cheapest first (own training time plus that of the recorded runs it
     depends on), covering every method family (baseline, incomplete, distillation) first, then
-    every method plugin, then the rest. Deterministic."""
+    every method plugin, then the rest; records for which ``current`` is true (made by the
+    installed versions) before the others. Deterministic."""
     by_id = {record.run_id: record for _, record in records}
 
     def cost(record: RunRecord) -> float:
         own = record.timings.total_seconds
         return own + sum(by_id[d.run_id].timings.total_seconds for d in record.dependencies if d.run_id in by_id)
 
-    ordered = sorted(records, key=lambda item: (cost(item[1]), str(item[0])))
+    ordered = sorted(records, key=lambda item: (current is not None and not current(item[1]), cost(item[1]),
+                                                str(item[0])))
     chosen: list[tuple[Path, RunRecord]] = []
     for key in (lambda r: r.method.family, lambda r: r.method.plugin, lambda r: r.run_id):
         covered = {key(r) for _, r in chosen}
@@ -207,6 +210,17 @@ def choose_sample(records: Sequence[tuple[Path, RunRecord]], count: int) -> list
                 chosen.append(item)
                 covered.add(key(item[1]))
     return chosen
+
+
+def made_by_installed(registry: Any, record: RunRecord) -> bool:
+    """Whether ``record`` was made by the installed mmbench and the installed version of its method's plugin."""
+    import mmbench
+
+    try:
+        installed = registry.plugin_of("method", record.method.name).version
+    except MMBenchError:
+        return False
+    return record.provenance.mmbench == mmbench.__version__ and record.method.version == installed
 
 
 def _dependency_order(records: list[tuple[Path, RunRecord]]) -> list[tuple[Path, RunRecord]]:
@@ -239,9 +253,9 @@ def reproduce(
     if not records:
         raise MMBenchError(f"no run records under {', '.join(str(r) for r in roots)}; give a record file or a results "
                            "directory (OUT of mmbench run / sweep).")
-    if sample is not None:
-        records = choose_sample(records, sample)
     registry = Registry.load(plugins=plugins, disabled=disable)
+    if sample is not None:
+        records = choose_sample(records, sample, lambda record: made_by_installed(registry, record))
     log = log or (lambda message: None)
     target = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="mmbench-reproduce-"))
     outcomes = []
@@ -286,7 +300,7 @@ def _reproduce_one(registry: Any, path: Path, record: RunRecord, out: Path, tole
         notes.append("threads not recorded: default used")
     try:
         new = execute(registry, [plan], out=out, device=device, data_dir=data_dir, save_weights=True,
-                      threads=threads, log=None, artifacts=ArtifactCache(out / ".artifacts"))[0]
+                      threads=threads, log=None, artifacts=ArtifactCache(out / ".artifacts"), oversubscribe=True)[0]
     except MMBenchError as exc:
         return cannot(str(exc))
     status, detail, largest = compare(record, new, tolerance)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from mmbench.errors import MMBenchError
+from mmbench.errors import MMBenchError, echo
 
 
 def available_cores() -> int:
@@ -37,15 +37,34 @@ def share_of_cores(jobs: int) -> int:
     return max(available_cores() // max(jobs, 1), 1)
 
 
-def check_threads(threads: int | None) -> None:
-    """A thread count the user gave must be at least one (``None``: the default)."""
-    if threads is not None and threads < 1:
+def check_threads(threads: int | None, oversubscribe: bool = False) -> None:
+    """A thread count the user gave must be at least one and at most the cores this process may
+    use (``None``: the default): more threads than cores only slow a run down — on a shared
+    machine, by orders of magnitude for everyone. ``oversubscribe``: allow more (``mmbench
+    reproduce`` re-runs a record with the thread count it was made with, which decides its
+    floating-point sums)."""
+    if threads is None:
+        return
+    if threads < 1:
         raise MMBenchError(f"invalid --threads {threads}: use a number of threads >= 1.")
+    cores = available_cores()
+    if threads > cores and not oversubscribe:
+        raise MMBenchError(f"--threads {echo(threads, 20)[1:-1]} is more than the {cores} core(s) this process may "
+                           f"use; use at most {cores} (more threads than cores only slow the run down).")
 
 
-def set_threads(threads: int | None) -> int:
+def check_parallel(what: str, count: int, per_item: int = 1) -> None:
+    """``count`` processes side by side (sweep ``--jobs``, ``recipe.num_workers``) must fit the
+    cores this process may use."""
+    cores = available_cores()
+    if count * per_item > cores:
+        raise MMBenchError(f"{what}={count} runs more processes side by side than the {cores} core(s) this process "
+                           f"may use; use at most {max(cores // per_item, 1)}.")
+
+
+def set_threads(threads: int | None, oversubscribe: bool = False) -> int:
     """Set torch's intra-op threads (``None``: :func:`default_threads`); returns the count set."""
-    check_threads(threads)
+    check_threads(threads, oversubscribe)
     import torch
 
     count = threads or default_threads()

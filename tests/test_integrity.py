@@ -250,7 +250,9 @@ def test_default_threads_follow_the_cpu_affinity_and_sweep_shares(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert threads.default_threads() == 2
     assert LocalExecutor(out=None, jobs=2).extra[-2:] == ["--threads", "2"]
-    assert LocalExecutor(out=None, jobs=8).extra[-2:] == ["--threads", "1"]
+    assert LocalExecutor(out=None, jobs=4).extra[-2:] == ["--threads", "1"]
+    with pytest.raises(MMBenchError, match=r"--jobs=8 runs more processes side by side than the 4 core\(s\)"):
+        LocalExecutor(out=None, jobs=8)
 
 
 SWEEP_PLUGIN = '''

@@ -12,7 +12,7 @@ import pytest
 from mmbench.cli import main
 from mmbench.errors import MMBenchError
 from mmbench.records import read_record
-from mmbench.reproduction import _plan_for, choose_sample, compare, reproduce
+from mmbench.reproduction import _plan_for, choose_sample, compare, made_by_installed, reproduce
 from mmbench.results import iter_records
 
 COMMITTED = Path(__file__).resolve().parents[1] / "leaderboards" / "runs"
@@ -26,16 +26,21 @@ def committed():
 
 
 def cheapest_baseline() -> Path:
-    path, _ = choose_sample(committed(), 1)[0]
+    import mmbench
+
+    path, _ = choose_sample(committed(), 1, lambda record: record.provenance.mmbench == mmbench.__version__)[0]
     return path
 
 
 @pytest.mark.slow
-def test_a_sample_of_the_committed_records_reproduces_bit_for_bit(tmp_path):
+def test_a_sample_of_the_committed_records_reproduces_bit_for_bit(registry, tmp_path):
     """The committed site's numbers come back from the current code: a result-changing commit
-    cannot land without re-run records (leaderboards/reproduce/site.toml)."""
-    chosen = choose_sample(committed(), CI_SAMPLE)
+    cannot land without re-run records (leaderboards/reproduce/site.toml). The sample is the
+    cheapest record of each method family among those made by the installed versions; a version
+    bump therefore needs at least those re-run."""
+    chosen = choose_sample(committed(), CI_SAMPLE, lambda record: made_by_installed(registry, record))
     assert {record.method.family for _, record in chosen} == {"baseline", "incomplete", "distillation"}
+    assert all(made_by_installed(registry, record) for _, record in chosen), [str(p) for p, _ in chosen]
     outcomes = reproduce(COMMITTED, sample=CI_SAMPLE, out=tmp_path / "again")
     assert [o.status for o in outcomes] == ["identical"] * CI_SAMPLE, "\n".join(o.line() for o in outcomes)
 
@@ -81,6 +86,7 @@ def test_the_sample_covers_each_family_cheapest_first():
     records = committed()
     chosen = choose_sample(records, CI_SAMPLE)
     assert choose_sample(records, CI_SAMPLE) == chosen
+    assert {r.method.family for _, r in chosen} == {"baseline", "incomplete", "distillation"}
     for _, record in chosen:
         same_family = [r for _, r in records if r.method.family == record.method.family]
         cost = {r.run_id: r.timings.total_seconds for _, r in records}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from rich.console import Console
@@ -126,7 +127,7 @@ def _estimate_table(planned, registry, device_name: str, title: str, jobs: int,
     from mmbench.plan import plan_run
     from mmbench.threads import set_threads, share_of_cores
 
-    if sustained_tflops is not None and not sustained_tflops > 0:
+    if sustained_tflops is not None and not (math.isfinite(sustained_tflops) and sustained_tflops > 0):
         raise MMBenchError(f"--sustained-tflops must be a positive number of TFLOP/s, got {sustained_tflops}.")
     device = resolve_device(device_name)
     set_threads(share_of_cores(jobs))

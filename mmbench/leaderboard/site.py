@@ -77,12 +77,20 @@ def environment() -> Environment:
 
 
 def collect_records(inputs: list[Path], profile: str | None) -> list[tuple[Path, RunRecord]]:
-    """Valid records under ``inputs``, each run once (first occurrence), optionally one profile."""
+    """Valid records under ``inputs``, each run once, optionally one profile. Of two records of
+    one run id, a completed one wins over a failed one; two completed ones must report the same
+    numbers (the same folder given twice), else the build stops naming both files."""
     seen: dict[str, tuple[Path, RunRecord]] = {}
     for path, record in iter_records(inputs):
         if profile is not None and record.profile != profile:
             continue
-        seen.setdefault(record.run_id, (path, record))
+        first = seen.get(record.run_id)
+        if first is None or (first[1].status != "completed" and record.status == "completed"):
+            seen[record.run_id] = (path, record)
+        elif record.status == "completed" and first[1].status == "completed" and \
+                (first[1].metrics, first[1].references) != (record.metrics, record.references):
+            raise MMBenchError(f"run {record.run_id} has two records with different numbers: {first[0]} and {path}; "
+                               "keep one of them (mmbench reproduce RECORD says which the installed code gives).")
     return sorted(seen.values(), key=lambda item: (item[1].task.name, item[1].method.name, item[1].seed, item[1].run_id))
 
 

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from mmbench.errors import MMBenchError
 from mmbench.sweeps.grid import PlannedJob
-from mmbench.threads import share_of_cores
+from mmbench.threads import check_parallel, share_of_cores
 
 
 @dataclass
@@ -93,6 +93,7 @@ class LocalExecutor:
     def __init__(self, out: Path, jobs: int = 1, extra: Iterable[str] = (), env: dict[str, str] | None = None):
         if jobs < 1:
             raise MMBenchError(f"--jobs must be at least 1, got {jobs}.")
+        check_parallel("--jobs", jobs)  # each run needs a core of its own
         self.out, self.jobs = out, jobs
         self.extra = [*extra, "--threads", str(share_of_cores(jobs))]
         self.env = dict(env or {})

@@ -28,7 +28,7 @@ from typing import Any
 
 from mmbench.artifacts import ArtifactCache
 from mmbench.config import parse_seeds
-from mmbench.errors import MMBenchError
+from mmbench.errors import MMBenchError, echo
 from mmbench.plan import RunPlan, plan_run
 from mmbench.plugins import Registry
 from mmbench.records import read_record, record_path
@@ -98,6 +98,23 @@ def as_list(value: Any, key: str) -> list[str]:
     raise MMBenchError(f"sweep key '{key}' must be a list or a comma-separated string, got {value!r}.")
 
 
+def _seed_list(seeds: Any, source: str) -> list[int]:
+    """A sweep file's ``seeds``, checked as ``--seeds`` is: ``3``, ``"0-4"``, ``"0,2,5"`` or a list
+    of whole numbers between 0 and 2³² − 1."""
+    if isinstance(seeds, bool) or not isinstance(seeds, str | int | list | tuple):
+        raise MMBenchError(f"{source}: 'seeds' must be a whole number, a range such as \"0-4\" or a list of whole "
+                           f"numbers, got {echo(seeds)}.")
+    if isinstance(seeds, list | tuple):
+        wrong = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int)]
+        if wrong or not seeds:
+            raise MMBenchError(f"{source}: 'seeds' must list whole numbers, got {echo(wrong[0] if wrong else seeds)}.")
+        seeds = ",".join(str(s) for s in seeds)
+    try:
+        return parse_seeds(str(seeds))
+    except MMBenchError as exc:
+        raise MMBenchError(f"{source}: 'seeds': {exc}") from None
+
+
 def grid_from_mapping(data: Mapping[str, Any], source: str) -> Grid:
     if "grid" in data:
         return _grids_from_mapping(data, source)
@@ -107,8 +124,7 @@ def grid_from_mapping(data: Mapping[str, Any], source: str) -> Grid:
     for key in ("methods", "tasks"):
         if not data.get(key):
             raise MMBenchError(f"{source}: '{key}' is required (e.g. {key} = [\"...\"]).")
-    seeds = data.get("seeds", "0")
-    seed_list = parse_seeds(seeds) if isinstance(seeds, str | int) else [int(s) for s in seeds]
+    seed_list = _seed_list(data.get("seeds", "0"), source)
     sets = data.get("set", {}) or {}
     if not isinstance(sets, Mapping):
         raise MMBenchError(f"{source}: 'set' must be a table of key = [values].")
@@ -140,7 +156,10 @@ def load_grid_file(path: Path) -> Grid:
     """A sweep file (``.toml``, ``.yaml`` / ``.yml``); errors name the file and what is wrong."""
     if not path.is_file():
         raise MMBenchError(f"sweep file {path} does not exist.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MMBenchError(f"sweep file {path} is not UTF-8 text (at byte offset {exc.start}); save it as UTF-8.") from None
     try:
         if path.suffix == ".toml":
             import tomllib

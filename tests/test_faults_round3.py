@@ -1,0 +1,112 @@
+"""Faults, round three: each test is named after its point (resources without bounds, wrong
+results, raw errors); every fault ends as one ``error:`` line with a remedy and exit status 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmbench.cli import main
+from mmbench.threads import available_cores
+
+COMMITTED = Path(__file__).resolve().parents[1] / "leaderboards" / "runs"
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("threads", ["1000", "99999999999", "9" * 40])
+def test_3_threads_above_the_cores_are_refused_in_one_line(threads, tmp_path, capsys):
+    assert main(["run", "--threads", threads, "--out", str(tmp_path)]) == 2
+    line = error_line(capsys)
+    assert f"is more than the {available_cores()} core(s) this process may use; use at most {available_cores()}" in line
+    assert "Overflow" not in line and len(line) < 300
+    assert not any(tmp_path.iterdir())
+
+
+def test_3_num_workers_above_the_cores_is_refused(tmp_path, capsys):
+    workers = available_cores() + 1
+    assert main(["run", "--set", f"recipe.num_workers={workers}", "--out", str(tmp_path / "runs")]) == 2
+    assert f"recipe.num_workers={workers} runs more processes side by side than the" in error_line(capsys)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.json"))
+
+
+def test_3_sweep_jobs_above_the_cores_is_refused(tmp_path, capsys):
+    jobs = available_cores() + 1
+    assert main(["sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls", "--jobs", str(jobs),
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert f"--jobs={jobs} runs more processes side by side than the" in error_line(capsys)
+
+
+def test_3_reproduce_may_use_the_recorded_threads_beyond_the_cores():
+    from mmbench.threads import check_threads
+
+    check_threads(available_cores() + 1, oversubscribe=True)  # no error: a record's own thread count
+
+
+def _committed_pair(tmp_path: Path) -> tuple[Path, dict]:
+    source = sorted((COMMITTED / "cls-mfeat" / "fusion").glob("*.json"))[0]
+    return source, json.loads(source.read_text())
+
+
+def test_4_two_completed_records_of_one_run_with_other_numbers_are_refused(tmp_path, capsys):
+    source, data = _committed_pair(tmp_path)
+    for folder, delta in (("a", 0.0), ("b", 0.01)):
+        copy = json.loads(json.dumps(data))
+        subset = next(iter(copy["metrics"]["best"]))
+        copy["metrics"]["best"][subset]["accuracy"] += delta
+        (tmp_path / folder / "cls-mfeat" / "fusion").mkdir(parents=True)
+        (tmp_path / folder / "cls-mfeat" / "fusion" / source.name).write_text(json.dumps(copy))
+    assert main(["leaderboard", "build", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "site"),
+                 "--reported", "none"]) == 2
+    line = error_line(capsys)
+    assert f"run {data['run_id']} has two records with different numbers" in line
+    assert str(tmp_path / "a") in line and str(tmp_path / "b") in line
+    assert not (tmp_path / "site").exists()
+
+
+def test_4_a_failed_record_never_hides_the_completed_one(tmp_path):
+    from mmbench.leaderboard.site import collect_records
+
+    source, data = _committed_pair(tmp_path)
+    failed = {**data, "status": "failed", "failure": {"message": "nan loss", "epoch": 1}}
+    for folder, record in (("a", failed), ("b", data)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / source.name).write_text(json.dumps(record))
+    ((path, record),) = collect_records([tmp_path / "a", tmp_path / "b"], None)
+    assert record.status == "completed" and path.parent.name == "b"
+    assert len(collect_records([tmp_path / "b", tmp_path / "b"], None)) == 1  # one folder given twice
+
+
+@pytest.mark.parametrize(("seeds", "message"), [
+    ("[4294967296]", "'seeds': invalid seed range '4294967296': seeds must be between 0 and 4294967295"),
+    ("[-1]", "'seeds': invalid seed range '-1'"),
+    ("[true]", "'seeds' must list whole numbers, got 'True'"),
+    ('["x"]', "'seeds' must list whole numbers, got 'x'"),
+    ("{a = 1}", "'seeds' must be a whole number, a range such as \"0-4\" or a list of whole numbers, got"),
+    ("1.5", "'seeds' must be a whole number, a range such as \"0-4\" or a list of whole numbers, got '1.5'"),
+])
+def test_6_and_9_sweep_file_seeds_are_checked_as_the_cli_checks_them(seeds, message, tmp_path, capsys):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'methods = ["fusion"]\ntasks = ["synth-rgbd-cls"]\nseeds = {seeds}\n')
+    assert main(["sweep", str(sweep), "--dry-run", "--out", str(tmp_path / "runs")]) == 2
+    assert message in error_line(capsys)
+
+
+def test_9_a_sweep_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_bytes(b'methods = ["fusion\xff"]\n')
+    assert main(["sweep", str(sweep), "--dry-run", "--out", str(tmp_path / "runs")]) == 2
+    assert f"sweep file {sweep} is not UTF-8 text (at byte offset 18); save it as UTF-8." in error_line(capsys)
+
+
+@pytest.mark.parametrize("tflops", ["inf", "nan", "0", "-3"])
+def test_7_a_non_finite_or_non_positive_throughput_is_refused(tflops, tmp_path, capsys):
+    assert main(["sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls", "--estimate", "--sustained-tflops", tflops,
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert "--sustained-tflops must be a positive number of TFLOP/s" in error_line(capsys)
