@@ -31,11 +31,17 @@ class ArtifactCache:
         return self.root / f"{key}.pt"
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold the exclusive lock of ``key`` (blocks while another process holds it)."""
+    def lock(self, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the exclusive lock of ``key`` (blocks while another process holds it, after
+        calling ``on_wait``: a waiting run says what it waits for)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / f"{key}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -52,6 +58,17 @@ class ArtifactCache:
         write_torch(self.path(key), state, remedy=f"free some space under {self.root} or set MMBENCH_HOME.")
         if meta is not None:
             atomic_write_json(self.root / f"{key}.json", meta)
+
+    def status(self, key: str) -> str:
+        """``missing``, ``cached`` (its stored checksum verified, as a run verifies it) or
+        ``corrupt: ...`` with what is wrong and the remedy."""
+        from mmbench.engine.checkpoint import checksum_problem
+
+        path = self.path(key)
+        if not path.exists():
+            return "missing"
+        problem = checksum_problem(path)
+        return "cached" if problem is None else f"corrupt: {path} {problem}; delete it to retrain"
 
     def digest(self, key: str) -> str | None:
         """sha256 of the stored artifact's file, or ``None`` when there is none."""

@@ -94,7 +94,23 @@ def describe_os_error(exc: OSError, path: Path | str, remedy: str) -> MMBenchErr
                errno.EEXIST: "is a file, not a folder", errno.EACCES: "is not writable (permission denied)",
                errno.EPERM: "is not writable (operation not permitted)"}
     reason = reasons.get(exc.errno or -1, f"cannot be written ({exc.strerror or exc})")
+    link = _broken_link(Path(path))
+    if link is not None:
+        reason = f"is a broken symbolic link ({link})"
+    elif exc.errno == errno.ELOOP:
+        reason = "is a symbolic link that loops"
     return MMBenchError(f"{path} {reason}; {remedy}")
+
+
+def _broken_link(path: Path) -> str | None:
+    """What a dangling or looping symbolic link at ``path`` (or above it) points to, else ``None``."""
+    for place in (path, *path.parents):
+        if place.is_symlink() and not place.exists():
+            try:
+                return f"{place} → {os.readlink(place)}, which does not exist or loops"
+            except OSError:
+                return f"{place}, which cannot be read"
+    return None
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:

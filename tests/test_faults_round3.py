@@ -110,3 +110,52 @@ def test_7_a_non_finite_or_non_positive_throughput_is_refused(tflops, tmp_path, 
     assert main(["sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls", "--estimate", "--sustained-tflops", tflops,
                  "--out", str(tmp_path / "runs")]) == 2
     assert "--sustained-tflops must be a positive number of TFLOP/s" in error_line(capsys)
+
+
+def test_smaller_a_dangling_out_symlink_is_named_a_broken_symlink(tmp_path, capsys):
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    assert main(["run", "--out", str(link / "runs")]) == 2
+    line = error_line(capsys)
+    assert f"is a broken symbolic link ({link} → {tmp_path / 'gone'}, which does not exist or loops)" in line
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert main(["run", "--out", str(loop)]) == 2
+    assert "is a broken symbolic link" in error_line(capsys)
+
+
+def test_smaller_a_waiting_student_says_what_it_waits_for(tmp_path):
+    import fcntl
+    import threading
+
+    from mmbench.artifacts import ArtifactCache
+
+    cache, said = ArtifactCache(tmp_path), []
+    (tmp_path / "teacher.lock").touch()
+    with open(tmp_path / "teacher.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: cache.lock("teacher", on_wait=lambda: said.append("waiting")).__enter__())
+        waiter.start()
+        waiter.join(timeout=0.5)
+        assert said == ["waiting"] and waiter.is_alive()  # it said so, then blocked
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
+    with cache.lock("free", on_wait=lambda: said.append("never")):
+        pass
+    assert said == ["waiting"]
+
+
+def test_smaller_dry_run_checks_a_cached_artifacts_checksum(tmp_path):
+    import torch
+
+    from mmbench.artifacts import ArtifactCache
+
+    cache = ArtifactCache(tmp_path)
+    cache.store("teacher", {"w": torch.ones(3)})
+    assert cache.status("teacher") == "cached" and cache.status("other") == "missing"
+    data = bytearray(cache.path("teacher").read_bytes())
+    data[-5] ^= 0xFF
+    cache.path("teacher").write_bytes(bytes(data))
+    assert cache.status("teacher") == (f"corrupt: {cache.path('teacher')} is corrupt (its sha256 does not match the one "
+                                       "stored with it); delete it to retrain")

@@ -206,8 +206,9 @@ def _status(out: str) -> Any:
         recorded = record.exists() and read_record(record).status == "completed"
         if main:
             return "recorded" if recorded else "to run"
-        if artifacts.path(plan.run_id).exists():
-            return "cached"
+        cached = artifacts.status(plan.run_id)
+        if cached != "missing":
+            return cached
         return "to train" + (" (resumes its checkpoint)" if record.with_suffix(".ckpt").exists() else "")
 
     return status

@@ -45,6 +45,28 @@ def write_torch(path: Path, obj: Any, remedy: str = "free some space or choose a
         raise
 
 
+def checksum_problem(path: Path) -> str | None:
+    """Why the file :func:`write_torch` wrote at ``path`` is damaged (its stored sha256 or length
+    does not match), without loading it; ``None`` when it is intact (or has no stored sha256)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not data.startswith(_MAGIC):
+        return None
+    header, _, payload = data.partition(b"\n")
+    try:
+        fields = dict(item.split("=", 1) for item in header[len(_MAGIC):].decode().split())
+        expected, length = fields["sha256"], int(fields["bytes"])
+    except (ValueError, KeyError, UnicodeDecodeError):
+        return "is corrupt or truncated (damaged header)"
+    if len(payload) != length:
+        return f"is corrupt or truncated ({len(payload)} of {length} bytes)"
+    if hashlib.sha256(payload).hexdigest() != expected:
+        return "is corrupt (its sha256 does not match the one stored with it)"
+    return None
+
+
 def read_torch(path: Path, what: str, remedy: str) -> Any:
     """Load what :func:`write_torch` wrote; a truncated, garbled or foreign file is one line
     naming ``what`` it is and the ``remedy``."""

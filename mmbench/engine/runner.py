@@ -214,7 +214,7 @@ class Runner:
     def dependency_status(self, plan: RunPlan) -> str:
         """``cached`` (weights in the artifact cache), ``checkpointed`` (an interrupted run to
         resume) or ``to train``."""
-        if self.artifacts.path(plan.run_id).exists():
+        if self.artifacts.status(plan.run_id) == "cached":
             return "cached"
         checkpoint = record_path(self.out, plan.task.name, plan.method.name, plan.run_id).with_suffix(".ckpt")
         return "checkpointed" if checkpoint_epochs(checkpoint) else "to train"
@@ -244,7 +244,9 @@ class Runner:
         if state is not None:
             self.log(f"using cached {plan.method.name} ({plan.run_id}), needed by {parent.method.name}")
         else:
-            with self.artifacts.lock(plan.run_id) if self.world.main else contextlib.nullcontext():
+            waiting = f"waiting for {plan.method.name} (run {plan.run_id}), training in another process"
+            with (self.artifacts.lock(plan.run_id, on_wait=lambda: self.log(waiting)) if self.world.main
+                  else contextlib.nullcontext()):
                 state = self.artifacts.load(plan.run_id)  # another process may have trained it meanwhile
                 if state is None:
                     checkpoint = record_path(self.out, plan.task.name, plan.method.name, plan.run_id).with_suffix(".ckpt")

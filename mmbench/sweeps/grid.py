@@ -270,6 +270,9 @@ def _add_dependency(dependencies: dict[str, PlannedJob], plan: RunPlan, out: Pat
     job = SweepJob(plan.method.name, plan.task.name, plan.seed, tuple(sorted(plan.overrides.items())), plan.profile)
     entry = PlannedJob(job, run_id=plan.run_id, record=record_path(out, plan.task.name, plan.method.name, plan.run_id),
                        level=_level(plan), save_weights=True, needed_by=1)
-    if artifacts.path(plan.run_id).exists():
+    cached = artifacts.status(plan.run_id)
+    if cached == "cached":
         entry.status, entry.reason = "cached", "weights in the artifact cache"
+    elif cached != "missing":
+        entry.reason = cached
     dependencies[plan.run_id] = entry
