@@ -194,8 +194,8 @@ class Registry:
              hash_source: Callable[[Any], str | None] | None = None) -> None:
         """Import and register one plugin. Its version is the module's ``__version__`` (or its
         top-level package's) when it declares one (the built-in plugins, which share one
-        distribution, each have theirs), else the distribution's; ``hash_source(plugin)`` gives its source hash (file, module and
-        editable plugins)."""
+        distribution, each have theirs), else the distribution's; ``hash_source(plugin)`` gives
+        its source hash (file, module and editable plugins)."""
         info = PluginInfo(name=name, distribution=dist, version=version or "local", module=module)
         try:
             plugin = importer()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -197,7 +198,7 @@ def mean_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[fl
     from scipy import stats
 
     values = [float(v) for v in values]
-    if len(values) < 3:
+    if len(values) < 3 or not all(math.isfinite(v) for v in values):
         return None
     series = pd.Series(values)
     half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * series.std() / len(values) ** 0.5)
@@ -213,6 +214,8 @@ def paired_test(method: pd.Series, baseline: pd.Series, higher_is_better: bool, 
     if len(common) < 3:
         return ""
     a, b = method.loc[common].astype(float), baseline.loc[common].astype(float)
+    if not (a.map(math.isfinite).all() and b.map(math.isfinite).all()):
+        return ""
     differences = a - b
     if float(differences.std()) == 0.0:
         significant = float(differences.abs().max()) > 0.0  # constant non-zero gap over every seed

@@ -159,3 +159,24 @@ def test_smaller_dry_run_checks_a_cached_artifacts_checksum(tmp_path):
     cache.path("teacher").write_bytes(bytes(data))
     assert cache.status("teacher") == (f"corrupt: {cache.path('teacher')} is corrupt (its sha256 does not match the one "
                                        "stored with it); delete it to retrain")
+
+
+def test_10_the_site_builds_from_non_finite_metrics_and_mathtext_labels(tmp_path):
+    from mmbench.leaderboard import build_site
+
+    runs = tmp_path / "runs"
+    for method in ("fusion", "fusion-dropout"):
+        for source in sorted((COMMITTED / "cls-mfeat" / method).glob("*.json")):
+            data = json.loads(source.read_text())
+            if method == "fusion" and data["seed"] == 1:
+                data["metrics"]["best"]["fac"]["accuracy"] = float("nan")
+                data["metrics"]["best"]["pix"]["accuracy"] = float("inf")
+            if method == "fusion-dropout":
+                data["config"]["p"] = "$\\frac{$"  # a label matplotlib would parse as mathtext
+            (runs / method).mkdir(parents=True, exist_ok=True)
+            (runs / method / source.name).write_text(json.dumps(data))
+    build_site([runs], tmp_path / "site", reported_dir=None)
+    html = (tmp_path / "site" / "tasks" / "cls-mfeat.html").read_text()
+    assert "non-finite metric (seed 1: nan)" in html and "non-finite metric (seed 1: inf)" in html
+    rows = json.loads((tmp_path / "site" / "tasks" / "cls-mfeat" / "leaderboard.json").read_text())["rows"]
+    assert any(r["subset"] == "fac" and r["row"] == "fusion" and r["mean"] is None for r in rows)

@@ -33,6 +33,12 @@ def _scope_ids(svg: str, prefix: str) -> str:
     return re.sub(r'(id="|url\(#|href="#)', lambda m: f"{m.group(1)}{prefix}-", svg)
 
 
+def _plain(text: str) -> str:
+    """Text drawn as written: matplotlib parses ``$...$`` as mathtext (a label such as
+    ``$\\frac{$`` would fail to render); an escaped dollar is drawn as one."""
+    return str(text).replace("$", r"\$")
+
+
 def subset_bars(labels: Sequence[str], subsets: Sequence[str], means: Sequence[Sequence[float | None]],
                 stds: Sequence[Sequence[float | None]], metric: str, plot_id: str) -> str:
     """Grouped bars: one group per subset, one bar per row (mean ± std, in percent)."""
@@ -46,10 +52,10 @@ def subset_bars(labels: Sequence[str], subsets: Sequence[str], means: Sequence[S
             xs = [j - 0.4 + bar * (i + 0.5) for j in range(len(subsets))]
             heights = [100 * m if m is not None else 0.0 for m in means[i]]
             errors = [100 * s if s is not None else 0.0 for s in stds[i]]
-            axis.bar(xs, heights, bar, yerr=errors, label=label, color=colours(i % 20), capsize=1.5,
+            axis.bar(xs, heights, bar, yerr=errors, label=_plain(label), color=colours(i % 20), capsize=1.5,
                      error_kw={"elinewidth": 0.6})
-        axis.set_xticks(range(len(subsets)), subsets, rotation=20)
-        axis.set_ylabel(f"{metric} (%)")
+        axis.set_xticks(range(len(subsets)), [_plain(s) for s in subsets], rotation=20)
+        axis.set_ylabel(_plain(f"{metric} (%)"))
         axis.legend(fontsize=7, ncols=2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return _scope_ids(_svg(figure), plot_id)
 
@@ -60,10 +66,10 @@ def curves(series: Sequence[tuple[str, Sequence[int], Sequence[float]]], ylabel:
         figure, axis = plt.subplots(figsize=(6.0, 3.0))
         colours = plt.get_cmap("tab20")
         for i, (label, epochs, values) in enumerate(series):
-            axis.plot(list(epochs), list(values), marker="o", markersize=2.5, linewidth=1.2, label=label,
+            axis.plot(list(epochs), list(values), marker="o", markersize=2.5, linewidth=1.2, label=_plain(label),
                       color=colours(i % 20))
         axis.set_xlabel("epoch")
-        axis.set_ylabel(ylabel)
+        axis.set_ylabel(_plain(ylabel))
         if len(series) > 1:
             axis.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return _scope_ids(_svg(figure), plot_id)

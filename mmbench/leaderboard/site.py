@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -265,7 +266,7 @@ class SiteBuilder:
         csv_frame = pd.DataFrame(table.csv_rows)
         atomic_write(folder / "leaderboard.csv", lambda f: csv_frame.to_csv(f, index=False, lineterminator="\n"), mode="w")
         json_text = json.dumps({"task": name, "metric": info["metric"], "higher_is_better": info["higher_is_better"],
-                                "rows": table.csv_rows}, indent=2, sort_keys=True, allow_nan=False) + "\n"
+                                "rows": _json_safe(table.csv_rows)}, indent=2, sort_keys=True, allow_nan=False) + "\n"
         (folder / "leaderboard.json").write_text(json_text, encoding="utf-8")
         html = self.env.get_template("task.html").render(
             root="../", t=info, table=table, groups=groups, header=subset_header(info["modalities"], table.subsets),
@@ -351,7 +352,8 @@ class SiteBuilder:
                     column, cell = filled[-1] if filled else ("", None)
                     results.append({"task": task, "label": row.label, "setting": row.setting, "profile": row.profile,
                                     "device": row.device, "seeds": row.seeds, "column": column,
-                                    "text": cell.text if cell else "", "sort": "" if cell is None else f"{cell.sort:.6f}"})
+                                    "text": cell.text if cell else "",
+                                    "sort": "" if cell is None or cell.sort is None else f"{cell.sort:.6f}"})
         repo = first.method.repo.split()[0] if first.method.repo else ""
         info = {"name": method, "paper": first.method.paper, "repo": first.method.repo,
                 "repo_url": repo if repo.startswith("https://") else "", "plugin": first.method.plugin,
@@ -382,6 +384,17 @@ class SiteBuilder:
             version_note=self.version_note([record]),
             record_json=json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True), **common)
         self._write(root / "runs" / f"{slug(record.run_id)}.html", html)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None`` (JSON has no NaN or infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _gallery_file(record_path: Path, relative: str) -> Path | None:

@@ -9,6 +9,7 @@ over seeds against the task's reference baseline (the STUDENT reference for dist
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,9 +106,13 @@ def _setting(rows: pd.DataFrame, subsets: list[str]) -> str:
     return f"deploys {', '.join(trained)}" if len(trained) == 1 else "all modalities, every subset"
 
 
+def _finite(values: pd.Series) -> bool:
+    return bool(values.map(math.isfinite).all())
+
+
 def _per_seed(rows: pd.DataFrame, subset: str) -> pd.Series:
-    values = rows[rows["subset"] == subset].groupby("seed")["value"].first()
-    return values.astype(float)
+    values = rows[rows["subset"] == subset].drop_duplicates("seed").set_index("seed")["value"].sort_index()
+    return values.astype(float)  # a NaN stays (groupby().first() would skip it)
 
 
 def _row_cells(rows: pd.DataFrame, subsets: list[str]) -> list[Cell]:
@@ -116,6 +121,11 @@ def _row_cells(rows: pd.DataFrame, subsets: list[str]) -> list[Cell]:
         values = _per_seed(rows, subset)
         if values.empty:
             cells.append(Cell())
+            continue
+        if not _finite(values):  # a hand-made or foreign record: shown as such, never ranked
+            bad = ", ".join(f"seed {s}: {v}" for s, v in values.items() if not math.isfinite(v))
+            cells.append(Cell(text=" / ".join(sorted({str(v) for v in values if not math.isfinite(v)})),
+                              detail=f"non-finite metric ({bad})", title=bad))
             continue
         mean, std, n = float(values.mean()), float(values.std()) if len(values) > 1 else 0.0, len(values)
         interval = mean_interval(values.tolist())
@@ -298,11 +308,12 @@ def _csv_rows(frame: pd.DataFrame, reported: pd.DataFrame, labels: dict, task: s
     groups += [((method, variant, subset), group, f"{method} (customized)") for method, variant, rows in customized
                for subset, group in rows.groupby("subset", sort=True)]
     for (method, variant, subset), group, label in groups:
-        values = group.groupby("seed")["value"].first().astype(float)
+        values = group.drop_duplicates("seed").set_index("seed")["value"].astype(float)
         interval = mean_interval(values.tolist())
         out.append({"source": "reproduced", "row": label, "method": method,
                     "variant": variant, "subset": subset, "metric": group.iloc[0]["metric"],
-                    "mean": round(float(values.mean()), 6), "std": round(float(values.std()), 6) if len(values) > 1 else 0.0,
+                    "mean": round(float(values.mean(skipna=False)), 6),
+                    "std": (round(float(values.std()), 6) if len(values) > 1 else 0.0) if _finite(values) else None,
                     "n": len(values), "ci95_low": None if interval is None else round(interval[0], 6),
                     "ci95_high": None if interval is None else round(interval[1], 6),
                     "profile": group.iloc[0]["profile"], "device": group.iloc[0]["device"],
