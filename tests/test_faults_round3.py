@@ -180,3 +180,46 @@ def test_10_the_site_builds_from_non_finite_metrics_and_mathtext_labels(tmp_path
     assert "non-finite metric (seed 1: nan)" in html and "non-finite metric (seed 1: inf)" in html
     rows = json.loads((tmp_path / "site" / "tasks" / "cls-mfeat" / "leaderboard.json").read_text())["rows"]
     assert any(r["subset"] == "fac" and r["row"] == "fusion" and r["mean"] is None for r in rows)
+
+
+def test_8_cached_teacher_weights_of_another_network_are_one_line(registry, tmp_path):
+    import torch
+
+    from conftest import FAST_OVERRIDES, make_runner
+    from mmbench.errors import MMBenchError
+    from mmbench.plan import plan_run
+
+    plan = plan_run(registry, "kdv2", "synth-mssar-cls", 0, {**FAST_OVERRIDES, "recipe.epochs": "1"})
+    runner = make_runner(registry, tmp_path)
+    for dependency in plan.dependencies:  # valid checksums, another network's weights
+        runner.artifacts.store(dependency.plan.run_id, {"elsewhere.weight": torch.zeros(2)})
+    teacher = plan.dependencies[0].plan
+    with pytest.raises(MMBenchError) as caught:
+        runner.run(plan)
+    message = str(caught.value)
+    assert f"the cached weights of {teacher.method.name} (run {teacher.run_id}), needed by kdv2, do not fit" in message
+    assert f"delete {runner.artifacts.path(teacher.run_id)} to retrain it" in message
+    assert "\n" not in message and len(message) < 600
+
+
+def test_smaller_serve_answers_a_nul_byte_path_with_400(tmp_path):
+    import http.server
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from mmbench.cli.leaderboard import site_handler
+
+    (tmp_path / "index.html").write_text("<p>site</p>")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), site_handler(tmp_path))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{base}/%00", timeout=5)
+        assert caught.value.code == 400
+        assert urllib.request.urlopen(f"{base}/index.html", timeout=5).read() == b"<p>site</p>"
+    finally:
+        server.shutdown()
+        server.server_close()

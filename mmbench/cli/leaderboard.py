@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import urllib.parse
 from pathlib import Path
 
 from mmbench.errors import MMBenchError
@@ -63,6 +64,22 @@ def leaderboard_command(args: argparse.Namespace) -> int:
     return 0
 
 
+class SiteRequestHandler(http.server.SimpleHTTPRequestHandler):
+    """The standard file handler, but a path holding a NUL byte (``/%00``) is a 400 with one log
+    line, not a traceback."""
+
+    def send_head(self):  # noqa: ANN201 (http.server's signature)
+        if "\x00" in urllib.parse.unquote(self.path):
+            self.send_error(400, "Bad request path (NUL byte)")
+            return None
+        return super().send_head()
+
+
+def site_handler(site: Path):
+    """The request handler class serving ``site``."""
+    return functools.partial(SiteRequestHandler, directory=str(site))
+
+
 def _serve(site: Path, port: int) -> int:
     from mmbench.leaderboard.site import SITE_MARKER
 
@@ -70,7 +87,7 @@ def _serve(site: Path, port: int) -> int:
         raise MMBenchError(f"--port {port} is not a TCP port; use 1-65535 (0 picks a free one).")
     if not (site / SITE_MARKER).is_file():
         raise MMBenchError(f"{site} is not a site built by 'mmbench leaderboard build'; build one first.")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler = site_handler(site)
     try:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as exc:

@@ -262,7 +262,14 @@ class Runner:
             plan.task, plan.dataset, plan.recipe, plan.revision, self.data_dir, self.rebuild_cache, plan.dataset_options)
         models, _ = self._dependencies(plan, data)
         module = self._build(plan, self.context(plan, data, models))
-        module.load_state_dict(state)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:  # weights of another network under this run id (code changed, same version)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MMBenchError(
+                f"the cached weights of {plan.method.name} (run {plan.run_id}), needed by {parent.method.name}, do not "
+                f"fit the network this code builds ({first[:200]}); delete {self.artifacts.path(plan.run_id)} to "
+                "retrain it (and bump the plugin's version when its network changes).") from None
         return module.to(self.device).eval().requires_grad_(False)
 
     def _references(self, plan: RunPlan, test: ArrayBatches) -> list[ReferenceResult]:
