@@ -122,18 +122,22 @@ def sweep(
     sets: Mapping[str, str | Sequence[str]] | None = None, scenarios: str | Sequence[str] = (),
     profile: str = "smoke", out: str | Path = "runs", executor: str = "local", jobs: int = 1, retries: int = 1,
     force: bool = False, device: str | None = None, data_dir: str | None = None, plugins: Sequence[str] = (),
-    disable: Sequence[str] = (), on_result: Callable[[Any, str], None] | None = None, **executor_options: Any,
+    disable: Sequence[str] = (), on_result: Callable[[Any, str], None] | None = None, yes: bool = False,
+    **executor_options: Any,
 ) -> Any:
     """Run a grid (methods × tasks × seeds × ``sets`` values × distillation ``scenarios``) as
-    ``mmbench sweep`` does — dependencies first, recorded runs skipped, failed runs retried — and
+    ``mmbench sweep`` does — dependencies first, recorded runs skipped, failed runs retried, more
+    than 100 runs only with ``yes=True`` — and
     return its :class:`mmbench.sweeps.SweepSummary`. ``executor``: ``local`` (``jobs`` at once),
     ``ray`` or ``slurm`` (``executor_options`` as the CLI's: address, partition, time_min,
     cpus_per_run, gpus_per_run, submitit_cluster)."""
     from mmbench.sweeps import grid_from_mapping, make_executor, plan_sweep, run_sweep
+    from mmbench.sweeps.grid import check_size, expand
 
     grid = grid_from_mapping({"methods": methods, "tasks": tasks, "seeds": seed_list(seeds), "set": dict(sets or {}),
                               "scenarios": scenarios, "profile": profile}, "mmbench.sweep()")
     registry = Registry.load(plugins=plugins, disabled=disable)
+    check_size(len(expand(grid, registry)), yes)
     planned = plan_sweep(grid, registry, Path(out), force)
     ensure_writable(Path(out))
     runner_options = {"device": device, "data_dir": data_dir, "force": force}

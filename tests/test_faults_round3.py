@@ -223,3 +223,15 @@ def test_smaller_serve_answers_a_nul_byte_path_with_400(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_2_a_sweep_of_more_than_100_runs_asks_for_yes_before_planning(tmp_path, capsys):
+    args = ["sweep", "--methods", "fusion", "--tasks", "synth-rgbd-cls", "--seeds", "0-99999", "--dry-run",
+            "--out", str(tmp_path / "runs")]
+    assert main(args) == 2
+    assert "this sweep asks for 100000 runs; add --yes to confirm more than 100" in error_line(capsys)
+    assert not (tmp_path / "runs").exists()  # before: minutes of planning and 660 MB, then a 100,000-row table
+    import mmbench
+
+    with pytest.raises(mmbench.MMBenchError, match="asks for 101 runs"):
+        mmbench.sweep("fusion", "synth-rgbd-cls", seeds="0-100", out=tmp_path / "runs")

@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction, common) -> None:
     sweep.add_argument("--data-dir", default=None, help="passed to every run")
     sweep.add_argument("--force", action="store_true", help="re-run runs that are already recorded")
     sweep.add_argument("--dry-run", action="store_true", help="print the expanded grid and what would be skipped")
+    sweep.add_argument("--yes", action="store_true", help="confirm a sweep of more than 100 runs")
     sweep.add_argument("--estimate", action="store_true",
                        help="time each network of the runs to do on this device (--device), count its operations, "
                             "and print the hours and PFLOP they will take, then exit")
@@ -178,12 +179,14 @@ def sweep_command(args: argparse.Namespace) -> int:
     from mmbench.files import ensure_writable
     from mmbench.plugins import Registry
     from mmbench.sweeps import plan_sweep, run_sweep
+    from mmbench.sweeps.grid import check_size, expand
 
     if args.retries < 0:
         raise MMBenchError(f"--retries must be 0 or more, got {args.retries}.")
     enable_loggers(args.loggers)  # in the environment of every run the sweep starts
     grid = _grid(args)
     registry = Registry.load(plugins=args.plugin or (), disabled=args.disable or ())
+    check_size(len(expand(grid, registry)), args.yes)
     out = Path(args.out)
     planned = plan_sweep(grid, registry, out, force=args.force)
     console = Console(highlight=False)

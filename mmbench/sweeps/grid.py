@@ -180,6 +180,17 @@ def load_grid_file(path: Path) -> Grid:
     return grid_from_mapping(data, str(path))
 
 
+MAX_RUNS_WITHOUT_YES = 100
+"""As ``mmbench run --seeds``: a larger sweep must be confirmed (``--yes``) before anything is planned."""
+
+
+def check_size(runs: int, yes: bool) -> None:
+    """Refuse a grid of more than :data:`MAX_RUNS_WITHOUT_YES` runs unless confirmed."""
+    if runs > MAX_RUNS_WITHOUT_YES and not yes:
+        raise MMBenchError(f"this sweep asks for {runs} runs; add --yes to confirm more than {MAX_RUNS_WITHOUT_YES} "
+                           "(--dry-run --yes lists them).")
+
+
 def expand(grid: Grid, registry: Registry) -> list[SweepJob]:
     """Every run of the grid, in a stable order (tasks, methods, settings, seeds). Scenarios apply
     to distillation methods with a ``scenario`` option only; other methods run once per setting. A file of ``[[grid]]``
