@@ -150,6 +150,10 @@ def compare(recorded: RunRecord, new: RunRecord, tolerance: float | None = None)
     """Compare two records' numbers: the status, a description and the largest difference."""
     if recorded.status != new.status:
         return "differs", f"status {recorded.status} recorded, {new.status} now", None
+    if recorded.failure is not None and new.failure is not None and \
+            (recorded.failure.epoch, recorded.failure.term) != (new.failure.epoch, new.failure.term):
+        return "differs", (f"failed at epoch {recorded.failure.epoch} ({recorded.failure.term}) recorded, at epoch "
+                           f"{new.failure.epoch} ({new.failure.term}) now"), None
     old_values, new_values = values_of(recorded), values_of(new)
     missing = sorted(set(old_values) ^ set(new_values))
     if missing:
@@ -298,17 +302,20 @@ def _reproduce_one(registry: Any, path: Path, record: RunRecord, out: Path, tole
     notes = []
     if device_type == "cpu" and threads is None:
         notes.append("threads not recorded: default used")
+    from mmbench.engine.runner import RunFailed
+    from mmbench.records import read_record, record_path
+
     try:
         new = execute(registry, [plan], out=out, device=device, data_dir=data_dir, save_weights=True,
                       threads=threads, log=None, artifacts=ArtifactCache(out / ".artifacts"), oversubscribe=True)[0]
+    except RunFailed:  # it failed again (a NaN loss): its record says where, compared below
+        new = read_record(record_path(out, plan.task.name, plan.method.name, plan.run_id))
     except MMBenchError as exc:
         return cannot(str(exc))
     status, detail, largest = compare(record, new, tolerance)
     if gaps:
         detail = "; ".join(filter(None, [detail, *gaps]))
     detail = "; ".join(filter(None, [detail, *notes]))
-    from mmbench.records import record_path
-
     return Outcome(path, record, status, detail, largest,
                    record_path(out, plan.task.name, plan.method.name, plan.run_id))
 

@@ -165,3 +165,24 @@ def test_the_site_sweep_regenerates_the_committed_records(registry, tmp_path):
                and record.method.version == registry.plugin_of("method", record.method.name).version]
     assert current
     assert {_plan_for(registry, record).run_id for record in current} <= planned
+
+
+@pytest.mark.slow
+def test_a_failed_record_reproduces_when_it_fails_the_same_way(tmp_path, capsys):
+    from conftest import FAST, NAN_PLUGIN
+
+    plugin = tmp_path / "nanny.py"
+    plugin.write_text(NAN_PLUGIN.format(bad_step=3))
+    runs = tmp_path / "runs"
+    assert main(["--plugin", str(plugin), "run", "--method", "goes-nan", "--task", "synth-rgbd-cls", *FAST,
+                 "--no-progress", "--out", str(runs)]) != 0
+    (path,) = runs.rglob("*.json")
+    assert read_record(path).status == "failed"
+    capsys.readouterr()
+    assert main(["--plugin", str(plugin), "reproduce", str(path)]) == 0
+    assert "identical" in capsys.readouterr().out
+    data = json.loads(path.read_text())
+    data["failure"]["epoch"] = 7
+    path.write_text(json.dumps(data))
+    assert main(["--plugin", str(plugin), "reproduce", str(path)]) == 1
+    assert "failed at epoch 7" in capsys.readouterr().out
