@@ -7,12 +7,13 @@ waits on)."""
 import time
 
 import torch
+from sizing import sized
 
 from mmbench.data.augment import recipe_view
 from mmbench.models import ESANetwork, deep_supervision_loss
 from mmbench.specs import Recipe
 
-SIZE, BATCH, CLASSES, ROUNDS = (480, 640), 8, 40, 2
+SIZE, BATCH, CLASSES, ROUNDS = sized((480, 640), (96, 128)), sized(8, 2), 40, sized(2, 1)
 RECIPE = Recipe(scale_range=(1.0, 1.4), hsv_jitter=0.1, hflip=True)
 
 

@@ -9,6 +9,10 @@ import tempfile
 import time
 
 import pytest
+from sizing import QUICK, sized
+
+#: quick mode: the default run, shortened
+QUICK_RUN = ["--set", "recipe.epochs=1", "--set", "recipe.limit_train=256", "--set", "recipe.limit_eval=128"]
 
 
 def wall(args, env=None) -> float:
@@ -19,8 +23,8 @@ def wall(args, env=None) -> float:
 
 @pytest.mark.parametrize(("command", "goal"), [(["--help"], 0.5), (["list"], 1.5)])
 def test_cli_startup(benchmark, report, command, goal):
-    python = min(wall([sys.executable, "-c", "pass"]) for _ in range(5))
-    benchmark.pedantic(wall, args=([sys.executable, "-m", "mmbench", *command],), rounds=5, iterations=1)
+    python = min(wall([sys.executable, "-c", "pass"]) for _ in range(sized(5, 1)))
+    benchmark.pedantic(wall, args=([sys.executable, "-m", "mmbench", *command],), rounds=sized(5, 1), iterations=1)
     best = benchmark.stats.stats.min  # wall() raises if the command fails, so this times a working command
     report(benchmark, f"mmbench_{command[0].strip('-')}_seconds", best, f"<= {goal} s",
            bare_python_s=python, ratio_to_bare_python=best / python)
@@ -29,7 +33,8 @@ def test_cli_startup(benchmark, report, command, goal):
 def test_default_run_end_to_end(benchmark, report):
     with tempfile.TemporaryDirectory() as home:
         env = {"MMBENCH_HOME": home}
-        args = [sys.executable, "-m", "mmbench", "run", "--out", os.path.join(home, "runs"), "--no-progress"]
+        args = [sys.executable, "-m", "mmbench", "run", "--out", os.path.join(home, "runs"), "--no-progress",
+                *(QUICK_RUN if QUICK else [])]
         seconds = benchmark.pedantic(wall, args=(args, env), rounds=1, iterations=1)
         warm = wall([*args, "--force"], env)
     report(benchmark, "default_run_cold_seconds", seconds, "<= 120 s", warm_cache_seconds=warm)

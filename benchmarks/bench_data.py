@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
+from sizing import sized
 
 import mmbench_rgbdseg as plugin
 from mmbench.data.arrays import ArrayBatches, make_loader
@@ -27,7 +28,7 @@ from mmbench.files import mmbench_home
 from mmbench.plugins import Registry
 from mmbench.testing import write_hub_fixture
 
-SAMPLES = 160
+SAMPLES = sized(160, 32)
 ROW_GROUP = 16  # rows are streamed one parquet row group at a time
 
 
@@ -72,7 +73,7 @@ def test_cache_cold_vs_warm_epoch(benchmark, report, nyu_shaped):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     cold = build + loader_pass(directory)
-    benchmark.pedantic(loader_pass, args=(directory,), rounds=3, iterations=1)
+    benchmark.pedantic(loader_pass, args=(directory,), rounds=sized(3, 1), iterations=1)
     warm = min(benchmark.stats.stats.data)
     arrays, _ = open_split_cache(directory)
     split_bytes = sum(a.nbytes for a in arrays.values())
@@ -99,7 +100,8 @@ def test_loader_throughput_vs_model_step(benchmark, report, nyu_shaped):
     from mmbench.engine.runner import Runner
 
     runner = Runner(registry, out=mmbench_home() / "bench-runs", device="cpu")
-    ctx = runner.context(plan, SimpleNamespace(shapes={k: tuple(v) for k, v in meta["shapes"].items()}))
+    ctx = runner.context(plan, SimpleNamespace(shapes={k: tuple(v) for k, v in meta["shapes"].items()},
+                                               class_weights=None))
     module = plan.method.builder()(plan.task, plan.config, ctx)
     optimiser = torch.optim.AdamW(module.parameters(), lr=1e-3)
 
@@ -110,7 +112,7 @@ def test_loader_throughput_vs_model_step(benchmark, report, nyu_shaped):
         optimiser.zero_grad()
 
     step()
-    benchmark.pedantic(step, rounds=3, iterations=1)
+    benchmark.pedantic(step, rounds=sized(3, 1), iterations=1)
     per_step = min(benchmark.stats.stats.data)
     report(benchmark, "loader_batch_over_model_step", per_batch_loader / per_step, "<= 0.2",
            loader_seconds_per_batch=per_batch_loader, step_seconds=per_step)

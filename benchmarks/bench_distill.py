@@ -6,12 +6,15 @@ goal ≤ 0.6 (three networks of one size trained cold, one warm: ≈ 1/3 expecte
 
 import time
 
+from sizing import sized
+
 from mmbench.artifacts import ArtifactCache
 from mmbench.engine.runner import Runner
 from mmbench.plan import plan_run
 from mmbench.plugins import Registry
 
-OVERRIDES = {"recipe.epochs": "3", "recipe.limit_train": "1024", "recipe.limit_eval": "256"}
+OVERRIDES = {"recipe.epochs": sized("3", "1"), "recipe.limit_train": sized("1024", "256"),
+             "recipe.limit_eval": sized("256", "64")}
 
 
 def timed_run(runner, registry, method):

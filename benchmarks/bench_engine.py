@@ -6,6 +6,7 @@ import dataclasses
 import time
 
 import torch
+from sizing import sized
 
 from mmbench.data.arrays import ArrayBatches, load_task_data, make_loader
 from mmbench.engine.loop import Trainer
@@ -14,7 +15,7 @@ from mmbench.engine.seeding import seed_everything
 from mmbench.plan import plan_run
 from mmbench.plugins import Registry
 
-STEPS = 40
+STEPS = sized(40, 5)
 
 
 def setup():
@@ -60,7 +61,7 @@ def test_engine_vs_plain_loop(benchmark, report):
     registry, plan, runner, data = setup()
     ctx = runner.context(plan, data)
     plain, engine = [], []
-    for _ in range(3):  # interleaved so both see the same machine state
+    for _ in range(sized(3, 1)):  # interleaved so both see the same machine state
         seed_everything(0)
         plain.append(plain_loop(plan.method.builder()(plan.task, plan.config, ctx), data, plan.recipe, runner.device))
         engine.append(engine_epoch(runner, plan, data))
@@ -80,7 +81,7 @@ def test_data_path_vs_model_step(benchmark, report):
             count += len(batch["target"])
         return count
 
-    benchmark.pedantic(read_epoch, rounds=5, iterations=1)
+    benchmark.pedantic(read_epoch, rounds=sized(5, 1), iterations=1)
     loader_rate = len(train) / benchmark.stats.stats.min
     model_rate = engine_epoch(runner, plan, data)
     report(benchmark, "loader_vs_training_throughput", loader_rate / model_rate, ">> 1 (loader never the bottleneck)",

@@ -9,11 +9,12 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
+from sizing import sized
 from torch import nn
 
 from mmbench.models import ESANetwork, deep_supervision_loss
 
-SIZE, BATCH, CLASSES, ROUNDS = (480, 640), 2, 40, 3
+SIZE, BATCH, CLASSES, ROUNDS = sized((480, 640), (96, 128)), 2, 40, sized(3, 1)
 
 
 class BareESANet(nn.Module):

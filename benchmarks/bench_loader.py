@@ -12,14 +12,16 @@ import time
 import numpy as np
 import pytest
 import torch
+from sizing import sized
 
 from mmbench.data.arrays import ArrayBatches, SplitData, make_loader
 from mmbench.data.native import RaggedImages
 from mmbench.models import ESANetwork, deep_supervision_loss
 
-SIZE, SAMPLES, BATCH, CLASSES = (480, 640), 96, 8, 40
-NATIVE_SIZES = {"cityscapes": ((1024, 2048),), "sunrgbd": ((427, 561), (530, 730), (441, 591), (480, 640))}
-NATIVE_SAMPLES = 32
+SIZE, SAMPLES, BATCH, CLASSES = sized((480, 640), (96, 128)), sized(96, 16), sized(8, 4), 40
+NATIVE_SIZES = sized({"cityscapes": ((1024, 2048),), "sunrgbd": ((427, 561), (530, 730), (441, 591), (480, 640))},
+                     {"cityscapes": ((128, 256),), "sunrgbd": ((53, 70), (66, 91), (55, 74), (60, 80))})
+NATIVE_SAMPLES = sized(32, 8)
 STATS = {"rgb": (np.full(3, 110.0), np.full(3, 60.0)), "depth": (np.full(1, 2.5), np.full(1, 1.2))}
 
 
