@@ -24,6 +24,8 @@ _received: list[int] = []
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:  # noqa: ARG001
+    if _received:  # a second SIGTERM (a scheduler signalling every process, then the sweep) must not
+        return     # interrupt the handling of the first, e.g. a checkpoint being written
     _received.append(signum)
     raise Terminated
 

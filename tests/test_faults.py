@@ -145,7 +145,8 @@ def test_6_an_existing_checkpoint_is_announced_and_never_replaced_by_a_shorter_o
         make_runner(registry, tmp_path, epoch_log=_interrupt_at(2)).run(the_plan)
     assert checkpoint_epochs(checkpoint) == 2
     said = []
-    with pytest.raises(RunInterrupted):  # restarted without --resume, stopped after one epoch
+    # restarted without --resume, stopped after one epoch: the message tells what the file holds
+    with pytest.raises(RunInterrupted, match=r"checkpoint at .* holds 2 completed epoch\(s\)"):
         make_runner(registry, tmp_path, epoch_log=_interrupt_at(1), log=said.append).run(the_plan)
     assert checkpoint_epochs(checkpoint) == 2
     assert any("checkpoint of this run with 2 completed epoch(s) exists" in s and "--resume" in s for s in said)

@@ -10,8 +10,25 @@ from rich.console import Console
 from rich.table import Table
 
 from mmbench.config import parse_seeds
+from mmbench import interrupts
 from mmbench.errors import MMBenchError
 from mmbench.loggers import enable_loggers, enabled_loggers
+
+
+
+class SweepStopped(MMBenchError):
+    """Ctrl-C or SIGTERM stopped the sweep: its running runs were told to stop at their last
+    checkpoint (or cancelled on Ray / Slurm), none was started after; exits 130 / 143."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        runs, how = getattr(interrupt, "runs", 0), getattr(interrupt, "how", "stopped")
+        under_way = f"{runs} run(s) under way {how}" if runs else "no run was under way"
+        super().__init__(f"sweep {interrupts.describe()}: {under_way}, no new run started, finished records kept. "
+                         "Re-run the same command to resume.")
+
+    @property
+    def exit_code(self) -> int:
+        return interrupts.exit_code()
 
 
 def add_parser(sub: argparse._SubParsersAction, common) -> None:
@@ -225,10 +242,9 @@ def sweep_command(args: argparse.Namespace) -> int:
 
         try:
             summary = run_sweep(planned, executor, retries=args.retries, on_result=on_result)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             progress.stop()
-            raise MMBenchError("sweep interrupted: no new runs were started; finished records are kept. "
-                               "Re-run the same command to continue.") from None
+            raise SweepStopped(exc) from None
     table = Table(title=f"sweep summary ({out})", title_justify="left")
     for column in ("status", "runs", "detail"):
         table.add_column(column, overflow="fold")

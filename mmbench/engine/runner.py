@@ -319,6 +319,16 @@ class Runner:
             if self._depth == 0:
                 self._loaded.clear()
 
+    @staticmethod
+    def _interrupted_message(checkpoint: Path) -> str:
+        """What an interrupted run left: the epochs its checkpoint file holds (a re-run without
+        --resume keeps an older, longer checkpoint until it has completed more epochs)."""
+        epochs = checkpoint_epochs(checkpoint)
+        if not epochs:
+            return f"{interrupts.describe()} before an epoch completed; nothing is checkpointed. Re-run the same command."
+        return (f"{interrupts.describe()}; the checkpoint at {checkpoint} holds {epochs} completed epoch(s). "
+                "Re-run the same command with --resume to continue.")
+
     def _checkpoint_notice(self, plan: RunPlan, path: Path, resume: bool, force: bool) -> int:
         """Say what happens to an existing checkpoint; returns the epochs it must not be replaced
         below (0: it may be replaced)."""
@@ -371,11 +381,8 @@ class Runner:
                 fit = trainer.fit()
             except NonFiniteLoss as exc:
                 self._fail(base, run_info, path, Failure(message=str(exc), epoch=exc.epoch + 1, term=exc.term), str(exc))
-            except TrainingInterrupted as exc:
-                raise RunInterrupted(
-                    f"{interrupts.describe()}; {exc.completed_epochs} completed epoch(s) are checkpointed at {checkpoint}. "
-                    "Re-run the same command with --resume to continue."
-                ) from None
+            except TrainingInterrupted:
+                raise RunInterrupted(self._interrupted_message(checkpoint)) from None
             weights(fit.best_state)
 
             report = module.report()  # the method's facts after training, before best-epoch weights are loaded

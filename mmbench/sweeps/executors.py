@@ -23,12 +23,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from mmbench.errors import MMBenchError
+from mmbench.interrupts import Terminated
 from mmbench.sweeps.grid import PlannedJob
 from mmbench.threads import check_parallel, share_of_cores
 
@@ -60,21 +63,83 @@ def _die_with_parent() -> None:  # runs in the child before exec
         pass
 
 
+class Children:
+    """The runs a local executor has started and not yet seen finish. Each child is the leader of
+    its own process group, so a terminal's Ctrl-C reaches the sweep alone, which then forwards one
+    signal to every child (a second one could interrupt a child while it writes its checkpoint)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._stopping = False
+
+    def run(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+        """Run one job, its output appended to ``log``; the child is killed if the sweep dies."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as handle, self._lock:
+            if self._stopping:  # the sweep was stopped while this job waited for a slot
+                return INTERRUPTED
+            process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                       start_new_session=True,
+                                       preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            self._running.add(process)
+        try:
+            return process.wait()
+        finally:
+            with self._lock:
+                self._running.discard(process)
+
+    def stop(self, signum: int, grace: float = 60.0) -> int:
+        """Send ``signum`` to every running child and wait up to ``grace`` seconds for each to
+        keep its checkpoint and exit (then kill it); start no new child. Returns how many ran."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._running)
+        for process in running:
+            try:
+                process.send_signal(signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        for process in running:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return len(running)
+
+
+#: The return code of a job the sweep stopped before it started.
+INTERRUPTED = -signal.SIGINT
+
+
 def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
-    """Run one job, its output appended to ``log``; the child is killed if the sweep dies."""
+    """Run one job, its output appended to ``log``; the child is killed if the sweep dies, and an
+    interrupt of this process (Ctrl-C, SIGTERM, a cancelled Ray task) is passed on to it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as handle:
         process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                   start_new_session=True,
                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         try:
             return process.wait()
-        except BaseException:
-            process.send_signal(signal.SIGINT)  # the run keeps its last checkpoint for --resume
+        except BaseException as exc:
+            process.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=60)  # the run keeps its last checkpoint for --resume
             except subprocess.TimeoutExpired:
                 process.kill()
             raise
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """The sweep was stopped (Ctrl-C or SIGTERM) with ``runs`` runs under way, each told to stop
+    at its last checkpoint (local), cancelled (Ray) or cancelled through the scheduler (Slurm)."""
+
+    def __init__(self, runs: int, how: str = "stopped"):
+        super().__init__(runs, how)
+        self.runs, self.how = runs, how
 
 
 def last_error(log: Path) -> str:
@@ -106,18 +171,23 @@ class LocalExecutor:
 
     def run(self, entries: list[PlannedJob], done: Callable[[RunResult], None]) -> None:
         logs = self.out / ".sweep" / "logs"
+        children = Children()
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs)
         futures = {}
         try:
             for index, entry in enumerate(entries):
                 log = logs / f"{entry.run_id}.log"
-                future = pool.submit(run_logged, command(entry, self.out, self.extra), log, self._env(index))
+                future = pool.submit(children.run, command(entry, self.out, self.extra), log, self._env(index))
                 futures[future] = (entry, log)
             for future in concurrent.futures.as_completed(futures):
                 entry, log = futures[future]
                 done(RunResult(entry, future.result(), log))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # stop scheduling; running jobs are interrupted
+        except BaseException as exc:
+            pool.shutdown(wait=False, cancel_futures=True)  # start nothing new
+            stopped = children.stop(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+            pool.shutdown(wait=True)
+            if isinstance(exc, KeyboardInterrupt):
+                raise SweepInterrupted(stopped, "stopped at their last checkpoint") from exc
             raise
         pool.shutdown(wait=True)
 
@@ -150,9 +220,11 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 entry = pending.pop(ready[0])
                 done(RunResult(entry, ray.get(ready[0]), logs / f"{entry.run_id}.log"))
-        except BaseException:
+        except BaseException as exc:
             for ref in pending:
-                ray.cancel(ref)
+                ray.cancel(ref)  # the task passes the interrupt on to its run, which keeps its checkpoint
+            if isinstance(exc, KeyboardInterrupt):
+                raise SweepInterrupted(len(pending), "cancelled as Ray tasks") from exc
             raise
 
 
@@ -189,7 +261,10 @@ class SlurmExecutor:
                         handle.write(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n")
                     code = 1
                 done(RunResult(entry, code, logs / f"{entry.run_id}.log"))
-        except BaseException:
-            for job in jobs:
-                job.cancel(check=False)
+        except BaseException as exc:
+            unfinished = [job for job in jobs if not job.done()]
+            for job in unfinished:
+                job.cancel(check=False)  # scancel: Slurm sends the run SIGTERM, it keeps its checkpoint
+            if isinstance(exc, KeyboardInterrupt):
+                raise SweepInterrupted(len(unfinished), "cancelled as Slurm jobs") from exc
             raise
