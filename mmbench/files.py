@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,8 +25,12 @@ from typing import Any
 
 from mmbench.errors import MMBenchError
 
-_TEMP = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
-STALE_AFTER_SECONDS = 60.0  # a temporary of a live process is never touched; of a dead one, after this
+_TEMP = re.compile(r"^\..+\.pid(\d+)(?:@([A-Za-z0-9-]+))?\.[^.]+\.tmp$")
+#: A dead process's temporary is removed at once when it was written on this host. One from
+#: another host (a shared file system: its pid means nothing here) is removed after this long,
+#: as is one of an older release, whose name carries no host.
+STALE_AFTER_SECONDS = 60.0
+OTHER_HOST_STALE_AFTER_SECONDS = 24 * 3600.0
 
 
 def mmbench_home() -> Path:
@@ -66,13 +71,20 @@ def clean_stale_temporaries(directory: Path) -> list[Path]:
         entries = list(Path(directory).iterdir())
     except OSError:
         return removed
-    now = time.time()
+    now, here = time.time(), _host()
     for entry in entries:
         match = _TEMP.match(entry.name)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match:
             continue
+        host = match.group(2)
+        if host is not None and host != here:
+            keep_for = OTHER_HOST_STALE_AFTER_SECONDS
+        elif _pid_alive(int(match.group(1))):
+            continue
+        else:
+            keep_for = 0.0 if host == here else STALE_AFTER_SECONDS
         with contextlib.suppress(OSError):
-            if now - entry.lstat().st_mtime < STALE_AFTER_SECONDS:
+            if now - entry.lstat().st_mtime < keep_for:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -82,8 +94,12 @@ def clean_stale_temporaries(directory: Path) -> list[Path]:
     return removed
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:63] or "host"
+
+
 def _temp_prefix(path: Path) -> str:
-    return f".{path.name}.pid{os.getpid()}."
+    return f".{path.name}.pid{os.getpid()}@{_host()}."
 
 
 def describe_os_error(exc: OSError, path: Path | str, remedy: str) -> MMBenchError:

@@ -228,6 +228,31 @@ def test_9_temporaries_of_dead_processes_are_cleaned_on_the_next_start(tmp_path)
     assert not orphan.exists() and live.exists() and (tmp_path / "fresh" / "x").exists()
 
 
+def test_9_a_dead_process_s_temporary_of_this_host_goes_at_once_whatever_its_age(tmp_path):
+    """kill -9 during a cache build, re-run within seconds: the dead build's folder is removed on
+    the next start (no 60-second wait, no --rebuild-cache). A fresh one of another host (a shared
+    file system, where the pid means nothing) stays."""
+    from mmbench.files import _host, atomic_directory
+
+    dead = _dead_pid()
+    orphan = tmp_path / f".synth-rgbd-cls-v2.pid{dead}@{_host()}.abcd1234.tmp"
+    (orphan / "data").mkdir(parents=True)
+    elsewhere = tmp_path / f".synth-rgbd-cls-v2.pid{dead}@another-node.abcd1234.tmp"
+    elsewhere.mkdir()
+    with atomic_directory(tmp_path / "fresh") as tmp:
+        assert tmp.name.startswith(f".fresh.pid{os.getpid()}@{_host()}.")
+        (tmp / "x").write_text("1")
+    assert not orphan.exists() and elsewhere.exists() and (tmp_path / "fresh" / "x").exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 # -- 11-14: input errors are exit 2 with a remedy, before any data is loaded -----------------------
 
 @pytest.mark.parametrize("args, expected", [
