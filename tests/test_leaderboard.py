@@ -462,3 +462,22 @@ def test_records_of_the_installed_versions_carry_no_flag(tmp_path):
     write(out, record)
     build_site([out], tmp_path / "site", reported_dir=None)
     assert "made with" not in (tmp_path / "site" / "tasks" / "toy-cls.html").read_text()
+
+
+def test_a_task_of_many_rows_plots_the_best_twenty_and_says_so(tmp_path):
+    """At the scale of a public leaderboard a plot of every row is unreadable (and slow): the task
+    page's plots draw the best 20 rows, the caption says how many more the table holds, and every
+    row stays in the table."""
+    from mmbench.leaderboard.site import PLOTTED_ROWS
+
+    out = tmp_path / "runs"
+    for m in range(PLOTTED_ROWS + 5):
+        write(out, fake_record(f"method-{m:02d}", 0, {"rgb+depth": 0.5 + m / 100, "rgb": 0.4, "depth": 0.3}))
+    build_site([out], tmp_path / "site", reported_dir=None)
+    task = (tmp_path / "site" / "tasks" / "toy-cls.html").read_text()
+    assert f"the best {PLOTTED_ROWS} rows of the table, 5 more in the table" in task
+    bars = task[task.index("Per-subset results"):task.index("Training curves")]
+    assert "method-24" in bars and "method-05" in bars and "method-04" not in bars  # the best first
+    assert all(f'data-sort="method-{m:02d}"' in task for m in range(PLOTTED_ROWS + 5))
+    run_page = next((tmp_path / "site" / "runs").glob("*.html")).read_text()
+    assert "<polyline" in run_page and "validation accuracy (%)" in run_page

@@ -50,6 +50,8 @@ from mmbench.results import iter_records, records_to_frame, variant_labels
 SITE_MARKER = ".mmbench-site"
 LOWER_IS_BETTER = {"acer", "apcer", "bpcer", "error"}
 DEFAULT_BASELINE = "fusion-dropout"
+PLOTTED_ROWS = 20
+"""A task page's plots draw the reference rows and the best this many method rows."""
 
 
 @dataclass
@@ -272,6 +274,7 @@ class SiteBuilder:
             root="../", t=info, table=table, groups=groups, header=subset_header(info["modalities"], table.subsets),
             mixed_versions=mixed,
             bars=self._bars(table, info), curves=self._curves(table, info), gallery=self._gallery(table, folder),
+            plot_omitted=self._plotted(table, PLOTTED_ROWS)[1], plotted_rows=PLOTTED_ROWS,
             deviations=self._task_deviations(name, {r.method for r in table.rows if r.kind != "reference"}), **common)
         self._write(root / "tasks" / f"{slug(name)}.html", html)
         return table
@@ -286,8 +289,16 @@ class SiteBuilder:
             rows += [_deviation_row(method, d) for d in (spec.deviations if spec else ()) if not d.tasks or task in d.tasks]
         return rows
 
+    @staticmethod
+    def _plotted(table: TaskTable, limit: int) -> tuple[list[Row], int]:
+        """The reference rows and the best ``limit`` method rows (the table's order), and how
+        many method rows that leaves out: a plot of hundreds of rows is unreadable and slow."""
+        references = [r for r in table.rows if r.kind == "reference"]
+        methods = [r for r in table.rows if r.kind == "method"]
+        return references + methods[:limit], max(len(methods) - limit, 0)
+
     def _bars(self, table: TaskTable, info: dict[str, Any]) -> Markup | str:
-        rows = [r for r in table.rows if r.kind in ("method", "reference")]
+        rows, _ = self._plotted(table, PLOTTED_ROWS)
         if not rows:
             return ""
         means = [[c.sort for c in r.cells] for r in rows]
@@ -297,7 +308,7 @@ class SiteBuilder:
 
     def _curves(self, table: TaskTable, info: dict[str, Any]) -> Markup | str:
         series = []
-        for row in table.rows:
+        for row in self._plotted(table, PLOTTED_ROWS)[0]:
             if row.kind != "method" or row.customized:  # a customized row's runs are other rows' curves
                 continue
             per_epoch: dict[int, list[float]] = defaultdict(list)
@@ -374,10 +385,8 @@ class SiteBuilder:
                       if record.task.primary_metric in m]
             if values:
                 series.append((int(point["epoch"]), 100 * sum(values) / len(values)))
-        svg = ""
-        if series:
-            svg = Markup(plots.curves([("validation", [e for e, _ in series], [v for _, v in series])],
-                                      f"validation {record.task.primary_metric} (%)", f"run-{record.run_id}"))
+        svg = Markup(plots.line([e for e, _ in series], [v for _, v in series], "epoch",
+                                f"validation {record.task.primary_metric} (%)")) if series else ""
         dependencies = [(d.role, d.method, d.run_id, d.run_id in self.by_id) for d in record.dependencies]
         html = self.env.get_template("run.html").render(
             root="../", r=record, metric_names=metric_names, best_metrics=rows, curves=svg, dependencies=dependencies,
