@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sizing import sized
 
 from mmbench.leaderboard.site import build_site
-from sizing import sized
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "leaderboards" / "runs" / "synth-rgbd-cls" / "fusion"
 METHODS, TASKS, SEEDS, VARIANTS = sized((20, 10, 5, 10), (4, 3, 2, 3))

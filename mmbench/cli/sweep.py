@@ -9,11 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mmbench.config import parse_seeds
 from mmbench import interrupts
+from mmbench.config import parse_seeds
 from mmbench.errors import MMBenchError
 from mmbench.loggers import enable_loggers, enabled_loggers
-
 
 
 class SweepStopped(MMBenchError):

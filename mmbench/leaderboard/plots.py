@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import math
 import re
-from html import escape
 from collections.abc import Sequence
+from html import escape
 
 import matplotlib
 
