@@ -481,3 +481,18 @@ def test_a_task_of_many_rows_plots_the_best_twenty_and_says_so(tmp_path):
     assert all(f'data-sort="method-{m:02d}"' in task for m in range(PLOTTED_ROWS + 5))
     run_page = next((tmp_path / "site" / "runs").glob("*.html")).read_text()
     assert "<polyline" in run_page and "validation accuracy (%)" in run_page
+
+
+def test_a_reported_only_page_ranks_each_paper_table_marks_its_best_and_states_a_shared_note_once(tmp_path):
+    """seg-nyuv2 without runs: MMANet's 45.58 mean, the best of MMANet Table 4, comes first and in
+    bold; the note that every row of that table carries is written once and referred to."""
+    (tmp_path / "runs").mkdir()
+    build_site([tmp_path / "runs"], tmp_path / "site", reported_dir=REPO / "leaderboards" / "reported")
+    page = (tmp_path / "site" / "tasks" / "seg-nyuv2.html").read_text()
+    labels = re.findall(r'<td data-col="label" data-sort="([^"]+)">', page)
+    table4 = [label for label in labels if label in {"MMANet — reported", "ESANet — reported", "HeMIS — reported",
+                                                      "RFNet — reported", "mmFormer — reported", "LCR — reported",
+                                                      "ESANet-MD — reported"}]
+    assert table4[0] == "MMANet — reported" and table4[-1] == "HeMIS — reported"
+    assert [m for m, _ in _cells(page, "MMANet — reported")] == ["best"] * 4
+    assert page.count("ESANet is customized") == 1 and page.count('href="#note-1"') >= 7

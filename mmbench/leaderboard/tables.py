@@ -70,6 +70,8 @@ class TaskTable:
     rows: list[Row]
     baseline: str
     csv_rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    """The reported rows' notes, each once; a row refers to its note by number."""
 
 
 def percent(value: float) -> str:
@@ -210,10 +212,11 @@ def build_task_table(
         rows.append(row)
     _mark(rows, subsets, higher_is_better)
     ordered = _order(rows, subsets, higher_is_better)
-    table_rows = _attach_reported(ordered, reported, subsets, frame)
+    table_rows = _attach_reported(ordered, reported, subsets, frame, higher_is_better)
     csv_rows = _csv_rows(frame, reported, labels, task, combined)
     return TaskTable(name=task, metric=metric, higher_is_better=higher_is_better, modalities=modalities,
-                     subsets=subsets, rows=table_rows, baseline=baseline, csv_rows=csv_rows)
+                     subsets=subsets, rows=table_rows, baseline=baseline, csv_rows=csv_rows,
+                     notes=number_notes(table_rows))
 
 
 def _mark(rows: list[Row], subsets: list[str], higher_is_better: bool) -> None:
@@ -224,16 +227,17 @@ def _mark(rows: list[Row], subsets: list[str], higher_is_better: bool) -> None:
             row.cells[column].mark = mark
 
 
-def _order(rows: list[Row], subsets: list[str], higher_is_better: bool) -> list[Row]:
-    """References first (TEACHER, STUDENT), then methods best first on the last filled column."""
+def _order(rows: list[Row], subsets: list[str], higher_is_better: bool, kind: str = "method") -> list[Row]:
+    """References first (TEACHER, STUDENT), then the rows of ``kind`` best first on their last
+    filled column (the label breaks ties)."""
     def score(row: Row) -> float:
         filled = [c.sort for c in row.cells if c.sort is not None]
         value = filled[-1] if filled else float("nan")
         return -value if higher_is_better else value
 
     references = sorted((r for r in rows if r.kind == "reference"), key=lambda r: (REFERENCE_ROLES.index(r.method), r.label))
-    methods = sorted((r for r in rows if r.kind == "method"), key=lambda r: (pd.isna(score(r)), score(r), r.label))
-    return references + methods
+    ranked = sorted((r for r in rows if r.kind == kind), key=lambda r: (pd.isna(score(r)), score(r), r.label))
+    return references + ranked
 
 
 def _matches(row: Row, reported: pd.Series, frame: pd.DataFrame) -> bool:
@@ -261,7 +265,8 @@ def _matches(row: Row, reported: pd.Series, frame: pd.DataFrame) -> bool:
     return all(text(config.get(k, "")).lower() == v.lower() for k, v in wanted.items())
 
 
-def _attach_reported(rows: list[Row], reported: pd.DataFrame, subsets: list[str], frame: pd.DataFrame) -> list[Row]:
+def _attach_reported(rows: list[Row], reported: pd.DataFrame, subsets: list[str], frame: pd.DataFrame,
+                     higher_is_better: bool = True) -> list[Row]:
     """Each reproduced row followed by the reported rows of the same method (with Δ = reproduced −
     reported, in points); reported rows nothing reproduces go last."""
     groups = reported.groupby(["paper", "table", "paper_method", "config", "scenario", "teacher", "method"], sort=False)
@@ -290,7 +295,37 @@ def _attach_reported(rows: list[Row], reported: pd.DataFrame, subsets: list[str]
     for i, row in enumerate(rows):
         ordered.append(row)
         ordered.extend(placed.get(i, []))
-    return ordered + unmatched
+    return ordered + _order_reported(unmatched, higher_is_better)
+
+
+def _order_reported(rows: list[Row], higher_is_better: bool) -> list[Row]:
+    """Reported rows that nothing reproduces, by paper table (in the order the tables come), each
+    table's rows best first on its last filled column, with its best value per column marked."""
+    tables: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        tables.setdefault((row.citation["paper"], row.citation["table"]), []).append(row)
+    ordered = []
+    for group in tables.values():
+        ranked = _order(group, [], higher_is_better, kind="reported")
+        for column in range(len(ranked[0].cells)):
+            values = [r.cells[column].sort for r in ranked]
+            for row, mark in zip(ranked, rank_marks(values, higher_is_better, DECIMALS + 2), strict=True):
+                row.cells[column].mark = "best" if mark == "best" else ""
+        ordered += ranked
+    return ordered
+
+
+def number_notes(rows: list[Row]) -> list[str]:
+    """The distinct notes of the reported rows, numbered once: each row keeps its note's number
+    (``citation["note_number"]``) instead of repeating its text."""
+    notes: list[str] = []
+    for row in rows:
+        note = row.citation.get("note", "") if row.kind == "reported" else ""
+        if note:
+            if note not in notes:
+                notes.append(note)
+            row.citation["note_number"] = str(notes.index(note) + 1)
+    return notes
 
 
 def _reported_setting(cell: pd.Series) -> str:
