@@ -162,3 +162,19 @@ def test_check_plugin_reports_each_spec(tmp_path):
     assert "good │ ok" in flat and "failed" in flat and "MethodModule" in flat
     assert "TypeError: bad layer size" in flat  # any exception from plugin code is a failed check
     assert "Did you mean 'halfgood'" in one_line_error(run_cli("--plugin", str(plugin), "check-plugin", "halfgod"))
+
+
+def test_the_datasets_table_shows_short_revisions_and_the_json_whole_ones(capsys, monkeypatch):
+    """EuroSAT's two joined 40-character shas crushed every other column of the table."""
+    import json as json_module
+
+    from mmbench.cli import main
+
+    monkeypatch.setenv("COLUMNS", "140")
+    assert main(["list", "datasets"]) == 0
+    table = capsys.readouterr().out
+    assert "1ce6f1bfb56d+0c8997d72b71" in table and "1ce6f1bfb56db63fd91b6ecc466ea67f2509774c" not in table
+    assert main(["list", "datasets", "--json"]) == 0
+    datasets = {d["name"]: d for d in json_module.loads(capsys.readouterr().out)["datasets"]}
+    assert datasets["eurosat-mssar"]["revision"] == ("1ce6f1bfb56db63fd91b6ecc466ea67f2509774c+"
+                                                     "0c8997d72b71af1ff162e33ab0bce265d9430083")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import dataclasses
 import json
 import sys
@@ -46,6 +47,12 @@ def _entry(kind: str, reg: Any) -> dict[str, Any]:
     return entry
 
 
+def _short_revision(revision: str) -> str:
+    """A table shows each commit sha (``+``-joined for several repositories) by its first 12
+    characters, as git does; ``--json`` and ``mmbench list datasets NAME`` give them whole."""
+    return "+".join(part[:12] if re.fullmatch(r"[0-9a-f]{40}", part) else part for part in revision.split("+"))
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}({v})" for k, v in value.items())
@@ -64,7 +71,8 @@ def _table(title: str, entries: list[dict[str, Any]]) -> Table:
         else:
             table.add_column(column, overflow="fold", ratio=1)
     for entry in entries:
-        table.add_row(*(escape(_cell(entry.get(c, ""))) for c in columns))
+        shown = {**entry, "revision": _short_revision(str(entry["revision"]))} if "revision" in entry else entry
+        table.add_row(*(escape(_cell(shown.get(c, ""))) for c in columns))
     return table
 
 
