@@ -1,7 +1,9 @@
-"""Where a result comes from: versions, git sha, device."""
+"""Where a result comes from: versions, git sha, device, and on the CPU the kind of processor."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 import subprocess
@@ -35,6 +37,28 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+@functools.cache
+def cpu_kind() -> str:
+    """The processor model, the instruction set torch's kernels dispatch to and a digest of the
+    CPU's feature flags and cache size, e.g. ``Intel(R) Xeon(R) Processor · AVX512 · 3f2a9c1e``.
+    oneDNN and torch's vectorised kernels pick their code (and so their order of floating-point
+    operations) by these, so a CPU run is bit-identical only on a processor of the same kind."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "flags", "cache size") and key.strip() not in fields:
+                    fields[key.strip()] = value.strip()
+                if line.strip() == "":
+                    break  # the first processor is enough
+    except OSError:
+        pass
+    model = fields.get("model name") or platform.processor() or platform.machine() or "cpu"
+    digest = hashlib.sha256(f"{fields.get('flags', '')}|{fields.get('cache size', '')}".encode()).hexdigest()[:8]
+    return f"{model} · {torch.backends.cpu.get_cpu_capability()} · {digest}"
+
+
 def collect(device: torch.device, plugins: dict[str, str], sources: dict[str, str] | None = None) -> Provenance:
     return Provenance(
         mmbench=mmbench.__version__,
@@ -50,4 +74,5 @@ def collect(device: torch.device, plugins: dict[str, str], sources: dict[str, st
         device_name=device_name(device),
         cpu_count=os.cpu_count() or 1,
         platform=platform.platform(),
+        cpu=cpu_kind() if device.type == "cpu" else None,
     )

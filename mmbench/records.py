@@ -124,6 +124,9 @@ class Provenance(_Strict):
     """Source hashes of the file / module / editable plugins that were loaded."""
     threads: int | None = None
     """torch's intra-op threads during the run (``mmbench run --threads``)."""
+    cpu: str | None = None
+    """A CPU run's processor kind (:func:`mmbench.provenance.cpu_kind`): its numbers are
+    bit-identical on a processor of the same kind only (records before 0.2.0: not recorded)."""
 
 
 class DistillationInfo(_Strict):

@@ -13,7 +13,9 @@ Outcomes: ``identical`` (every value equal, bit for bit), ``within-tolerance`` (
 given: every |Δ| at most it), ``differs`` (largest |Δ| and where) and ``cannot`` (not reproducible
 here, with the reason: another device kind or torch version without a tolerance, a plugin that is
 not installed, missing data, a plan that no longer resolves as recorded). Bit-identity is
-expected only on the same device kind, torch version and (CPU) thread count.
+expected only on the same device kind, torch version, (CPU) thread count and, on the CPU, the same
+kind of processor (:func:`mmbench.provenance.cpu_kind`): a CPU record that differs and was made on
+another kind says so.
 """
 
 from __future__ import annotations
@@ -190,6 +192,25 @@ def _environment_gaps(record: RunRecord, device_type: str) -> list[str]:
     return gaps
 
 
+def same_cpu_kind(record: RunRecord) -> bool:
+    """Whether ``record`` is a CPU run made on a processor of this machine's kind."""
+    from mmbench.provenance import cpu_kind
+
+    return record.provenance.device.startswith("cpu") and record.provenance.cpu == cpu_kind()
+
+
+def other_cpu(record: RunRecord) -> str:
+    """Why a CPU record may differ here without a code change ("" where the kinds match)."""
+    from mmbench.provenance import cpu_kind
+
+    if same_cpu_kind(record):
+        return ""
+    made = (f"made on {record.provenance.cpu}" if record.provenance.cpu
+            else "its record does not say on which processor it was made")
+    return (f"{made}, this is {cpu_kind()}: CPU kernels differ between processor kinds, so bit-identity is expected "
+            "on the same kind only (re-run it there, or here with mmbench sweep / reproduce --out)")
+
+
 def choose_sample(records: Sequence[tuple[Path, RunRecord]], count: int,
                   current: Callable[[RunRecord], bool] | None = None) -> list[tuple[Path, RunRecord]]:
     """``count`` records, cheapest first (own training time plus that of the recorded runs it
@@ -227,6 +248,13 @@ def made_by_installed(registry: Any, record: RunRecord) -> bool:
     return record.provenance.mmbench == mmbench.__version__ and record.method.version == installed
 
 
+def reproducible_here(registry: Any, record: RunRecord) -> bool:
+    """Whether ``record`` can be expected bit for bit here: made by the installed versions and,
+    for a CPU run, on a processor of this machine's kind."""
+    cpu = record.provenance.device.startswith("cpu")
+    return made_by_installed(registry, record) and (not cpu or same_cpu_kind(record))
+
+
 def _dependency_order(records: list[tuple[Path, RunRecord]]) -> list[tuple[Path, RunRecord]]:
     """Records that others depend on first, so a re-run teacher is reused by its students."""
     needed = {d.run_id for _, r in records for d in r.dependencies}
@@ -241,7 +269,7 @@ def reproduce(
 ) -> list[Outcome]:
     """Re-run the records under ``paths`` (files or results directories) and compare each with
     what it recorded, as ``mmbench reproduce`` does. ``sample``: only that many records (see
-    :func:`choose_sample`); ``out``: keep the re-run records there (default: a temporary folder,
+    :func:`choose_sample`; records :func:`reproducible_here` first); ``out``: keep the re-run records there (default: a temporary folder,
     removed afterwards); ``tolerance``: compare with this absolute tolerance and run even where
     bit-identity cannot hold (another device kind or torch version); ``device``: ``auto`` uses the
     record's device kind."""
@@ -259,7 +287,7 @@ def reproduce(
                            "directory (OUT of mmbench run / sweep).")
     registry = Registry.load(plugins=plugins, disabled=disable)
     if sample is not None:
-        records = choose_sample(records, sample, lambda record: made_by_installed(registry, record))
+        records = choose_sample(records, sample, lambda record: reproducible_here(registry, record))
     log = log or (lambda message: None)
     target = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="mmbench-reproduce-"))
     outcomes = []
@@ -313,6 +341,8 @@ def _reproduce_one(registry: Any, path: Path, record: RunRecord, out: Path, tole
     except MMBenchError as exc:
         return cannot(str(exc))
     status, detail, largest = compare(record, new, tolerance)
+    if status == "differs" and device_type == "cpu":
+        notes.append(other_cpu(record))
     if gaps:
         detail = "; ".join(filter(None, [detail, *gaps]))
     detail = "; ".join(filter(None, [detail, *notes]))

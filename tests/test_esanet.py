@@ -288,8 +288,10 @@ FULL_STEP = {"recipe.epochs": "1", "recipe.batch_size": "2", "recipe.eval_batch_
 @pytest.mark.parametrize("method", ["esanet", "mmanet", "osmd", "rfnet", "mmformer", "hemis"])
 def test_a_full_profile_nyuv2_run_takes_a_step_on_its_papers_network(method, tmp_path, monkeypatch):
     """seg-nyuv2 ``--profile full`` on the hub fixture: one optimisation step (and the evaluation)
-    of each method on its paper's encoder, started from ImageNet weights in the cache — at 480×640
-    for the ESANet-based networks, a quarter of it for RFNet / mmFormer / HeMIS."""
+    of each method on its paper's encoder, started from ImageNet weights in the cache, through the
+    runner (data, dependencies, record) — at half of 480×640 for the ESANet-based networks, a
+    quarter for RFNet / mmFormer / HeMIS: the networks' steps at the full 480×640 are
+    ``test_full_networks_train_at_full_size``'s; here the full-profile plumbing is under test."""
     from test_pretrained import write_weights
 
     from conftest import tiny_hub_sizes, write_nyuv2_hub_fixture
@@ -302,8 +304,7 @@ def test_a_full_profile_nyuv2_run_takes_a_step_on_its_papers_network(method, tmp
     tiny_hub_sizes(monkeypatch)
     write_weights(tmp_path, monkeypatch, "resnet50")
     overrides = dict(FULL_STEP)
-    if method in ("rfnet", "mmformer", "hemis"):  # their own decoders at full size take minutes on CPU
-        overrides["recipe.input_scale"] = "0.25"
+    overrides["recipe.input_scale"] = "0.25" if method in ("rfnet", "mmformer", "hemis") else "0.5"
     if method in ("esanet", "osmd"):
         overrides["recipe.weights"] = str(esanet_nbt1d_file(tmp_path)[0])
     registry = Registry.load()
