@@ -12,7 +12,7 @@ import pytest
 from mmbench.cli import main
 from mmbench.errors import MMBenchError
 from mmbench.records import read_record
-from mmbench.reproduction import _plan_for, choose_sample, compare, made_by_installed, reproduce
+from mmbench.reproduction import _plan_for, choose_sample, compare, reproduce
 from mmbench.results import iter_records
 
 COMMITTED = Path(__file__).resolve().parents[1] / "leaderboards" / "runs"

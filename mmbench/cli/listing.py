@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import re
 import dataclasses
 import json
+import re
 import sys
 from typing import Any
 
