@@ -1,4 +1,7 @@
-"""The plugin examples in the README are real: they load as plugins, pass the conformance kit and run."""
+"""The README (the front page) and the documentation pages under docs/ are real: their plugin
+examples load as plugins, pass the conformance kit and run, their Python example runs, and their
+result tables and fidelity ledger are generated from the committed records and the installed
+plugins."""
 
 import json
 from pathlib import Path
@@ -8,12 +11,40 @@ import pytest
 from mmbench.plugins import Registry
 from mmbench.testing import check_method, check_task
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = {"plugin-example": DOCS / "method-plugins.md", "task-example": DOCS / "task-plugins.md",
+         "api-example": DOCS / "api.md", "readme-plugin": README, "conformance-example": DOCS / "method-plugins.md",
+         "results-example": DOCS / "running.md"}
+"""Where each executed example lives."""
 
 
 def readme_block(marker: str) -> str:
-    text = README.read_text()
+    text = PAGES[marker].read_text()
     return text.split(f"<!-- {marker} -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_is_a_front_page_and_its_links_resolve():
+    """At most 250 lines; every page it links to exists, and every docs page is in the site's nav."""
+    import re
+
+    text = README.read_text()
+    assert len(text.splitlines()) <= 250
+    links = re.findall(r"\]\(((?:docs/|CONTRIBUTING|CHANGELOG)[^)#]*)", text)
+    assert links and all((ROOT / link).exists() for link in links), links
+    in_nav = set(re.findall(r"^  - [^:]+: (\S+\.md)$", (ROOT / "mkdocs.yml").read_text(), re.M))
+    assert in_nav == {p.name for p in DOCS.glob("*.md")}
+
+
+def test_the_readme_plugin_runs_as_a_third_party_plugin(tmp_path):
+    plugin = tmp_path / "mean_logits.py"
+    plugin.write_text(readme_block("readme-plugin"))
+    assert len(readme_block("readme-plugin").splitlines()) <= 30
+    registry = Registry.load(plugins=[str(plugin)], entry_points=False)
+    assert not registry.broken
+    records = check_method(registry.method("mean-logits"), out=tmp_path / "runs")
+    assert {r["task"]["kind"] for r in records} == {"classification", "anti-spoofing"}
 
 
 def test_readme_plugin_example_conforms(tmp_path):
@@ -58,16 +89,20 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_readme_result_tables_are_the_committed_records():
-    """Every results table of the README is generated from leaderboards/runs; regenerate with
-    ``python -m mmbench.leaderboard.markdown README.md leaderboards/runs`` after re-running them."""
-    from mmbench.leaderboard.markdown import BLOCK, render_blocks
+    """Every results table of the docs is generated from leaderboards/runs, and the fidelity ledger
+    from the installed plugins; regenerate both with ``python -m mmbench.leaderboard.markdown
+    docs/results.md docs/fidelity.md leaderboards/runs`` after re-running records."""
+    from mmbench.leaderboard.markdown import BLOCK, LEDGER, render_blocks
     from mmbench.results import iter_records
 
-    text = README.read_text()
+    text = (DOCS / "results.md").read_text()
     tasks = [dict(p.split("=", 1) for p in m.group("options").split())["task"] for m in BLOCK.finditer(text)]
     assert {"synth-rgbd-seg", "synth-rgbdi-pad", "synth-mssar-cls", "cls-mfeat"} <= set(tasks)
-    records = list(iter_records([README.parent / "leaderboards" / "runs"]))
+    records = list(iter_records([ROOT / "leaderboards" / "runs"]))
     assert render_blocks(text, records) == text
+    ledger = (DOCS / "fidelity.md").read_text()
+    assert LEDGER.search(ledger) and render_blocks(ledger, records) == ledger
+    assert "`mmanet`" in ledger and ledger.count("\n| `") >= 5
 
 
 def test_a_moved_number_shows_in_the_generated_table(tmp_path):
@@ -80,3 +115,28 @@ def test_a_moved_number_shows_in_the_generated_table(tmp_path):
     subset = next(iter(record.metrics["best"]))
     record.metrics["best"][subset]["accuracy"] -= 0.05
     assert results_table(records, "cls-mfeat") != before
+
+
+def test_every_python_example_of_the_docs_is_executed_by_a_test():
+    import re
+
+    blocks = {page: text.count("```python") for page in [README, *DOCS.glob("*.md")] if (text := page.read_text())}
+    marked = {page: len(re.findall(r"<!-- [a-z-]+ -->\n```python", page.read_text())) for page in blocks}
+    assert blocks == marked, "an unmarked Python block: mark it <!-- name --> and run it in tests/test_readme.py"
+    assert set(PAGES) == {m for page in blocks for m in re.findall(r"<!-- ([a-z-]+) -->\n```python", page.read_text())}
+
+
+def test_the_conformance_example_runs_on_the_readme_plugin(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mean_logits.py").write_text(readme_block("readme-plugin"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme_block("conformance-example"), "docs conformance-example", "exec"), {})
+    assert capsys.readouterr().out.strip() == "['anti-spoofing', 'classification']"
+
+
+def test_the_results_example_aggregates_the_committed_records(tmp_path, monkeypatch):
+    (tmp_path / "runs").symlink_to(ROOT / "leaderboards" / "runs")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(readme_block("results-example"), "docs results-example", "exec"), namespace)
+    assert len(namespace["table"]) and {"synth-rgbd-cls", "cls-mfeat"} <= set(namespace["frame"]["task"])

@@ -1,14 +1,19 @@
-"""Markdown result tables generated from run records: the README's tables are these, checked by a
-test against the committed records (``leaderboards/runs``).
+"""Markdown result tables generated from run records: the tables of the documentation's results
+page (``docs/results.md``) are these, checked by a test against the committed records
+(``leaderboards/runs``).
 
-A README block ``<!-- results task=T [wall-time=METHOD] -->`` … ``<!-- /results -->`` holds the
+A block ``<!-- results task=T [wall-time=METHOD] -->`` … ``<!-- /results -->`` holds the
 table of task ``T``: one row per method variant (mean ± std over seeds, in percent, test split,
 best-validation epoch, the task's primary metric), one column per deployment subset and their
 mean, a setting column for distillation runs (and their TEACHER / STUDENT references), and with
 ``wall-time`` the wall time per run — training the runs it depends on included — relative to
 ``METHOD``. Rows made by another mmbench version than the installed one are marked †.
 
-    python -m mmbench.leaderboard.markdown README.md leaderboards/runs    # rewrite the blocks
+A block ``<!-- ledger -->`` … ``<!-- /ledger -->`` holds the fidelity ledger: every known difference
+of a full protocol from the official code that the installed plugins declare
+(``TaskSpec.deviations``, ``MethodSpec.deviations``), one row each.
+
+    python -m mmbench.leaderboard.markdown docs/results.md leaderboards/runs    # rewrite the blocks
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from mmbench.records import RunRecord
 from mmbench.results import iter_records, records_to_frame
 
 BLOCK = re.compile(r"(<!-- results (?P<options>[^>]*?) -->\n)(?P<table>.*?)(<!-- /results -->)", re.S)
+LEDGER = re.compile(r"(<!-- ledger -->\n)(?P<table>.*?)(<!-- /ledger -->)", re.S)
 REFERENCES = ("TEACHER", "STUDENT")
 
 
@@ -120,24 +126,51 @@ def _options(text: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split() if "=" in part)
 
 
+def _escape(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def ledger_table() -> str:
+    """The fidelity ledger of the installed plugins: tasks first, then methods, by name."""
+    from mmbench.plugins import Registry
+
+    registry = Registry.load()
+    lines = ["| concerns | aspect | official code | mmbench | source |", "|---|---|---|---|---|"]
+    for kind in ("task", "method"):
+        for name in registry.names(kind):
+            spec = registry.task(name) if kind == "task" else registry.method(name)
+            for deviation in spec.deviations:
+                scope = f"`{name}`" + (f" on {', '.join(f'`{t}`' for t in deviation.tasks)}" if deviation.tasks else "")
+                lines.append("| " + " | ".join([scope, *(_escape(v) for v in (deviation.aspect, deviation.official,
+                                                                                 deviation.mmbench, deviation.source))])
+                             + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_blocks(text: str, records: Sequence[tuple[Path, RunRecord]]) -> str:
-    """``text`` with every results block regenerated from ``records``."""
+    """``text`` with every results block regenerated from ``records`` and every ledger block from
+    the installed plugins."""
     def replace(match: re.Match) -> str:
         options = _options(match.group("options"))
         table = results_table(records, options["task"], options.get("wall-time"))
         return match.group(1) + table + match.group(4)
 
-    return BLOCK.sub(replace, text)
+    text = BLOCK.sub(replace, text)
+    if LEDGER.search(text):
+        ledger = ledger_table()
+        text = LEDGER.sub(lambda match: match.group(1) + ledger + match.group(3), text)
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2:
-        print("usage: python -m mmbench.leaderboard.markdown FILE.md RUNS_DIR...", file=sys.stderr)
+        print("usage: python -m mmbench.leaderboard.markdown FILE.md [FILE.md ...] RUNS_DIR...", file=sys.stderr)
         return 2
-    path = Path(args[0])
-    records = list(iter_records([Path(a) for a in args[1:]]))
-    path.write_text(render_blocks(path.read_text(), records))
+    pages = [Path(a) for a in args if a.endswith(".md")]
+    records = list(iter_records([Path(a) for a in args if not a.endswith(".md")]))
+    for page in pages:
+        page.write_text(render_blocks(page.read_text(), records))
     return 0
 
 

@@ -34,6 +34,10 @@ class SegmentationOutputs(NamedTuple):
 
 
 class SegmentationDecoder(nn.Module):
+    """The light FPN-style decoder of the smoke profile (the module docstring): lateral 1x1
+    convolutions to ``channels``, a top-down path adding upsampled coarse maps to finer ones, a 3x3
+    conv-BN-ReLU on the finest map and a 1x1 classifier, upsampled to the output size."""
+
     def __init__(self, in_channels: Sequence[int], num_classes: int, channels: int = 64):
         super().__init__()
         self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
