@@ -123,3 +123,21 @@ def test_model_terms_and_deployment(registry):
     torch.manual_seed(1)
     b = paper.training_step(batch, 0)
     assert a["cl"].item() == pytest.approx(b["cl"].item()) and a["adv"].item() != pytest.approx(b["adv"].item())
+
+
+@pytest.mark.parametrize("task", ["cls-eurosat-mssar", "cls-sunrgbd", "cls-tristar"])
+def test_discomkd_tasks_keep_the_official_imagenet_stem_at_every_size(task):
+    """DisCoM-KD's model_pytorch.py builds torchvision's ResNet-18 with its 7×7 stride-2 stem and
+    max-pool for every modality: at EuroSAT's 64×64 the last feature map is 2×2 (the small stem
+    that recipe.stem=auto picks below 96 px would give 4×4)."""
+    import torch
+
+    from mmbench.models.backbones import build_encoder, encoder_stem
+    from mmbench.plan import plan_run
+    from mmbench.plugins import Registry
+
+    plan = plan_run(Registry.load(), "discomkd", task, 0, {}, "full")
+    assert plan.recipe.stem == "imagenet"
+    with encoder_stem(plan.recipe.stem):
+        features = build_encoder((13, 64, 64))(torch.zeros(1, 13, 64, 64))
+    assert features[-1].shape[-2:] == (2, 2)

@@ -15,7 +15,8 @@ unpaired loaders (``sampling = unpaired``) and each sample is augmented with pro
 sampling=paired`` and ``--set recipe.augment_probability=1`` give mmbench's common protocol.
 
 Differences from the official code, by design of the harness: the encoders are the core's
-ResNets (recipe backbone and width; small-input stem below 64 px); the optimiser, epochs and
+ResNets (recipe backbone, width and stem — the DisCoM-KD tasks' full recipes keep the official
+7×7 + max-pool stem at every input size); the optimiser, epochs and
 the kinds of augmentation are the task's recipe, the same for every method, as the paper trains
 every competitor with one setup (the official augmentation rotates by a multiple of 90° with
 probability 0.5 once a sample is augmented, the recipe's ``rot90`` always draws the turn).
@@ -26,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmbench import MethodSpec, hookimpl, teacher_free_setup
+from mmbench import Deviation, MethodSpec, hookimpl, teacher_free_setup
 
 __version__ = "0.2.0"
 
@@ -61,5 +62,12 @@ def mmbench_methods() -> list[MethodSpec]:
             family="distillation", min_modalities=2,
             recipe={"selection": "per-subset", "augment_probability": 0.5},
             distillation=lambda task, modalities, config: teacher_free_setup(modalities),
+            deviations=(Deviation(
+                aspect="90° rotations",
+                official="an augmented sample is turned by a multiple of 90° with probability 0.5, the turn drawn "
+                         "uniformly: it keeps 0° with probability 0.625",
+                mmbench="recipe.rot90 draws one of the four turns uniformly for every augmented sample (0° with "
+                        "probability 0.25), the same for every method of the task",
+                source="tanodino/CMKD_Disentangle, the training scripts' augmentation"),),
         ),
     ]

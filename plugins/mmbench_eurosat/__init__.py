@@ -62,7 +62,7 @@ from mmbench_eurosat.archive import (
 )
 from mmbench_eurosat.scaling import band_percentiles, rescale
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 MS_REPO, MS_REVISION = "torchgeo/eurosat", "1ce6f1bfb56db63fd91b6ecc466ea67f2509774c"
 SAR_REPO, SAR_REVISION = "wangyi111/EuroSAT-SAR", "0c8997d72b71af1ff162e33ab0bce265d9430083"
@@ -157,8 +157,10 @@ def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
 
 # DisCoM-KD: ResNet-18 from scratch (first convolution for 13 / 2 channels), Adam lr 1e-4, batch
 # 128, 300 epochs, flips and 90° rotations.
+# The official model (model_pytorch.py) keeps torchvision's 7×7 stride-2 stem and max-pool on
+# every modality and input size (2×2 last maps at 64 px), hence stem=imagenet, not auto.
 FULL = Recipe(epochs=300, batch_size=128, optimizer="adam", lr=1e-4, weight_decay=0.0, scheduler="none",
-              backbone="resnet18", width=64, hflip=True, vflip=True, rot90=True)
+              backbone="resnet18", width=64, stem="imagenet", hflip=True, vflip=True, rot90=True)
 SMOKE = CPU_SMOKE.but(epochs=10, batch_size=64, hflip=True, vflip=True, rot90=True, limit_train=2048, limit_eval=1024)
 
 

@@ -52,7 +52,7 @@ from mmbench import (
     rgb_array,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 ACTIONS = ("put_down", "pick_up", "drink", "type", "wave", "get_down", "get_up", "sit", "walk", "stand", "lay",
            "out_of_view", "out_of_room", "in_room")
@@ -193,8 +193,10 @@ def decode(row: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 # DisCoM-KD: ResNet-18 from scratch, Adam lr 1e-4, batch 128, 300 epochs, flips and rotations.
+# The official model (model_pytorch.py) keeps torchvision's 7×7 stride-2 stem and max-pool on
+# every modality and input size (2×2 last maps at 64 px), hence stem=imagenet, not auto.
 FULL = Recipe(epochs=300, batch_size=128, optimizer="adam", lr=1e-4, weight_decay=0.0, scheduler="none",
-              backbone="resnet18", width=64, hflip=True, vflip=True, rot90=True)
+              backbone="resnet18", width=64, stem="imagenet", hflip=True, vflip=True, rot90=True)
 SMOKE = CPU_SMOKE.but(epochs=10, batch_size=64, hflip=True, vflip=True, rot90=True, input_scale=0.5,
                       limit_train=2048, limit_eval=1024)
 
