@@ -3,8 +3,10 @@
 ``median-frequency`` (Eigen & Fergus, ICCV 2015), as ESANet computes it
 (``src/datasets/dataset_base.py``, ``compute_class_weights``; the MMANet segmentation fork
 keeps it): for each class c, f_c = (pixels labelled c) / (pixels of the images in which c
-occurs), and w_c = median(f) / f_c. Ignored pixels count towards neither. The official code
-raises on a class absent from the training set (its f is 0/0); here that is a one-line error too.
+occurs), and w_c = median(f) / f_c. An ignored (void) pixel counts towards no class's pixels but
+towards the size of its image, as the official code takes every image's whole pixel count as the
+denominator. The official code raises on a class absent from the training set (its f is 0/0); here
+that is a one-line error too.
 """
 
 from __future__ import annotations
