@@ -132,6 +132,9 @@ FULL = Recipe(epochs=300, batch_size=8, eval_batch_size=8, optimizer="adam", lr=
 
 
 DEVIATIONS = (
+    Deviation(aspect="precision", official="float32 (ESANet's train.py)",
+              mmbench="on CUDA, mixed precision and channels-last by default (a speed choice); --set "
+                      "recipe.amp=false trains in float32", source="TUI-NICR/ESANet train.py"),
     Deviation(aspect="augmentation",
               official="random rescale 0.5-2.0 of the 2048x1024 images, random crop 512x1024, HSV jitter, flip, by cv2 "
                        "on the uint8 images on the CPU",

@@ -136,7 +136,13 @@ TEST_SELECTION = Deviation(
     mmbench="10 % of train carved for validation, selected there; --set recipe.selection=paper (with "
             "recipe.select_from_epoch=241 for MMANet) follows the papers, shown flagged",
     source="ESANet train.py; MMANet-CVPR2023 segmentation/train_missing_mmanet.py")
-DEVIATIONS = (AUGMENTATION, TEST_SELECTION)
+PRECISION = Deviation(
+    aspect="precision",
+    official="float32 (ESANet's train.py; the MMANet fork also ships an AMP script, train_missing_amp.py)",
+    mmbench="on CUDA, mixed precision (bf16 where supported, else fp16 with a GradScaler) and channels-last by "
+            "default, a speed choice; --set recipe.amp=false trains in float32",
+    source="TUI-NICR/ESANet train.py; MMANet-CVPR2023 segmentation/train_missing_amp.py")
+DEVIATIONS = (AUGMENTATION, TEST_SELECTION, PRECISION)
 
 
 @hookimpl
