@@ -270,11 +270,12 @@ class SiteBuilder:
         json_text = json.dumps({"task": name, "metric": info["metric"], "higher_is_better": info["higher_is_better"],
                                 "rows": _json_safe(table.csv_rows)}, indent=2, sort_keys=True, allow_nan=False) + "\n"
         (folder / "leaderboard.json").write_text(json_text, encoding="utf-8")
+        plotted, omitted = self._plotted(table, PLOTTED_ROWS)
         html = self.env.get_template("task.html").render(
             root="../", t=info, table=table, groups=groups, header=subset_header(info["modalities"], table.subsets),
             mixed_versions=mixed,
-            bars=self._bars(table, info), curves=self._curves(table, info), gallery=self._gallery(table, folder),
-            plot_omitted=self._plotted(table, PLOTTED_ROWS)[1], plotted_rows=PLOTTED_ROWS,
+            bars=self._bars(table, plotted, info), curves=self._curves(plotted, info),
+            gallery=self._gallery(table, folder), plot_omitted=omitted, plotted_rows=PLOTTED_ROWS,
             deviations=self._task_deviations(name, {r.method for r in table.rows if r.kind != "reference"}), **common)
         self._write(root / "tasks" / f"{slug(name)}.html", html)
         return table
@@ -297,8 +298,7 @@ class SiteBuilder:
         methods = [r for r in table.rows if r.kind == "method"]
         return references + methods[:limit], max(len(methods) - limit, 0)
 
-    def _bars(self, table: TaskTable, info: dict[str, Any]) -> Markup | str:
-        rows, _ = self._plotted(table, PLOTTED_ROWS)
+    def _bars(self, table: TaskTable, rows: list[Row], info: dict[str, Any]) -> Markup | str:
         if not rows:
             return ""
         means = [[c.sort for c in r.cells] for r in rows]
@@ -306,9 +306,9 @@ class SiteBuilder:
         svg = plots.subset_bars([r.label for r in rows], table.subsets, means, stds, info["metric"], f"bars-{info['name']}")
         return Markup(svg)
 
-    def _curves(self, table: TaskTable, info: dict[str, Any]) -> Markup | str:
+    def _curves(self, rows: list[Row], info: dict[str, Any]) -> Markup | str:
         series = []
-        for row in self._plotted(table, PLOTTED_ROWS)[0]:
+        for row in rows:
             if row.kind != "method" or row.customized:  # a customized row's runs are other rows' curves
                 continue
             per_epoch: dict[int, list[float]] = defaultdict(list)

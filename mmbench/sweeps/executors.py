@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mmbench.errors import MMBenchError
 from mmbench.interrupts import Terminated
@@ -63,6 +63,19 @@ def _die_with_parent() -> None:  # runs in the child before exec
         pass
 
 
+def _spawn(argv: list[str], handle: Any, env: dict[str, str] | None) -> subprocess.Popen:
+    """Start one run, its output to ``handle``, in a process group of its own (a terminal's Ctrl-C
+    reaches the sweep, which passes it on once) and killed if the sweep dies."""
+    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                            start_new_session=True,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+
+
+def _passed_on(interrupt: BaseException) -> int:
+    """The signal a run gets for ``interrupt``: SIGTERM for SIGTERM, else SIGINT (Ctrl-C's)."""
+    return signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
+
+
 class Children:
     """The runs a local executor has started and not yet seen finish. Each child is the leader of
     its own process group, so a terminal's Ctrl-C reaches the sweep alone, which then forwards one
@@ -79,9 +92,7 @@ class Children:
         with open(log, "ab") as handle, self._lock:
             if self._stopping:  # the sweep was stopped while this job waited for a slot
                 return INTERRUPTED
-            process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                       start_new_session=True,
-                                       preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            process = _spawn(argv, handle, env)
             self._running.add(process)
         try:
             return process.wait()
@@ -119,13 +130,11 @@ def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None) ->
     interrupt of this process (Ctrl-C, SIGTERM, a cancelled Ray task) is passed on to it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as handle:
-        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                   start_new_session=True,
-                                   preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        process = _spawn(argv, handle, env)
         try:
             return process.wait()
         except BaseException as exc:
-            process.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+            process.send_signal(_passed_on(exc))
             try:
                 process.wait(timeout=60)  # the run keeps its last checkpoint for --resume
             except subprocess.TimeoutExpired:
@@ -184,7 +193,7 @@ class LocalExecutor:
                 done(RunResult(entry, future.result(), log))
         except BaseException as exc:
             pool.shutdown(wait=False, cancel_futures=True)  # start nothing new
-            stopped = children.stop(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+            stopped = children.stop(_passed_on(exc))
             pool.shutdown(wait=True)
             if isinstance(exc, KeyboardInterrupt):
                 raise SweepInterrupted(stopped, "stopped at their last checkpoint") from exc
